@@ -1,0 +1,182 @@
+"""The `sims` command: list | show | run | plot | reproduce.
+
+Exit codes: 0 success, 1 a run failed (diverged, crashed, interrupted), 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+from .config import ConfigError, field_info
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _parse_sets(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for p in pairs or []:
+        if "=" not in p:
+            raise ConfigError(f"--set expects key=value; got {p!r}")
+        k, v = p.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _stats(vals) -> str:
+    finite = [v for v in vals if v is not None and isinstance(v, (int, float)) and math.isfinite(v)]
+    if not finite:
+        return "n/a"
+    mean = sum(finite) / len(finite)
+    if len(vals) == 1:
+        return f"{mean:.4g}"
+    return f"{mean:.4g} [{min(finite):.4g}, {max(finite):.4g}]"
+
+
+def print_summary(run) -> None:
+    s = run.summary
+    print(f"\n{run.sim_name} ({run.preset}): {s['status']}, {s.get('step')} steps, {len(run.seeds)} member(s), "
+          f"{s.get('elapsed_s')} s")
+    final = s.get("final", {})
+    names = [k for k in final if "/" not in k]
+    if names:
+        width = max(len(k) for k in names)
+        label = "mean [min, max] over members" if len(run.seeds) > 1 else "value"
+        print(f"  {'metric'.ljust(width)}  {label}")
+        for k in names:
+            print(f"  {k.ljust(width)}  {_stats(final[k])}")
+    if s.get("lc") not in (None, "measured"):
+        print(f"  LC: {s['lc']}")
+    print(f"run directory: {run.dir}")
+    for f in sorted((run.dir / "figures").glob("*.png")):
+        print(f"figure: {f}")
+
+
+def cmd_list(args) -> int:
+    from . import registry
+
+    sims = [registry.get(n) for n in registry.names()]
+    width = max(len(s.name) for s in sims)
+    for s in sims:
+        print(f"{s.name.ljust(width)}  {s.cpu_runtime:>8}  {s.description}")
+    return EXIT_OK
+
+
+def cmd_show(args) -> int:
+    from . import registry
+
+    sim = registry.get(args.name)
+    print(f"{sim.name}: {sim.doc}\n\ndefault preset on a 2-core CPU: {sim.cpu_runtime}\n\nfields:")
+    rows = field_info(sim.config_cls)
+    w = max(len(r["name"]) for r in rows)
+    for r in rows:
+        print(f"  {r['name'].ljust(w)}  {r['type']:<5} = {r['default']!r:<10} {r['help']}  (valid: {r['valid']})")
+    print("\npresets:")
+    for p, over in sim.presets.items():
+        print(f"  {p}: {dict(over) if over else '(the defaults)'}")
+    return EXIT_OK
+
+
+def cmd_run(args) -> int:
+    from . import api, engine
+
+    log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    try:
+        if args.resume:
+            if args.set or args.preset != "default" or args.seeds != 1:
+                raise ConfigError("--resume continues a run with its own config; drop --preset/--set/--seeds")
+            run = api.resume(args.resume, device=args.device, quiet=args.quiet, log=log)
+        else:
+            overrides = _parse_sets(args.set)
+            if args.dtype:
+                overrides["dtype"] = args.dtype
+            run = api.run(args.name, preset=args.preset, seeds=args.seeds, device=args.device, out=args.out,
+                          quiet=args.quiet, log=log, **overrides)
+    except engine.Interrupted as exc:
+        print(f"sims: interrupted: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except api.RunFailed as exc:
+        print(f"sims: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print_summary(run)
+    status = run.summary["status"]
+    if status != "completed":
+        print(f"sims: run ended with status {status!r}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_plot(args) -> int:
+    from . import api
+
+    run = api.load(args.run_dir)
+    for f in run.figures():
+        print(f"figure: {f}")
+    return EXIT_OK
+
+
+def cmd_reproduce(args) -> int:
+    from .claims.runner import reproduce
+
+    report = reproduce(args.key, preset=args.preset, out=args.out, device=args.device, quiet=args.quiet,
+                       papers_dir=Path(args.update_papers) if args.update_papers else None)
+    from .claims.runner import table
+
+    print(table(report))
+    print(f"\nreport: {report['dir']}/report.md")
+    if report["run_failures"]:
+        print("sims: some runs failed: " + "; ".join(report["run_failures"]), file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sims", description="Named simulations of implicit bias, benign "
+                                "overfitting and grokking, instrumented with local complexity.")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="names, CPU runtime of the default preset, one-line description")
+    s = sub.add_parser("show", help="fields, types, defaults, meanings and presets of a simulation")
+    s.add_argument("name")
+    r = sub.add_parser("run", help="run a named simulation")
+    r.add_argument("name", nargs="?", help="simulation name (see `sims list`)")
+    r.add_argument("--preset", default="default", help="ci | default | paper (default: default)")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
+    r.add_argument("--seeds", type=int, default=1, help="members trained together, seeds seed..seed+K-1")
+    r.add_argument("--device", default="auto", help="auto | cpu | cuda[:K]")
+    r.add_argument("--dtype", choices=("float32", "float64"), help="shorthand for --set dtype=...")
+    r.add_argument("--out", help="root directory of runs (default ./runs or $SIMS_RUNS)")
+    r.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    r.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    pl = sub.add_parser("plot", help="redraw the figures of a run")
+    pl.add_argument("run_dir")
+    rp = sub.add_parser("reproduce", help="run a paper's claims and write report.md / report.json")
+    rp.add_argument("key", help="paper key, e.g. xu2024")
+    rp.add_argument("--preset", default="default")
+    rp.add_argument("--out", help="report directory (default runs/reproduce/<key>-<preset>-<time>)")
+    rp.add_argument("--device", default="auto")
+    rp.add_argument("--quiet", action="store_true")
+    rp.add_argument("--update-papers", metavar="PAPERS_DIR", nargs="?", const="papers",
+                    help="also write the claims table and figures into PAPERS_DIR/<key>.md (default papers/)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "run" and not args.name and not args.resume:
+        print("sims run: error: give a simulation NAME or --resume RUN_DIR", file=sys.stderr)
+        return EXIT_USAGE
+    handler = {"list": cmd_list, "show": cmd_show, "run": cmd_run, "plot": cmd_plot, "reproduce": cmd_reproduce}
+    try:
+        return handler[args.command](args)
+    except (ConfigError, FileNotFoundError) as exc:
+        print(f"sims {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as exc:  # bad device, bad input caught at build time
+        print(f"sims {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Typed, frozen configs: fields with meanings and ranges, overrides parsed to the field's type.
+
+Every setting's `Config` is a frozen dataclass deriving from `TrainConfig` (the fields the engine
+reads). Each field is declared with `param(default, "meaning (unit)", low=..., high=..., choices=...)`;
+`validate(cfg)` checks every range and choice, and `apply_overrides(cfg, {"lr": "0.5"})` parses strings
+to the field's type, so an unknown key or a bad value fails with one `ConfigError` naming the field,
+the value and what is valid, before anything is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import typing
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+__all__ = ["ConfigError", "param", "TrainConfig", "ProbedConfig", "validate", "apply_overrides", "field_info", "to_dict"]
+
+
+class ConfigError(ValueError):
+    """A bad configuration: unknown key, unparsable value, value out of range."""
+
+
+def param(default: Any, help: str, *, low: float | None = None, high: float | None = None,
+          low_open: bool = False, high_open: bool = False, choices: tuple | None = None) -> Any:
+    """A config field with a one-line meaning and its valid range or choices.
+
+    `low`/`high` are inclusive bounds unless `low_open`/`high_open`. Floats must also be finite.
+    """
+    meta = dict(help=help, low=low, high=high, low_open=low_open, high_open=high_open, choices=choices)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The fields the engine reads; every setting's Config extends this."""
+
+    seed: int = param(0, "seed of member 0; member e uses seed + e", low=0)
+    steps: int = param(1000, "number of optimiser steps", low=0)
+    lr: float = param(0.1, "learning rate", low=0.0, low_open=True)
+    optimizer: str = param("sgd", "optimiser applied to the batched parameters", choices=("sgd", "adamw"))
+    momentum: float = param(0.0, "SGD momentum", low=0.0, high=1.0, high_open=True)
+    weight_decay: float = param(0.0, "decoupled weight decay (AdamW) or L2 term (SGD)", low=0.0)
+    batch_size: int = param(0, "mini-batch size per member; 0 = full batch", low=0)
+    n_evals: int = param(60, "number of evaluation points (log-spaced plus linear, with 0 and the last step)",
+                         low=2)
+    dtype: str = param("float32", "floating-point type of data and parameters", choices=("float32", "float64"))
+    checkpoint_every: int = param(10, "write checkpoint.pt every this many evaluations", low=1)
+
+
+def _type_of(cls: type, f: dataclasses.Field) -> type:
+    hints = typing.get_type_hints(cls)
+    return hints[f.name]
+
+
+def field_info(cls: type) -> list[dict]:
+    """One dict per field: name, type name, default, meaning, range/choices (for `sims show`)."""
+    rows = []
+    for f in dataclasses.fields(cls):
+        m = f.metadata
+        rows.append(dict(name=f.name, type=_type_of(cls, f).__name__, default=f.default,
+                         help=m.get("help", ""), valid=_valid_text(m)))
+    return rows
+
+
+def _valid_text(m: Mapping) -> str:
+    if m.get("choices"):
+        return "one of " + ", ".join(repr(c) for c in m["choices"])
+    lo, hi = m.get("low"), m.get("high")
+    if lo is None and hi is None:
+        return "any"
+    left = "(" if m.get("low_open") else "["
+    right = ")" if m.get("high_open") else "]"
+    return f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
+
+
+def validate(cfg: Any) -> None:
+    """Raise ConfigError for the first field outside its range or choices."""
+    cls = type(cfg)
+    for f in dataclasses.fields(cls):
+        v, m, typ = getattr(cfg, f.name), f.metadata, _type_of(cls, f)
+        if typ is float and isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)
+        if not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
+            raise ConfigError(f"{f.name} must be of type {typ.__name__}; got {v!r}")
+        if m.get("choices") and v not in m["choices"]:
+            raise ConfigError(f"{f.name}={v!r} is not valid: {_valid_text(m)}")
+        if typ in (int, float):
+            if typ is float and not math.isfinite(v):
+                raise ConfigError(f"{f.name}={v!r} is not finite; valid range {_valid_text(m)}")
+            lo, hi = m.get("low"), m.get("high")
+            bad_lo = lo is not None and (v <= lo if m.get("low_open") else v < lo)
+            bad_hi = hi is not None and (v >= hi if m.get("high_open") else v > hi)
+            if bad_lo or bad_hi:
+                raise ConfigError(f"{f.name}={v!r} is out of range: valid {_valid_text(m)}")
+    check = getattr(cfg, "check", None)
+    if check is not None:
+        check()
+
+
+def _parse(name: str, typ: type, text: Any) -> Any:
+    if not isinstance(text, str):
+        if typ is float and isinstance(text, int) and not isinstance(text, bool):
+            return float(text)
+        return text
+    try:
+        if typ is bool:
+            low = text.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if typ is int:
+            f = float(text)
+            if not f.is_integer():
+                raise ValueError
+            return int(f)
+        return typ(text)
+    except ValueError:
+        raise ConfigError(f"{name}={text!r} cannot be read as {typ.__name__}") from None
+
+
+def apply_overrides(cfg: Any, overrides: Mapping[str, Any]) -> Any:
+    """A new config with `overrides` applied (strings parsed to the field type), then validated."""
+    cls = type(cfg)
+    names = [f.name for f in dataclasses.fields(cls)]
+    changes = {}
+    for key, val in overrides.items():
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"unknown config key {key!r}.{hint} Valid keys: {', '.join(names)}")
+        changes[key] = _parse(key, _type_of(cls, next(f for f in dataclasses.fields(cls) if f.name == key)), val)
+    new = dataclasses.replace(cfg, **changes)
+    validate(new)
+    return new
+
+
+def to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+@dataclass(frozen=True)
+class ProbedConfig(TrainConfig):
+    """TrainConfig plus the LC probe of piecewise-linear settings (Humayun et al. 2024)."""
+
+    lc: bool = param(True, "measure local complexity at train, test and random points at every evaluation")
+    lc_radius: float = param(1.0, "radius r of the LC cross-polytope (input units)", low=0.0, low_open=True)
+    lc_dirs: int = param(16, "number P of orthonormal directions of the LC cross-polytope", low=1)
+    lc_points: int = param(100, "points per LC set (test and random; train uses up to this many)", low=1)

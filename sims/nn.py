@@ -1,0 +1,252 @@
+"""Ensemble-first models: every parameter has a leading member dimension E.
+
+E independent networks (seeds, data draws, hyper-parameter copies) train as one tensor program:
+an `EnsembleLinear` is one `torch.baddbmm` over the members instead of E small matmuls. E = 1 is an
+ordinary single run.
+
+Conventions shared by every model here (and relied on by `lc`):
+
+- `model.n_members` is E.
+- `model(x)` takes `x` of shape [N, d] (the same points for every member) or [E, N, d] (each member
+  its own points) and returns [E, N, out].
+- Every hidden activation is a torch module (`nn.ReLU`, `nn.LeakyReLU`, `nn.Identity` for linear
+  nets), so its input is the pre-activation that `lc` hooks; inside an ensemble it has shape [E, N, H].
+- Models are `EnsembleSequential` containers whose first child is the affine map of the input.
+- `model.member(e)` returns an ordinary `torch.nn.Module` (an `nn.Sequential` of `nn.Linear`,
+  activations, `nn.BatchNorm1d`) holding copies of member e's parameters; its outputs equal
+  `model(x)[e]` for inputs `x[e]`.
+
+Initialisation draws each member's parameters from that member's own `torch.Generator` (on the CPU,
+in a fixed order), so member e of an E-member model equals the one-member model built with member e's
+generator: ensembles reproduce single runs exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = [
+    "EnsembleLinear",
+    "EnsembleBatchNorm1d",
+    "EnsembleSequential",
+    "TwoLayerNet",
+    "MLP",
+    "make_generators",
+    "activation",
+]
+
+
+STREAMS = {"data": 0, "init": 1, "probe": 2, "batches": 3}
+
+
+def make_generators(seeds: Sequence[int], stream: str = "init") -> list[torch.Generator]:
+    """One CPU `torch.Generator` per member for one random stream ('data', 'init', 'probe', 'batches').
+
+    The generator of (seed, stream) is seeded with `16 * seed + STREAMS[stream]`: streams never share
+    a seed, and changing one stream (say the data size) leaves the others' draws unchanged.
+    """
+    if stream not in STREAMS:
+        raise ValueError(f"stream must be one of {sorted(STREAMS)}; got {stream!r}")
+    return [torch.Generator().manual_seed(16 * int(s) + STREAMS[stream]) for s in seeds]
+
+
+def activation(name: str, slope: float = 0.0) -> nn.Module:
+    """The activation module by name: 'relu', 'leaky_relu' (negative slope `slope`) or 'linear'."""
+    if name == "relu":
+        return nn.ReLU()
+    if name == "leaky_relu":
+        return nn.LeakyReLU(negative_slope=slope)
+    if name == "linear":
+        return nn.Identity()
+    raise ValueError(f"activation must be one of 'relu', 'leaky_relu', 'linear'; got {name!r}")
+
+
+def _stack_draws(generators, shape, draw, dtype) -> torch.Tensor:
+    """Stack one CPU draw per member: [E, *shape]."""
+    return torch.stack([draw(shape, g, dtype) for g in generators])
+
+
+def _normal(std: float):
+    return lambda shape, g, dtype: torch.randn(shape, generator=g, dtype=dtype) * std
+
+
+def _uniform(bound: float):
+    return lambda shape, g, dtype: (torch.rand(shape, generator=g, dtype=dtype) * 2 - 1) * bound
+
+
+class EnsembleLinear(nn.Module):
+    """E independent affine maps, y[e] = x[e] @ weight[e] + bias[e].
+
+    weight: [E, in, out] (stored input-major so the forward is one `baddbmm`); bias: [E, 1, out].
+    Default init is PyTorch's `nn.Linear` rule, U(-1/sqrt(in), 1/sqrt(in)) for weight and bias,
+    drawn per member from `generators`; `std` instead draws the weight from N(0, std^2).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        generators: Sequence[torch.Generator],
+        *,
+        bias: bool = True,
+        std: float | None = None,
+        dtype: torch.dtype = torch.float32,
+    ):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        bound = 1.0 / math.sqrt(in_features)
+        draw_w = _normal(std) if std is not None else _uniform(bound)
+        self.weight = nn.Parameter(_stack_draws(generators, (in_features, out_features), draw_w, dtype))
+        if bias:
+            self.bias = nn.Parameter(_stack_draws(generators, (1, out_features), _uniform(bound), dtype))
+        else:
+            self.register_parameter("bias", None)
+
+    @property
+    def n_members(self) -> int:
+        return self.weight.shape[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:  # [N, in], shared by all members
+            out = torch.matmul(x, self.weight)  # [E, N, out]
+            return out if self.bias is None else out + self.bias
+        if self.bias is None:
+            return torch.bmm(x, self.weight)
+        return torch.baddbmm(self.bias, x, self.weight)  # [E, N, out]
+
+    def member(self, e: int) -> nn.Linear:
+        lin = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None)
+        lin = lin.to(device=self.weight.device, dtype=self.weight.dtype)
+        with torch.no_grad():
+            lin.weight.copy_(self.weight[e].T)
+            if self.bias is not None:
+                lin.bias.copy_(self.bias[e, 0])
+        lin.weight.requires_grad_(self.weight.requires_grad)
+        return lin
+
+    def extra_repr(self) -> str:
+        return f"E={self.n_members}, in={self.in_features}, out={self.out_features}, bias={self.bias is not None}"
+
+
+class EnsembleBatchNorm1d(nn.Module):
+    """Batch norm with statistics per member: x [E, N, C] is normalised over N for each (e, c).
+
+    Implemented as one `F.batch_norm` over the flattened [N, E*C] view, so it is exactly E
+    independent `nn.BatchNorm1d(C)` (same eps, momentum, running statistics).
+    """
+
+    def __init__(self, n_members: int, num_features: int, *, eps: float = 1e-5, momentum: float = 0.1,
+                 dtype: torch.dtype = torch.float32):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.weight = nn.Parameter(torch.ones(n_members, num_features, dtype=dtype))
+        self.bias = nn.Parameter(torch.zeros(n_members, num_features, dtype=dtype))
+        self.register_buffer("running_mean", torch.zeros(n_members, num_features, dtype=dtype))
+        self.register_buffer("running_var", torch.ones(n_members, num_features, dtype=dtype))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    @property
+    def n_members(self) -> int:
+        return self.weight.shape[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        E, N, C = x.shape
+        if self.training:
+            self.num_batches_tracked += 1
+        flat = x.transpose(0, 1).reshape(N, E * C)
+        out = F.batch_norm(
+            flat, self.running_mean.view(-1), self.running_var.view(-1),
+            self.weight.reshape(-1), self.bias.reshape(-1), self.training, self.momentum, self.eps,
+        )
+        return out.reshape(N, E, C).transpose(0, 1)
+
+    def member(self, e: int) -> nn.BatchNorm1d:
+        bn = nn.BatchNorm1d(self.num_features, eps=self.eps, momentum=self.momentum)
+        bn = bn.to(device=self.weight.device, dtype=self.weight.dtype)
+        with torch.no_grad():
+            bn.weight.copy_(self.weight[e])
+            bn.bias.copy_(self.bias[e])
+            bn.running_mean.copy_(self.running_mean[e])
+            bn.running_var.copy_(self.running_var[e])
+            bn.num_batches_tracked.copy_(self.num_batches_tracked)
+        bn.train(self.training)
+        return bn
+
+
+class EnsembleSequential(nn.Sequential):
+    """A sequence of ensemble layers and (stateless) activation modules; see the module docstring."""
+
+    def __init__(self, n_members: int, *layers: nn.Module):
+        super().__init__(*layers)
+        self.n_members = n_members
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() not in (2, 3):
+            raise ValueError(f"input must be [N, d] or [E, N, d]; got shape {tuple(x.shape)}")
+        if x.dim() == 3 and x.shape[0] != self.n_members:
+            raise ValueError(f"input has {x.shape[0]} members, the model has {self.n_members}")
+        return super().forward(x)
+
+    def member(self, e: int) -> nn.Sequential:
+        """Member e as an ordinary `nn.Sequential` with copied parameters."""
+        if not 0 <= e < self.n_members:
+            raise ValueError(f"member index must be in [0, {self.n_members}); got {e}")
+        return nn.Sequential(*(m.member(e) if hasattr(m, "member") else copy.deepcopy(m) for m in self))
+
+
+class TwoLayerNet(EnsembleSequential):
+    """f(x) = sum_j a_j phi(<w_j, x>): the two-layer net of Frei et al. 2023 and Xu et al. 2024.
+
+    First layer W [E, d, m] ~ N(0, init_scale^2), no bias. Second layer a [E, m, 1], no bias,
+    a_j = +1/sqrt(m) for the first half of the units and -1/sqrt(m) for the rest (balanced), fixed
+    at init unless `train_second`. phi is ReLU, or leaky ReLU max(slope z, z).
+    Output: [E, N, 1].
+    """
+
+    def __init__(self, d: int, width: int, generators: Sequence[torch.Generator], *,
+                 act: str = "relu", slope: float = 0.0, init_scale: float = 1.0,
+                 train_second: bool = False, dtype: torch.dtype = torch.float32):
+        E = len(generators)
+        first = EnsembleLinear(d, width, generators, bias=False, std=init_scale, dtype=dtype)
+        second = EnsembleLinear(width, 1, generators, bias=False, dtype=dtype)
+        signs = torch.ones(width, dtype=dtype)
+        signs[width // 2 + width % 2:] = -1.0
+        with torch.no_grad():
+            second.weight.copy_((signs / math.sqrt(width)).view(1, width, 1).expand(E, width, 1))
+        second.weight.requires_grad_(train_second)
+        super().__init__(E, first, activation(act, slope), second)
+
+
+class MLP(EnsembleSequential):
+    """A fully-connected net with `depth` Linear layers (depth - 1 hidden layers of `width` units).
+
+    PyTorch's default `nn.Linear` init, then every parameter multiplied by `init_scale` (the alpha of
+    Omnigrok / Humayun et al.: a large alpha starts far from the origin). Optional per-member batch norm
+    after every hidden Linear. Output: [E, N, d_out].
+    """
+
+    def __init__(self, d_in: int, width: int, d_out: int, depth: int, generators: Sequence[torch.Generator],
+                 *, act: str = "relu", slope: float = 0.0, init_scale: float = 1.0, batch_norm: bool = False,
+                 dtype: torch.dtype = torch.float32):
+        if depth < 1:
+            raise ValueError(f"depth (number of Linear layers) must be >= 1; got {depth}")
+        E = len(generators)
+        sizes = [d_in] + [width] * (depth - 1) + [d_out]
+        layers: list[nn.Module] = []
+        for i in range(depth):
+            layers.append(EnsembleLinear(sizes[i], sizes[i + 1], generators, dtype=dtype))
+            if i < depth - 1:
+                if batch_norm:
+                    layers.append(EnsembleBatchNorm1d(E, sizes[i + 1], dtype=dtype))
+                layers.append(activation(act, slope))
+        super().__init__(E, *layers)
+        if init_scale != 1.0:
+            with torch.no_grad():
+                for p in self.parameters():
+                    p.mul_(init_scale)

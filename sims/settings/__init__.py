@@ -1,0 +1,1 @@
+"""One module per setting; importing a module registers its named simulations."""
