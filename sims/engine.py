@@ -45,6 +45,7 @@ class Task:
     make_optimizer: Callable[[list[nn.Parameter]], torch.optim.Optimizer] | None = None  # default: cfg.optimizer
     summary: dict = field(default_factory=dict)  # run-level facts for summary.json (baselines, ...)
     snapshot_steps: tuple[int, ...] = ()  # steps at which the model's state is kept in snapshots/step-<s>.pt
+    stop: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None  # eval metrics -> [E] bool: member done
 
 
 class Interrupted(RuntimeError):
@@ -105,6 +106,32 @@ def _member_finite(model: nn.Module, E: int) -> torch.Tensor:
     return ok
 
 
+_ALLOCATOR_TUNED = False
+
+
+def _keep_freed_memory() -> None:
+    """On Linux/glibc, keep freed blocks up to 32 MiB in the heap instead of unmapping them.
+
+    Every training step allocates activations and gradients of the same sizes; by default glibc serves
+    blocks above 128 KiB with fresh mmap pages and returns them on free, so each step page-faults through
+    its whole working set (about a third of a compute-bound CPU step, see benchmarks/ensemble.py).
+    Done once per process; a no-op elsewhere.
+    """
+    global _ALLOCATOR_TUNED
+    if _ALLOCATOR_TUNED or not sys.platform.startswith("linux"):
+        return
+    _ALLOCATOR_TUNED = True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 32 * 2**20)
+        libc.mallopt(m_trim_threshold, 256 * 2**20)
+    except (OSError, AttributeError):
+        pass
+
+
 class _StopFlag:
     """Turns SIGINT/SIGTERM into a flag the loop checks after each step (main thread only)."""
 
@@ -147,8 +174,8 @@ def train(task: Task, cfg, run_dir: Path, *, seeds: list[int], resume: dict | No
     member_idx = torch.arange(E, device=device).unsqueeze(1)  # [E, 1]
 
     # state
-    alive = torch.ones(E, dtype=torch.bool, device=device)
-    diverged_at: list[int | None] = [None] * E
+    active = torch.ones(E, dtype=torch.bool, device=device)  # neither diverged nor stopped
+    ended: list[dict | None] = [None] * E  # per member: {"status": "diverged" | "stopped", "step": s, "why": ...}
     frozen: dict[str, torch.Tensor] = {}
     start, n_evals_done = 0, 0
     lc_note = None if task.probe is None else task.probe.reason_not_applicable(model)
@@ -162,8 +189,8 @@ def train(task: Task, cfg, run_dir: Path, *, seeds: list[int], resume: dict | No
         opt.load_state_dict(resume["optimizer"])
         for g, st in zip(batch_gens, resume["batch_generators"]):
             g.set_state(st)
-        alive = resume["alive"].to(device)
-        diverged_at = list(resume["diverged_at"])
+        active = resume["active"].to(device)
+        ended = list(resume["ended"])
         frozen = {k: v.to(device) for k, v in resume["frozen"].items()}
         start, n_evals_done = resume["step"], resume["n_evals_done"]
         elapsed_before = resume.get("elapsed", 0.0)
@@ -174,7 +201,7 @@ def train(task: Task, cfg, run_dir: Path, *, seeds: list[int], resume: dict | No
     def checkpoint(step: int) -> None:
         store.save_checkpoint(run_dir / "checkpoint.pt", dict(
             step=step, n_evals_done=n_evals_done, model=model.state_dict(), optimizer=opt.state_dict(),
-            batch_generators=[g.get_state() for g in batch_gens], alive=alive.cpu(), diverged_at=diverged_at,
+            batch_generators=[g.get_state() for g in batch_gens], active=active.cpu(), ended=ended,
             frozen={k: v.cpu() for k, v in frozen.items()}, seeds=seeds, config=dataclasses.asdict(cfg),
             elapsed=elapsed_before + time.time() - t0))
 
@@ -183,39 +210,44 @@ def train(task: Task, cfg, run_dir: Path, *, seeds: list[int], resume: dict | No
         store.save_checkpoint(run_dir / "snapshots" / f"step-{step}.pt", dict(step=step, model=model.state_dict()))
 
     def evaluate(step: int) -> dict[str, list[float]]:
-        nonlocal alive
         was_training = model.training
         model.eval()
         with torch.no_grad():
             metrics = dict(task.evaluate(model))
             if probe is not None:
                 metrics.update(probe(model))
-            newly = alive & ~_member_finite(model, E)
+            newly = active & ~_member_finite(model, E)
+            done = active & ~newly & task.stop(metrics) if task.stop is not None else None
         model.train(was_training)
         if bool(newly.any()):
-            mark_dead(newly, step, "parameters became non-finite")
+            freeze(newly, step, "diverged", "parameters became non-finite")
+        if done is not None and bool(done.any()):
+            freeze(done, step, "stopped", "reached the stopping criterion")
         values = {k: v.detach().double().cpu().tolist() for k, v in metrics.items()}
         writer.write(step, values, E, extra={"seed": seeds})
         return values
 
-    def mark_dead(newly: torch.Tensor, step: int, why: str) -> None:
-        nonlocal alive
+    def freeze(newly: torch.Tensor, step: int, status: str, why: str) -> None:
+        nonlocal active
         for e in torch.nonzero(newly).flatten().tolist():
-            diverged_at[e] = step
-            say(f"member {e} (seed {seeds[e]}) diverged at step {step}: {why}; it is frozen, the others go on "
-                f"(try a smaller lr)")
-        alive = alive & ~newly
-        for k, p in named.items():  # freeze: keep the member's parameters as they were when it diverged
+            ended[e] = dict(status=status, step=step, why=why)
+            if status == "diverged":
+                say(f"member {e} (seed {seeds[e]}) diverged at step {step}: {why}; it is frozen, the others go "
+                    f"on (try a smaller lr)")
+        active = active & ~newly
+        for k, p in named.items():  # keep the member's parameters as they are now
             snap = frozen.get(k, p.detach().clone())
             snap[newly] = p.detach()[newly]
             frozen[k] = snap
 
     def summary(status: str, step: int, last: dict) -> dict:
-        member_status = ["diverged" if diverged_at[e] is not None else status for e in range(E)]
-        return dict(status=status, step=step, steps=cfg.steps, n_members=E, seeds=seeds,
-                    member_status=member_status, diverged_at=diverged_at,
-                    elapsed_s=round(elapsed_before + time.time() - t0, 3),
-                    final={k: v for k, v in last.items()}, lc=lc_note or "measured", **task.summary)
+        member_status = [status if ended[e] is None else ended[e]["status"] for e in range(E)]
+        out = dict(status=status, step=step, steps=cfg.steps, n_members=E, seeds=seeds,
+                   member_status=member_status, ended=ended,
+                   elapsed_s=round(elapsed_before + time.time() - t0, 3),
+                   final={k: v for k, v in last.items()}, lc=lc_note or "measured")
+        out.update(task.summary)
+        return out
 
     last: dict = {}
     step = start
@@ -224,7 +256,12 @@ def train(task: Task, cfg, run_dir: Path, *, seeds: list[int], resume: dict | No
     evals = set(schedule)
     progress = _progress(cfg.steps, start, quiet)
     model.train()
-    with _StopFlag() as stop:
+    # Logistic losses drive gradients towards float underflow; denormal arithmetic is ~5x slower on x86
+    # CPUs, so denormals are flushed to zero while training (restored afterwards).
+    flush = device.type == "cpu" and torch.set_flush_denormal(True)
+    if device.type == "cpu":
+        _keep_freed_memory()
+    with _StopFlag() as stop, _restore_flush(flush):
         if start == 0 and resume is None:
             last = evaluate(0)
             n_evals_done = 1
@@ -241,16 +278,16 @@ def train(task: Task, cfg, run_dir: Path, *, seeds: list[int], resume: dict | No
             # forward, per-member loss, divergence check
             opt.zero_grad(set_to_none=True)
             losses = task.loss(model(xb), yb)  # [E]
-            bad = alive & ~torch.isfinite(losses.detach())
+            bad = active & ~torch.isfinite(losses.detach())
             if bool(bad.any()):
-                mark_dead(bad, step - 1, f"loss became {losses[bad][0].item()}")
-            torch.where(alive, losses, torch.zeros_like(losses)).sum().backward()
+                freeze(bad, step - 1, "diverged", f"loss became {losses[bad][0].item()}")
+            torch.where(active, losses, torch.zeros_like(losses)).sum().backward()
             opt.step()
             if frozen:
                 with torch.no_grad():
-                    dead = ~alive
+                    still = ~active
                     for k, p in named.items():
-                        p[dead] = frozen[k][dead]
+                        p[still] = frozen[k][still]
             progress.update(1)
             if step in snapshots:
                 snapshot(step)
@@ -262,7 +299,7 @@ def train(task: Task, cfg, run_dir: Path, *, seeds: list[int], resume: dict | No
                 if n_evals_done % cfg.checkpoint_every == 0 or step == cfg.steps:
                     checkpoint(step)
                     store.write_json(run_dir / "summary.json", summary("running", step, last))
-                if not bool(alive.any()):
+                if not bool(active.any()):
                     break
             if stop.signum is not None:
                 checkpoint(step)
@@ -270,12 +307,24 @@ def train(task: Task, cfg, run_dir: Path, *, seeds: list[int], resume: dict | No
                 progress.close()
                 raise Interrupted(f"stopped by signal {stop.signum} at step {step}; resume with --resume {run_dir}")
     progress.close()
-    status = "completed" if bool(alive.any()) else "diverged"
-    if status == "diverged":
-        checkpoint(step)
+    diverged = [e for e in range(E) if ended[e] is not None and ended[e]["status"] == "diverged"]
+    status = "diverged" if len(diverged) == E else "completed"
+    checkpoint(step)
     final = summary(status, step, last)
     store.write_json(run_dir / "summary.json", final)
     return final
+
+
+class _restore_flush:
+    def __init__(self, was_set: bool):
+        self.was_set = was_set
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.was_set:
+            torch.set_flush_denormal(False)
 
 
 def _short(metrics: dict) -> str:

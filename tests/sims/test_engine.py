@@ -1,0 +1,183 @@
+"""The engine: eval schedule, ensembles equal single runs, divergence, resume, killed runs."""
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, strategies as st
+
+import sims
+from sims import engine, registry, store
+from sims.config import TrainConfig
+from sims.nn import EnsembleLinear, EnsembleSequential, make_generators
+
+CI_FAST = dict(lc=False, dtype="float64")
+
+
+@given(steps=st.integers(0, 10**6), n_evals=st.integers(2, 300))
+def test_eval_schedule_properties(steps, n_evals):
+    s = engine.eval_schedule(steps, n_evals)
+    assert s == sorted(set(s))
+    assert s[0] == 0 and s[-1] == steps
+    assert len(s) <= n_evals
+    assert all(isinstance(v, int) for v in s)
+
+
+def test_eval_schedule_is_log_and_linear():
+    s = engine.eval_schedule(10_000, 40)
+    assert {1, 10_000}.issubset(s)
+    assert sum(v < 100 for v in s) >= 8  # log part: dense at the start
+    assert sum(v > 5000 for v in s) >= 9  # linear part: covers the end
+    with pytest.raises(ValueError):
+        engine.eval_schedule(10, 1)
+
+
+@pytest.mark.parametrize("batch_size", [0, 7])
+def test_ensemble_members_equal_single_runs(runs_dir, batch_size):
+    over = dict(CI_FAST, steps=25, batch_size=batch_size, seed=5)
+    big = sims.run("xor-cluster", preset="ci", seeds=3, device="cpu", figures=False, **over)
+    assert big.summary["status"] == "completed"
+    for e in range(3):
+        one = sims.run("xor-cluster", preset="ci", seeds=1, device="cpu", figures=False, **dict(over, seed=5 + e))
+        np.testing.assert_array_equal(one.steps, big.steps)
+        for name in ("train_loss", "test_acc", "weight_norm"):
+            np.testing.assert_allclose(big.metric(name)[:, e], one.metric(name)[:, 0], rtol=1e-9, atol=1e-12)
+
+
+def test_run_api_and_run_directory(runs_dir):
+    r = sims.run("xor-cluster", preset="ci", seeds=2, device="cpu", **CI_FAST)
+    for name in ("config.json", "metrics.jsonl", "summary.json", "checkpoint.pt"):
+        assert (r.dir / name).is_file()
+    assert (r.dir / "figures" / "accuracy.png").is_file()
+    meta = json.loads((r.dir / "config.json").read_text())
+    assert meta["config"]["n"] == r.config.n and meta["environment"]["torch"] == torch.__version__
+    assert r.metric("train_acc").shape == (len(r.steps), 2)
+    assert r.summary["status"] == "completed" and r.summary["member_status"] == ["completed"] * 2
+    again = sims.load(r.dir)
+    np.testing.assert_array_equal(again.metric("test_loss"), r.metric("test_loss"))
+    with pytest.raises(KeyError, match="no metric"):
+        r.metric("nope")
+
+
+def _interrupting(sim, at_eval):
+    """The same simulation, but its task sends SIGINT to this process at eval number `at_eval`."""
+
+    def build(cfg, seeds, device, dtype):
+        task = sim.build(cfg, seeds, device, dtype)
+        inner, count = task.evaluate, [0]
+
+        def evaluate(model):
+            count[0] += 1
+            if count[0] == at_eval:
+                os.kill(os.getpid(), signal.SIGINT)
+            return inner(model)
+
+        task.evaluate = evaluate
+        return task
+
+    return dataclasses.replace(sim, build=build)
+
+
+@pytest.mark.parametrize("batch_size", [0, 5])
+def test_resume_equals_uninterrupted(runs_dir, monkeypatch, batch_size):
+    over = dict(CI_FAST, steps=40, batch_size=batch_size, optimizer="adamw", lr=0.01, checkpoint_every=3)
+    full = sims.run("xor-cluster", preset="ci", seeds=2, device="cpu", figures=False, **over)
+    sim = registry.get("xor-cluster")
+    monkeypatch.setitem(registry._REGISTRY, "xor-cluster", _interrupting(sim, at_eval=6))
+    with pytest.raises(engine.Interrupted):
+        sims.run("xor-cluster", preset="ci", seeds=2, device="cpu", figures=False, **over)
+    monkeypatch.setitem(registry._REGISTRY, "xor-cluster", sim)
+    [cut] = [d for d in (runs_dir / "xor-cluster").iterdir() if d != full.dir]
+    assert sims.load(cut).summary["status"] == "interrupted"
+    assert sims.load(cut).steps[-1] < 40
+    resumed = sims.resume(cut, device="cpu", figures=False)
+    assert resumed.summary["status"] == "completed"
+    np.testing.assert_array_equal(resumed.steps, full.steps)
+    for name in resumed.metric_names:
+        np.testing.assert_array_equal(resumed.metric(name), full.metric(name))
+
+
+def test_sigkilled_run_stays_readable(tmp_path):
+    out = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "sims", "run", "xor-cluster", "--preset", "ci", "--device", "cpu", "--quiet",
+           "--out", str(out), "--set", "steps=2000000", "--set", "n_evals=400000", "--set", "lc=false"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        metrics = None
+        while time.time() < deadline:
+            found = list(out.glob("xor-cluster/*/metrics.jsonl"))
+            if found and found[0].stat().st_size > 20_000:
+                metrics = found[0]
+                break
+            time.sleep(0.05)
+        assert metrics is not None, "the run wrote no metrics in 60 s"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the kill may or may not have torn the last line
+        run = sims.load(metrics.parent)
+    assert len(run.steps) > 5 and np.isfinite(run.metric("train_loss")).all()
+    assert run.summary["status"] == "running"
+    with open(metrics, "a") as f:  # a torn last line, as SIGKILL mid-write leaves it
+        f.write('{"step": 99999999, "member": 0, "train_lo')
+    with pytest.warns(UserWarning, match="skipping unreadable line"):
+        again = sims.load(metrics.parent)
+    assert again.steps[-1] == run.steps[-1]
+
+
+@dataclasses.dataclass(frozen=True)
+class _ToyConfig(TrainConfig):
+    pass
+
+
+def _toy_task(scales, stop=None):
+    """Least squares y = x w per member; member e's data scaled by scales[e] (large scale: GD diverges)."""
+    E = len(scales)
+    model = EnsembleSequential(E, EnsembleLinear(3, 1, make_generators(range(E)), bias=False, dtype=torch.float64))
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(E, 20, 3, generator=g, dtype=torch.float64) * torch.tensor(scales, dtype=torch.float64).view(E, 1, 1)
+    y = x @ torch.ones(3, 1, dtype=torch.float64)
+
+    def loss(out, yy):
+        return ((out - yy) ** 2).mean(dim=(1, 2))
+
+    def evaluate(m):
+        return dict(train_loss=loss(m(x), y))
+
+    return engine.Task(model=model, x=x, y=y, loss=loss, evaluate=evaluate, stop=stop)
+
+
+def test_divergent_member_is_frozen_and_others_go_on(tmp_path):
+    cfg = _ToyConfig(steps=200, lr=0.1, n_evals=20)
+    messages = []
+    summary = engine.train(_toy_task([1.0, 30.0]), cfg, tmp_path, seeds=[0, 1], log=messages.append)
+    assert summary["status"] == "completed"
+    assert summary["member_status"] == ["completed", "diverged"]
+    assert summary["ended"][1]["status"] == "diverged" and "diverged" in messages[0]
+    recs = store.read_metrics(tmp_path / "metrics.jsonl")
+    member0 = [r["train_loss"] for r in recs if r["member"] == 0]
+    assert member0[-1] < 1e-6  # the healthy member converged
+    (tmp_path / "alone").mkdir()
+    alone = engine.train(_toy_task([1.0]), cfg, tmp_path / "alone", seeds=[0])
+    assert alone["final"]["train_loss"][0] == pytest.approx(summary["final"]["train_loss"][0], rel=1e-12)
+    (tmp_path / "all").mkdir()
+    everything = engine.train(_toy_task([30.0, 40.0]), cfg, tmp_path / "all", seeds=[0, 1])
+    assert everything["status"] == "diverged"
+
+
+def test_stop_criterion_freezes_members(tmp_path):
+    cfg = _ToyConfig(steps=500, lr=0.05, n_evals=100)
+    summary = engine.train(_toy_task([1.0, 0.3], stop=lambda m: m["train_loss"] < 1e-3), cfg, tmp_path, seeds=[0, 1])
+    assert summary["member_status"] == ["stopped", "stopped"]
+    assert summary["step"] < 500
+    assert all(v < 1e-3 for v in summary["final"]["train_loss"])
