@@ -1,4 +1,4 @@
-"""The `sims` command: list | show | run | plot | reproduce.
+"""The `sims` command: list | show | run | sweep | plot | reproduce.
 
 Exit codes: 0 success, 1 a run failed (diverged, crashed, interrupted), 2 a usage error.
 """
@@ -132,6 +132,19 @@ def cmd_reproduce(args) -> int:
     return EXIT_OK
 
 
+def cmd_sweep(args) -> int:
+    from .sweep import parse_grid, sweep
+
+    index = sweep(args.name, parse_grid(args.grid or []), preset=args.preset, seeds=args.seeds,
+                  base=_parse_sets(args.set), out=args.out, device=args.device, workers=args.workers,
+                  scheduler=args.scheduler)
+    failed = [p for p in index["points"] if p["status"] != "completed"]
+    for p in index["points"]:
+        print(f"{p['status']:<10} seeds={p['seeds']} {p['overrides']} -> {p['dir']}")
+    print(f"sweep index: {index['dir']}/sweep.json ({index['executor']}, {index['elapsed_s']} s)")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sims", description="Named simulations of implicit bias, benign "
                                 "overfitting and grokking, instrumented with local complexity.")
@@ -149,6 +162,16 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="root directory of runs (default ./runs or $SIMS_RUNS)")
     r.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
     r.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    sw = sub.add_parser("sweep", help="run a grid of configs (seeds folded into ensembles), optionally on Dask")
+    sw.add_argument("name")
+    sw.add_argument("--grid", action="append", metavar="KEY=V1,V2,...", help="a swept field (repeatable)")
+    sw.add_argument("--set", action="append", metavar="KEY=VALUE", help="a fixed override (repeatable)")
+    sw.add_argument("--preset", default="default")
+    sw.add_argument("--seeds", type=int, default=1)
+    sw.add_argument("--device", default="auto")
+    sw.add_argument("--out", help="sweep directory (default runs/sweeps/<name>-<time>)")
+    sw.add_argument("--workers", type=int, default=0, help="Dask LocalCluster workers on 127.0.0.1 (0: run here)")
+    sw.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://10.0.0.5:8786")
     pl = sub.add_parser("plot", help="redraw the figures of a run")
     pl.add_argument("run_dir")
     rp = sub.add_parser("reproduce", help="run a paper's claims and write report.md / report.json")
@@ -167,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run" and not args.name and not args.resume:
         print("sims run: error: give a simulation NAME or --resume RUN_DIR", file=sys.stderr)
         return EXIT_USAGE
-    handler = {"list": cmd_list, "show": cmd_show, "run": cmd_run, "plot": cmd_plot, "reproduce": cmd_reproduce}
+    handler = {"list": cmd_list, "show": cmd_show, "run": cmd_run, "plot": cmd_plot, "reproduce": cmd_reproduce,
+               "sweep": cmd_sweep}
     try:
         return handler[args.command](args)
     except (ConfigError, FileNotFoundError) as exc:
