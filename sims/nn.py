@@ -250,3 +250,69 @@ class MLP(EnsembleSequential):
             with torch.no_grad():
                 for p in self.parameters():
                     p.mul_(init_scale)
+
+
+class DeepMatrixFactorization(nn.Module):
+    """E independent depth-N linear factorisations W = W_N ... W_1 of an n x n matrix (Arora et al. 2019).
+
+    Factors `factors[j]` = W_{j+1}: [E, n, n], no bias, each drawn from N(0, s^2) with
+    s = init_scale^(1/N) / sqrt(n), so that ||W(0)||_F ~ init_scale * sqrt(n) at every depth (the
+    authors' rule). Depth 1 is the matrix itself, trained directly.
+
+    `matrix()` is the end-to-end product [E, n, n]. `model(x)` reads it through measurements:
+    x [E, k, 2] long = observed positions (i, j) -> entries W[e, i, j], [E, k] (completion); or
+    x [E, k, n, n] float = measurement matrices A -> <A_i, W> = sum_ab A_iab W_ab, [E, k] (sensing).
+    `member(e)` is an `nn.Sequential` of N bias-free `nn.Linear(n, n)` with weights W_1..W_N, the
+    ordinary linear network x -> W x. The model has no activation modules (LC does not apply).
+    """
+
+    def __init__(self, n: int, depth: int, generators: Sequence[torch.Generator], *, init_scale: float = 1e-3,
+                 dtype: torch.dtype = torch.float32):
+        super().__init__()
+        if depth < 1:
+            raise ValueError(f"depth (number of factors) must be >= 1; got {depth}")
+        if n < 1:
+            raise ValueError(f"matrix size n must be >= 1; got {n}")
+        self.n, self.depth = n, depth
+        std = init_scale ** (1.0 / depth) / math.sqrt(n)
+        self.factors = nn.ParameterList(
+            nn.Parameter(_stack_draws(generators, (n, n), _normal(std), dtype)) for _ in range(depth))
+
+    @property
+    def n_members(self) -> int:
+        return self.factors[0].shape[0]
+
+    def matrix(self) -> torch.Tensor:
+        """The end-to-end matrix W_N ... W_1: [E, n, n]."""
+        W = self.factors[0]
+        for f in self.factors[1:]:
+            W = torch.bmm(f, W)
+        return W
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        W = self.matrix()
+        E = W.shape[0]
+        if x.shape[0] != E:
+            raise ValueError(f"input has {x.shape[0]} members, the model has {E}")
+        if not x.is_floating_point():
+            if x.dim() != 3 or x.shape[2] != 2:
+                raise ValueError(f"positions must be [E, k, 2] (row, col); got shape {tuple(x.shape)}")
+            return W.reshape(E, -1).gather(1, x[..., 0] * self.n + x[..., 1])  # [E, k]
+        if x.dim() != 4 or x.shape[2:] != (self.n, self.n):
+            raise ValueError(f"measurement matrices must be [E, k, {self.n}, {self.n}]; got {tuple(x.shape)}")
+        return torch.bmm(x.reshape(E, x.shape[1], -1), W.reshape(E, -1, 1)).squeeze(2)  # [E, k]
+
+    def member(self, e: int) -> nn.Sequential:
+        """Member e as `nn.Sequential(Linear_1, ..., Linear_N)` with Linear_j.weight = W_j (x -> W x)."""
+        if not 0 <= e < self.n_members:
+            raise ValueError(f"member index must be in [0, {self.n_members}); got {e}")
+        layers = []
+        for f in self.factors:
+            lin = nn.Linear(self.n, self.n, bias=False).to(device=f.device, dtype=f.dtype)
+            with torch.no_grad():
+                lin.weight.copy_(f[e])
+            layers.append(lin)
+        return nn.Sequential(*layers)
+
+    def extra_repr(self) -> str:
+        return f"E={self.n_members}, n={self.n}, depth={self.depth}"

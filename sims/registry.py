@@ -7,11 +7,10 @@ paper, the expected outcome and the command. Registering a name twice is an erro
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import importlib
 import pkgutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from .config import ConfigError, apply_overrides
@@ -31,7 +30,6 @@ class Simulation:
     cpu_runtime: str  # runtime of the default preset on a 2-core CPU
     description: str = ""
     doc: str = ""
-    tags: tuple = field(default=())
 
 
 _REGISTRY: dict[str, Simulation] = {}
@@ -91,6 +89,3 @@ def resolve(sim: Simulation, preset: str, overrides: Mapping[str, Any]):
     cfg = apply_overrides(sim.config_cls(), sim.presets[preset])
     return apply_overrides(cfg, overrides)
 
-
-def with_fields(cfg: Any, **changes: Any) -> Any:
-    return dataclasses.replace(cfg, **changes)

@@ -1,0 +1,29 @@
+"""Closed forms and convex programs for what the papers predict (numpy, scipy, cvxpy; no torch).
+
+Submodules load on first access, so ``import theory`` is cheap and ``theory.max_margin`` works
+without an explicit import:
+
+- `theory.max_margin`: l2 / l1 / kernel max-margin classifiers, min-norm interpolation,
+  support-vector proliferation.
+- `theory.matrices`: effective and stable rank, nuclear-norm completion and sensing, deep-linear
+  end-to-end dynamics, balancedness.
+- `theory.kkt`: KKT residual and normalised margin of homogeneous models.
+- `theory.linear_regression`: effective ranks, k*, benign-overfitting bound terms, excess risk of
+  min-norm interpolation, standard spectra.
+"""
+
+import importlib
+
+__all__ = ["kkt", "linear_regression", "matrices", "max_margin"]
+
+
+def __getattr__(name):
+    if name in __all__:
+        module = importlib.import_module(f"{__name__}.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)
