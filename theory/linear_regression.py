@@ -1,0 +1,220 @@
+"""Benign overfitting in linear regression: effective ranks, k*, the bound terms, and the excess risk
+of min-norm interpolation for a covariance spectrum.
+
+Setting (Bartlett, Long, Lugosi, Tsigler 2020): x ~ N(0, Sigma) in R^d, y = <x, theta*> + eps with
+eps ~ N(0, sigma^2), n samples, estimator theta^ = X^+ y (the min-norm interpolant when d >= n).
+Sigma is given by its spectrum lambda_1 >= lambda_2 >= ... > 0 [d] and taken diagonal, so theta*
+is expressed in the eigenbasis of Sigma. Indices k below are 0-based: r[k] uses lambda_{k+1}.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from theory import _validate
+from theory.max_margin import min_norm_interpolant
+
+__all__ = [
+    "BenignBound",
+    "ExcessRisk",
+    "benign_bound_terms",
+    "benign_log_spectrum",
+    "effective_ranks",
+    "isotropic",
+    "k_star",
+    "min_norm_excess_risk",
+    "power_law",
+    "two_tier",
+]
+
+
+def _spectrum(spectrum, *, sorted_: bool = True) -> np.ndarray:
+    lam = _validate.vector("spectrum", spectrum, shape_doc="[d]")
+    if lam.min() <= 0:
+        raise ValueError(f"spectrum must be positive; got {lam.min():.3g} at index {int(lam.argmin())}")
+    if sorted_ and np.any(np.diff(lam) > 0):
+        k = int(np.argmax(np.diff(lam) > 0))
+        raise ValueError(
+            f"spectrum must be non-increasing (lambda_1 >= lambda_2 >= ...); got spectrum[{k + 1}] = "
+            f"{lam[k + 1]:.3g} > spectrum[{k}] = {lam[k]:.3g}; pass np.sort(spectrum)[::-1]"
+        )
+    return lam
+
+
+def effective_ranks(spectrum) -> tuple[np.ndarray, np.ndarray]:
+    """The two effective ranks of Bartlett, Long, Lugosi, Tsigler 2020 (Def. 3), for every k.
+
+    r_k = sum_{i>k} lambda_i / lambda_{k+1},   R_k = (sum_{i>k} lambda_i)^2 / sum_{i>k} lambda_i^2,
+
+    for k = 0..d-1 (1-based lambda in the formulas, array index k). Always
+    1 <= r_k <= R_k <= min(r_k^2, d - k); Sigma = I gives r_k = R_k = d - k.
+
+    Args: spectrum [d], positive and non-increasing. Returns (r [d], R [d]).
+
+    >>> r, R = effective_ranks(np.ones(4))
+    >>> r.tolist(), R.tolist()
+    ([4.0, 3.0, 2.0, 1.0], [4.0, 3.0, 2.0, 1.0])
+    """
+    lam = _spectrum(spectrum)
+    tail = np.cumsum(lam[::-1])[::-1]  # [d] sum_{i >= k} lam[i]
+    tail_sq = np.cumsum((lam**2)[::-1])[::-1]
+    return tail / lam, tail**2 / tail_sq
+
+
+def k_star(spectrum, n: int, b: float = 1.0) -> float:
+    """k* = min{k >= 0 : r_k >= b n}, or math.inf when no k < d qualifies (the sentinel).
+
+    The split between the k* "spiky" directions that are learned and the tail that absorbs the noise
+    (Bartlett, Long, Lugosi, Tsigler 2020, Thm 4; the theorem needs b > some constant, [unverified]
+    here: b = 1 by default). Returns an int, or math.inf.
+
+    >>> k_star(np.ones(10), n=4), k_star(np.ones(10), n=20)
+    (0, inf)
+    """
+    n = _validate.integer("n", n, minimum=1)
+    b = _validate.positive("b", b)
+    r, _ = effective_ranks(spectrum)
+    hits = np.flatnonzero(r >= b * n)
+    return int(hits[0]) if hits.size else math.inf
+
+
+@dataclasses.dataclass(frozen=True)
+class BenignBound:
+    """The pieces of the excess-risk bound of Bartlett, Long, Lugosi, Tsigler 2020, Thm 4."""
+
+    r0: float  # r_0 = tr(Sigma) / ||Sigma||
+    k_star: float  # k*, or math.inf
+    R_k_star: float  # R_{k*}, or math.nan when k* is infinite
+    bias: float  # ||theta*||^2 lambda_1 (sqrt(r_0 / n) + r_0 / n)
+    variance: float  # sigma^2 (k*/n + n / R_{k*}), math.inf when k* is infinite
+    total: float  # bias + variance
+
+
+def benign_bound_terms(spectrum, n: int, theta_norm: float, sigma: float, *, b: float = 1.0) -> BenignBound:
+    """Bias and variance terms of the min-norm-interpolation excess-risk bound.
+
+    bias = ||theta*||^2 lambda_1 (sqrt(r_0/n) + r_0/n),   variance = sigma^2 (k*/n + n/R_{k*}).
+
+    Bartlett, Long, Lugosi, Tsigler 2020, Thm 4 bounds the excess risk by c (bias + variance) with
+    probability 1 - delta (the bias with max{...} instead of the sum and a log(1/delta) factor on the
+    variance): the constants are unverified and set to 1, so compare trends, not values. Benign
+    (risk -> 0) iff r_0 = o(n), k* = o(n) and R_{k*} = omega(n): 1/(i log^2(i+1)) is benign, I is not.
+
+    Args: spectrum [d] positive non-increasing; n samples; theta_norm = ||theta*||; sigma noise std;
+    b the k* threshold.
+
+    >>> bound = benign_bound_terms(np.ones(100), n=10, theta_norm=1.0, sigma=1.0)
+    >>> bound.k_star, round(bound.bias, 6), bound.variance
+    (0, 13.162278, 0.1)
+    """
+    lam = _spectrum(spectrum)
+    n = _validate.integer("n", n, minimum=1)
+    theta_norm = _validate.nonnegative("theta_norm", theta_norm)
+    sigma = _validate.nonnegative("sigma", sigma)
+    r, R = effective_ranks(lam)
+    k = k_star(lam, n, b)
+    bias = float(theta_norm**2 * lam[0] * (math.sqrt(r[0] / n) + r[0] / n))
+    if math.isinf(k):
+        R_k, variance = math.nan, math.inf
+    else:
+        R_k = float(R[k])
+        variance = sigma**2 * (k / n + n / R_k)
+    return BenignBound(r0=float(r[0]), k_star=k, R_k_star=R_k, bias=bias, variance=variance, total=bias + variance)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExcessRisk:
+    """Monte Carlo estimate of E (theta^ - theta*)^T Sigma (theta^ - theta*)."""
+
+    mean: float
+    stderr: float  # standard error of the mean over trials
+    n_trials: int
+
+
+def min_norm_excess_risk(spectrum, n: int, theta, sigma: float, *, n_trials: int, seed) -> ExcessRisk:
+    """Excess risk of theta^ = X^+ y, by Monte Carlo over draws of (X, eps).
+
+    Each trial draws X [n, d] with rows N(0, diag(spectrum)), y = X theta* + sigma eps, and records
+    (theta^ - theta*)^T Sigma (theta^ - theta*) = sum_j lambda_j (theta^_j - theta*_j)^2. For
+    Sigma = I and d > n + 1 the expectation is (1 - n/d) ||theta*||^2 + sigma^2 n / (d - n - 1);
+    for n > d + 1 (least squares) it is sigma^2 d / (n - d - 1).
+
+    Args: spectrum [d] positive (any order); n >= 1; theta [d] = theta* in the eigenbasis;
+    sigma >= 0; n_trials >= 2; seed: int or numpy Generator (the only randomness used).
+
+    >>> risk = min_norm_excess_risk(np.ones(50), 10, np.zeros(50), 1.0, n_trials=200, seed=0)
+    >>> abs(risk.mean - 10 / 39) < 3 * risk.stderr
+    True
+    """
+    lam = _spectrum(spectrum, sorted_=False)
+    d = lam.shape[0]
+    n = _validate.integer("n", n, minimum=1)
+    theta = _validate.vector("theta", theta, length=d, shape_doc="[d]")
+    sigma = _validate.nonnegative("sigma", sigma)
+    n_trials = _validate.integer("n_trials", n_trials, minimum=2)
+    if not isinstance(seed, (int, np.integer, np.random.Generator)) or isinstance(seed, bool):
+        raise ValueError(f"seed must be an int or a numpy.random.Generator; got {seed!r}")
+    rng = np.random.default_rng(seed)
+    risks = np.empty(n_trials)
+    for t in range(n_trials):
+        X = rng.standard_normal((n, d)) * np.sqrt(lam)
+        y = X @ theta + sigma * rng.standard_normal(n)
+        error = min_norm_interpolant(X, y) - theta
+        risks[t] = lam @ error**2
+    stderr = float(risks.std(ddof=1) / math.sqrt(n_trials))
+    return ExcessRisk(mean=float(risks.mean()), stderr=stderr, n_trials=n_trials)
+
+
+def isotropic(d: int) -> np.ndarray:
+    """Sigma = I: lambda_i = 1 [d]. Not benign: r_0 = d, and for d >> n the bias (1 - n/d)||theta*||^2 stays.
+
+    >>> isotropic(3).tolist()
+    [1.0, 1.0, 1.0]
+    """
+    return np.ones(_validate.integer("d", d, minimum=1))
+
+
+def power_law(d: int, alpha: float) -> np.ndarray:
+    """lambda_i = i^{-alpha}, i = 1..d [d]. In infinite dimension i^{-alpha} log^{-beta}(i + 1) is
+    benign iff alpha = 1 and beta > 1 (Bartlett, Long, Lugosi, Tsigler 2020, Thm 6 [unverified
+    number]), so a pure power law is not; at finite d it shows the transition.
+
+    >>> power_law(3, 1.0).round(4).tolist()
+    [1.0, 0.5, 0.3333]
+    """
+    d = _validate.integer("d", d, minimum=1)
+    alpha = _validate.nonnegative("alpha", alpha)
+    return np.arange(1, d + 1, dtype=np.float64) ** -alpha
+
+
+def benign_log_spectrum(d: int) -> np.ndarray:
+    """lambda_i = 1 / (i log^2(i + 1)), i = 1..d [d], natural log: the benign example of
+    Bartlett, Long, Lugosi, Tsigler 2020 (as d -> inf, r_0 stays finite and R_{k*} / n -> inf).
+
+    >>> benign_log_spectrum(2).round(4).tolist()
+    [2.0814, 0.4143]
+    """
+    i = np.arange(1, _validate.integer("d", d, minimum=1) + 1, dtype=np.float64)
+    return 1.0 / (i * np.log(i + 1.0) ** 2)
+
+
+def two_tier(d: int, k: int, big: float, small: float) -> np.ndarray:
+    """k eigenvalues `big` followed by d - k eigenvalues `small` [d] (big >= small > 0, 0 <= k <= d):
+    a spiked covariance. For k' >= k, r_k' = R_k' = d - k'; for k' < k,
+    r_k' = ((k - k') big + (d - k) small) / big.
+
+    >>> two_tier(4, 1, 10.0, 1.0).tolist()
+    [10.0, 1.0, 1.0, 1.0]
+    """
+    d = _validate.integer("d", d, minimum=1)
+    k = _validate.integer("k", k, minimum=0)
+    if k > d:
+        raise ValueError(f"k must be <= d = {d}; got {k}")
+    small = _validate.positive("small", small)
+    big = _validate.positive("big", big)
+    if big < small:
+        raise ValueError(f"big must be >= small = {small} (a non-increasing spectrum); got {big}")
+    return np.where(np.arange(d) < k, big, small).astype(np.float64)
