@@ -290,17 +290,22 @@ class DeepMatrixFactorization(nn.Module):
         return W
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        W = self.matrix()
-        E = W.shape[0]
+        return self.read(self.matrix(), x)
+
+    @staticmethod
+    def read(W: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Measurements of matrices W [E, m, n]: entries at positions x [E, k, 2] (long), or <A_i, W> for
+        measurement matrices x [E, k, m, n] (float). Returns [E, k]."""
+        E, m, n = W.shape
         if x.shape[0] != E:
             raise ValueError(f"input has {x.shape[0]} members, the model has {E}")
         if not x.is_floating_point():
             if x.dim() != 3 or x.shape[2] != 2:
                 raise ValueError(f"positions must be [E, k, 2] (row, col); got shape {tuple(x.shape)}")
-            return W.reshape(E, -1).gather(1, x[..., 0] * self.n + x[..., 1])  # [E, k]
-        if x.dim() != 4 or x.shape[2:] != (self.n, self.n):
-            raise ValueError(f"measurement matrices must be [E, k, {self.n}, {self.n}]; got {tuple(x.shape)}")
-        return torch.bmm(x.reshape(E, x.shape[1], -1), W.reshape(E, -1, 1)).squeeze(2)  # [E, k]
+            return W.reshape(E, -1).gather(1, x[..., 0] * n + x[..., 1])  # [E, k]
+        if x.dim() != 4 or tuple(x.shape[2:]) != (m, n):
+            raise ValueError(f"measurement matrices must be [E, k, {m}, {n}]; got {tuple(x.shape)}")
+        return torch.bmm(x.reshape(E, x.shape[1], m * n), W.reshape(E, m * n, 1)).squeeze(2)  # [E, k]
 
     def member(self, e: int) -> nn.Sequential:
         """Member e as `nn.Sequential(Linear_1, ..., Linear_N)` with Linear_j.weight = W_j (x -> W x)."""

@@ -1,0 +1,133 @@
+"""leaky-relu-highdim (Frei et al. 2023) and xor-cluster (Xu et al. 2024): metrics against references, the
+properties the papers predict on small instances, the partition figure, and both claim sets at the ci preset."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+import sims
+from sims import registry
+from sims.claims.runner import reproduce
+from sims.data import per_member, xor_clusters
+from sims.nn import TwoLayerNet, make_generators
+from sims.settings import leaky_relu_highdim as leaky
+from sims.settings import xor_cluster as xor
+from theory.kkt import kkt_residual
+from theory.matrices import stable_rank
+
+CPU, F64 = torch.device("cpu"), torch.float64
+
+
+def _train(name, seeds, steps, **overrides):
+    """Build `name` at the ci preset with overrides, run `steps` full-batch GD steps, return (task, metrics)."""
+    sim = registry.get(name)
+    cfg = registry.resolve(sim, "ci", dict(overrides, lc=False, dtype="float64"))
+    task = sim.build(cfg, seeds, CPU, F64)
+    opt = torch.optim.SGD([p for p in task.model.parameters() if p.requires_grad], lr=cfg.lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        task.loss(task.model(task.x), task.y).sum().backward()
+        opt.step()
+    with torch.no_grad():
+        return task, task.evaluate(task.model)
+
+
+def test_margin_gram_and_kkt_equal_autograd_reference():
+    E, n, d, m = 2, 6, 10, 8
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(E, n, d, generator=g, dtype=F64)
+    y = torch.where(torch.rand(E, n, generator=g) < 0.5, 1.0, -1.0).double()
+    net = TwoLayerNet(d, m, make_generators([0, 1]), act="leaky_relu", slope=0.1, init_scale=1.0, dtype=F64)
+    W, a = net[0].weight.detach(), net[2].weight[..., 0].detach()
+    gram, q = leaky.margin_gram(x, y, W, a, 0.1)
+    for e in range(E):
+        member = net.member(e)
+        grads = []
+        for i in range(n):
+            member.zero_grad()
+            (y[e, i] * member(x[e, i:i + 1])[0, 0]).backward()
+            grads.append(member[0].weight.grad.T.flatten().clone())  # layout of W[e].flatten(): [d, m]
+        G, theta = torch.stack(grads).numpy(), W[e].flatten().numpy()
+        V = np.vstack([theta, G])
+        np.testing.assert_allclose(gram[e].numpy(), V @ V.T, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(q[e].numpy(), (y[e] * member(x[e])[:, 0]).detach().numpy(), rtol=1e-10)
+        C = leaky.gram_coordinates(gram[e].numpy())
+        margins = np.abs(q[e].numpy())  # any positive margins: the fit only needs theta, grads, margins
+        for tol in (0.1, None):
+            assert kkt_residual(C[0], C[1:], margins, degree=1, tol=tol) == pytest.approx(
+                kkt_residual(theta, G, margins, degree=1, tol=tol), abs=1e-9)
+    sv = leaky.singular_values(W)
+    for e in range(E):
+        assert leaky.stable_rank(sv)[e].item() == pytest.approx(stable_rank(W[e].numpy()), rel=1e-9)
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(6, 16), ratio=st.integers(25, 40))
+def test_leaky_late_stable_rank_small_on_nearly_orthogonal_data(seed, n, ratio):
+    """d >= 25 n: the training points are nearly orthogonal; from a small init the stable rank ends <= 2 + 0.5."""
+    task, m = _train("leaky-relu-highdim", [seed, seed + 1], 30, n=n, d=n * ratio, init_scale=1e-4)
+    x = task.x
+    gram = torch.bmm(x, x.transpose(1, 2))
+    off = gram - torch.diag_embed(torch.diagonal(gram, dim1=1, dim2=2))
+    assert (torch.diagonal(gram, dim1=1, dim2=2).min(dim=1).values > 2 * off.abs().amax(dim=(1, 2))).all()
+    assert (m["train_acc"] == 1).all()
+    assert (m["stable_rank"] <= 2.5).all(), m["stable_rank"]
+    assert (m["mm_agreement"] >= 0.95).all() and (m["mm_cosine"] > 0.9).all()
+
+
+def test_leaky_larger_init_keeps_larger_stable_rank_and_kkt_residual_falls():
+    _, small = _train("leaky-relu-highdim", [0, 1], 40, init_scale=1e-4)
+    _, large = _train("leaky-relu-highdim", [0, 1], 40, init_scale=0.1)
+    assert (large["stable_rank"] > 5 * small["stable_rank"]).all()
+    _, early = _train("leaky-relu-highdim", [0, 1], 3, init_scale=1e-4)
+    assert (small["kkt_residual"] < early["kkt_residual"]).all()
+    assert (small["normalized_margin"] > early["normalized_margin"]).all()
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(12, 40), d=st.integers(1500, 3000))
+def test_xor_first_step_fits_every_noisy_label(seed, n, d):
+    """One large GD step from a small init fits every (noisy) training label, and the test accuracy stays near
+    chance: the regime d >> sqrt(n) ||mu||^2 (here <= 0.07) and d >> n."""
+    seeds = [seed, seed + 1, seed + 2]
+    task, m = _train("xor-cluster", seeds, 1, n=n, d=d, mu_norm=4.0, noise_rate=0.2)
+    _, y, y_clean = per_member(xor_clusters, make_generators(seeds, "data"), n, d, 4.0, 0.2, dtype=F64)
+    assert torch.equal(y, task.y) and (y != y_clean).any()  # some labels are flipped, and they are fitted too
+    assert (m["train_acc"] == 1).all(), m["train_acc"]
+    assert (m["test_acc"] - 0.5).abs().max() < 0.15
+
+
+def test_xor_snapshots_and_partition_figure(runs_dir):
+    r = sims.run("xor-cluster", preset="ci", seeds=2, device="cpu")
+    snaps = sorted(int(p.stem.split("-")[1]) for p in (r.dir / "snapshots").glob("step-*.pt"))
+    assert {0, 1, r.config.steps} <= set(snaps) and set(snaps) <= set(r.steps.tolist())
+    phases = xor.transition_steps(r)
+    assert phases["before"] == 1 and phases["after"] == r.config.steps
+    assert (r.dir / "figures" / "partition.png").stat().st_size > 10_000
+    from lc import exact2d
+
+    state = torch.load(r.dir / "snapshots" / f"step-{r.config.steps}.pt", weights_only=False)
+    c = r.config
+    model = TwoLayerNet(c.d, c.width, make_generators(r.seeds), init_scale=c.init_scale)
+    model.load_state_dict(state["model"])
+    basis = torch.zeros(2, c.d)
+    basis[0, 0] = basis[1, 1] = 1.0
+    part = exact2d.partition(model, torch.zeros(c.d), basis, bounds=((-10, 10), (-10, 10)), member=0)
+    assert 2 <= part.count <= 2 * c.width and len(part.boundary) > 0
+
+
+@pytest.mark.parametrize("key", ["frei2023", "xu2024"])
+def test_claims_run_at_ci(tmp_path, key):
+    report = reproduce(key, preset="ci", out=tmp_path / key, device="cpu", log=lambda msg: None)
+    assert not report["run_failures"]
+    rows = {row["id"]: row for row in report["rows"]}
+    assert all(row["verdict"] in ("PASS", "FAIL", "reported") for row in rows.values())
+    assert all(np.isfinite(row["measured"]) for row in rows.values())
+    if key == "frei2023":
+        assert rows["low-stable-rank-small-init"]["verdict"] == "PASS"
+        assert rows["agrees-with-max-margin"]["verdict"] == "PASS"
+        assert any(f.endswith("stable_rank_vs_init.png") for f in report["figures"])
+    else:
+        assert rows["first-step-fits-noisy-labels"]["verdict"] == "PASS"
+        assert any(f.endswith("partition.png") for f in report["figures"])
