@@ -88,7 +88,8 @@ def table(report: dict) -> str:
     lines = ["| claim | paper says | expected | measured | verdict |", "|---|---|---|---|---|"]
     for r in report["rows"]:
         measured = _fmt(r["measured"]) + (f" ({r['details']})" if r["details"] else "")
-        lines.append(f"| `{r['id']}` | {r['statement']} | {r['expected']} | {measured} | **{r['verdict']}** |")
+        cells = [f"`{r['id']}`", r["statement"], r["expected"], measured, f"**{r['verdict']}**"]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
 
 
