@@ -1,9 +1,6 @@
 """Deep matrix factorisation: the model, the scalar RMSprop, the three simulations, theory against simulation."""
 
 import copy
-import dataclasses
-import os
-import signal
 
 import numpy as np
 import pytest
@@ -183,28 +180,11 @@ def test_ensemble_members_equal_single_runs(runs_dir, sim):
             np.testing.assert_allclose(big.metric(name)[:, e], one.metric(name)[:, 0], rtol=1e-9, atol=1e-12)
 
 
-def _interrupting(sim, at_eval):
-    def build(cfg, seeds, device, dtype):
-        task = sim.build(cfg, seeds, device, dtype)
-        inner, count = task.evaluate, [0]
-
-        def evaluate(model):
-            count[0] += 1
-            if count[0] == at_eval:
-                os.kill(os.getpid(), signal.SIGINT)
-            return inner(model)
-
-        task.evaluate = evaluate
-        return task
-
-    return dataclasses.replace(sim, build=build)
-
-
-def test_rmsprop_run_resumes_exactly(runs_dir, monkeypatch):
+def test_rmsprop_run_resumes_exactly(runs_dir, monkeypatch, interrupting):
     over = dict(FAST, steps=80, n_evals=12, checkpoint_every=2, loss_threshold=0.0)
     full = sims.run("dmf-completion", preset="ci", seeds=2, device="cpu", figures=False, **over)
     sim = registry.get("dmf-completion")
-    monkeypatch.setitem(registry._REGISTRY, "dmf-completion", _interrupting(sim, at_eval=6))
+    monkeypatch.setitem(registry._REGISTRY, "dmf-completion", interrupting(sim, at_eval=6))
     with pytest.raises(engine.Interrupted):
         sims.run("dmf-completion", preset="ci", seeds=2, device="cpu", figures=False, **over)
     monkeypatch.setitem(registry._REGISTRY, "dmf-completion", sim)

@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -67,31 +66,12 @@ def test_run_api_and_run_directory(runs_dir):
         r.metric("nope")
 
 
-def _interrupting(sim, at_eval):
-    """The same simulation, but its task sends SIGINT to this process at eval number `at_eval`."""
-
-    def build(cfg, seeds, device, dtype):
-        task = sim.build(cfg, seeds, device, dtype)
-        inner, count = task.evaluate, [0]
-
-        def evaluate(model):
-            count[0] += 1
-            if count[0] == at_eval:
-                os.kill(os.getpid(), signal.SIGINT)
-            return inner(model)
-
-        task.evaluate = evaluate
-        return task
-
-    return dataclasses.replace(sim, build=build)
-
-
 @pytest.mark.parametrize("batch_size", [0, 5])
-def test_resume_equals_uninterrupted(runs_dir, monkeypatch, batch_size):
+def test_resume_equals_uninterrupted(runs_dir, monkeypatch, interrupting, batch_size):
     over = dict(CI_FAST, steps=40, batch_size=batch_size, optimizer="adamw", lr=0.01, checkpoint_every=3)
     full = sims.run("xor-cluster", preset="ci", seeds=2, device="cpu", figures=False, **over)
     sim = registry.get("xor-cluster")
-    monkeypatch.setitem(registry._REGISTRY, "xor-cluster", _interrupting(sim, at_eval=6))
+    monkeypatch.setitem(registry._REGISTRY, "xor-cluster", interrupting(sim, at_eval=6))
     with pytest.raises(engine.Interrupted):
         sims.run("xor-cluster", preset="ci", seeds=2, device="cpu", figures=False, **over)
     monkeypatch.setitem(registry._REGISTRY, "xor-cluster", sim)
