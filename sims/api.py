@@ -1,17 +1,20 @@
-"""The Python API: `sims.run(...)`, `sims.load(run_dir)`, and the `Run` they return."""
+"""The Python API: `sims.run(...)`, `sims.load(run_dir)`, `sims.resume(run_dir)`, and the `Run` they return."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import numpy as np
+import torch
 
 from . import engine, registry, store
-from .config import ConfigError, apply_overrides
+from .config import ConfigError, Members, apply_overrides, config_hash, to_dict
 
-__all__ = ["Run", "RunFailed", "run", "load", "resume", "default_root"]
+__all__ = ["Run", "RunView", "RunFailed", "run", "run_members", "load", "resume", "default_root"]
 
 
 class RunFailed(RuntimeError):
@@ -24,21 +27,34 @@ def default_root() -> Path:
 
 
 class Run:
-    """A run directory, read back: `.dir`, `.config`, `.summary`, `.steps`, `.metric(name)` [n_evals, E]."""
+    """A run directory, read back.
+
+    `.dir`, `.sim_name`, `.preset`, `.config` (member 0's config), `.members` (every member's config),
+    `.seeds`, `.summary`, `.steps` (eval steps; for a grid run the point indices), `.metric(name)`
+    [n_evals, E], `.view(members)` (a `RunView` of some members).
+    """
 
     def __init__(self, run_dir: Path):
         self.dir = Path(run_dir)
         if not (self.dir / "config.json").exists():
             raise FileNotFoundError(f"{self.dir} is not a run directory (no config.json)")
         meta = store.read_json(self.dir / "config.json")
+        missing = [k for k in ("sim", "preset", "seeds", "config", "environment") if k not in meta]
+        if missing or not isinstance(meta.get("config"), dict):
+            raise store.RunDirError(f"{self.dir / 'config.json'} lacks {missing or ['a config object']}; the "
+                                    "file is damaged")
+        self.meta = meta
         self.sim_name: str = meta["sim"]
         self.preset: str = meta["preset"]
-        self.seeds: list[int] = meta["seeds"]
         self.environment: dict = meta["environment"]
         self.simulation = registry.get(self.sim_name)
         self.config = apply_overrides(self.simulation.config_cls(), meta["config"])
+        per_member = meta.get("members") or [{"seed": s} for s in meta["seeds"]]
+        self.members = Members(apply_overrides(self.config, m) for m in per_member)
+        self.seeds: list[int] = self.members.seeds
+        self.index = "point" if self.simulation.kind == "grid" else "step"
         self.records = store.read_metrics(self.dir / "metrics.jsonl")
-        self.steps = np.array(sorted({r["step"] for r in self.records}), dtype=int)
+        self.steps = np.array(sorted({r[self.index] for r in self.records}), dtype=int)
 
     @property
     def summary(self) -> dict:
@@ -50,8 +66,13 @@ class Run:
         return len(self.seeds)
 
     @property
+    def member_summaries(self) -> list[dict]:
+        """Per member: seed, status and the setting's per-member facts (baselines, ground truth)."""
+        return self.summary.get("members", [{"seed": s} for s in self.seeds])
+
+    @property
     def metric_names(self) -> list[str]:
-        skip = {"step", "member", "seed"}
+        skip = {"step", "point", "member", "seed"}
         return sorted({k for r in self.records for k in r if k not in skip})
 
     def metric(self, name: str) -> np.ndarray:
@@ -62,63 +83,179 @@ class Run:
         out = np.full((len(self.steps), self.n_members), np.nan)
         for r in self.records:
             if name in r:
-                out[index[r["step"]], r["member"]] = r[name]
+                out[index[r[self.index]], r["member"]] = r[name]
         return out
+
+    def view(self, members: Sequence[int]) -> "RunView":
+        return RunView(self, members)
 
     def figures(self) -> list[Path]:
         """(Re)draw the setting's standard figures into figures/."""
         if self.simulation.figures is None:
             return []
         (self.dir / "figures").mkdir(exist_ok=True)
-        return list(self.simulation.figures(self))
+        return [p for p in self.simulation.figures(self) if p is not None]
 
     def __repr__(self) -> str:
         return f"Run({str(self.dir)!r}, sim={self.sim_name!r}, status={self.summary.get('status')!r})"
+
+
+class RunView:
+    """Some members of a run, read like a run of their own: what a claim or a sweep point measures.
+
+    Members of one ensemble may differ in member-wise fields (seed, init scale, ...); a view holds the
+    members of one configuration. `.config` is the first viewed member's, `.metric(name)` [n_evals, k].
+    """
+
+    def __init__(self, run: Run, members: Sequence[int]):
+        self.run, self.idx = run, list(members)
+        if not self.idx or any(not 0 <= e < run.n_members for e in self.idx):
+            raise ValueError(f"members {members} are not in the {run.n_members} members of {run.dir}")
+        self.dir, self.sim_name, self.preset, self.steps = run.dir, run.sim_name, run.preset, run.steps
+        self.simulation, self.environment, self.index = run.simulation, run.environment, run.index
+        self.members = Members(run.members[e] for e in self.idx)
+        self.config, self.seeds = self.members[0], self.members.seeds
+
+    n_members = Run.n_members
+    metric_names = property(lambda self: self.run.metric_names)
+
+    def metric(self, name: str) -> np.ndarray:
+        return self.run.metric(name)[:, self.idx]
+
+    @property
+    def member_summaries(self) -> list[dict]:
+        every = self.run.member_summaries
+        return [every[e] for e in self.idx]
+
+    @property
+    def summary(self) -> dict:
+        """The run's summary with the per-member entries restricted to the viewed members."""
+        s = dict(self.run.summary)
+        for key in ("seeds", "member_status", "ended", "members"):
+            if isinstance(s.get(key), list):
+                s[key] = [s[key][e] for e in self.idx]
+        if isinstance(s.get("final"), dict):
+            s["final"] = {k: [v[e] for e in self.idx] for k, v in s["final"].items()}
+        return s
+
+    def __repr__(self) -> str:
+        return f"RunView({str(self.dir)!r}, members={self.idx})"
 
 
 def load(run_dir: str | Path) -> Run:
     return Run(Path(run_dir))
 
 
+@contextmanager
+def _threads(n: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run(name: str, preset: str = "default", seeds: int = 1, device: str = "auto", out: str | Path | None = None,
-        *, quiet: bool = True, figures: bool = True, log=None, **overrides: Any) -> Run:
+        *, quiet: bool = True, figures: bool = True, log=None, threads: int | None = None, **overrides: Any) -> Run:
     """Run simulation `name` at `preset` with config `overrides`; returns the finished `Run`.
 
     `seeds` members train together (member e has seed cfg.seed + e). The config is validated and the
-    device resolved before anything is written: a bad input leaves no run directory behind.
+    device resolved before anything is written: a bad input leaves no run directory behind. `threads`
+    fixes the CPU thread count (default: chosen by timing, `sims.engine.choose_threads`).
     """
     sim = registry.get(name)
-    cfg = registry.resolve(sim, preset, overrides)
-    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
-        raise ConfigError(f"seeds must be an integer >= 1; got {seeds!r}")
+    return run_members(sim, preset, registry.members(sim, preset, overrides, seeds=seeds), device=device, out=out,
+                       quiet=quiet, figures=figures, log=log, threads=threads)
+
+
+def run_members(sim, preset: str, members: Members, *, device: str = "auto", out: str | Path | None = None,
+                run_dir: str | Path | None = None, quiet: bool = True, figures: bool = True, log=None,
+                threads: int | None = None) -> Run:
+    """Run the ensemble `members` of simulation `sim` (a name or `Simulation`) into a new run directory under
+    `out` (or exactly `run_dir`, which must not exist yet)."""
+    sim = registry.get(sim) if isinstance(sim, str) else sim
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"threads must be an integer >= 1; got {threads!r}")
     dev = engine.resolve_device(device)
-    dtype = engine.resolve_dtype(cfg.dtype)
-    seed_list = [cfg.seed + e for e in range(seeds)]
-    task = sim.build(cfg, seed_list, dev, dtype)
-    run_dir = store.new_run_dir(Path(out) if out is not None else default_root(), name, _config_dict(cfg))
-    store.write_json(run_dir / "config.json", dict(sim=name, preset=preset, seeds=seed_list,
-                                                   config=_config_dict(cfg),
-                                                   environment=store.environment(dev, dtype)))
-    return _train(sim, cfg, task, run_dir, seed_list, None, quiet, figures, log)
+    env = engine.Env(dev, engine.resolve_dtype(members[0].dtype))
+    if run_dir is not None and Path(run_dir).exists():
+        raise ConfigError(f"run directory {run_dir} already exists; results are never overwritten")
+    task = sim.build(members, env)
+    n_threads, how = _thread_choice(sim, task, threads)
+    meta = dict(sim=sim.name, preset=preset, seeds=members.seeds, config=to_dict(members[0]),
+                members=members.overrides(), config_hash=_members_hash(members),
+                environment=dict(store.environment(dev, env.dtype), threads=n_threads, threads_chosen=how))
+    if run_dir is None:
+        run_dir = store.new_run_dir(Path(out) if out is not None else default_root(), sim.name, meta["config"])
+    else:
+        run_dir = Path(run_dir)
+        (run_dir / "figures").mkdir(parents=True)
+    store.write_json(run_dir / "config.json", meta)
+    env.cache.attach(run_dir / "cache")
+    return _execute(sim, members, task, run_dir, None, quiet, figures, log, n_threads)
 
 
-def resume(run_dir: str | Path, *, device: str = "auto", quiet: bool = True, figures: bool = True, log=None) -> Run:
-    """Continue an interrupted run from its checkpoint; it ends where an uninterrupted run would."""
+def resume(run_dir: str | Path, *, device: str = "auto", quiet: bool = True, figures: bool = True, log=None,
+           threads: int | None = None) -> Run:
+    """Continue an interrupted run from its checkpoint; it ends where an uninterrupted run would.
+
+    A run that already completed is left exactly as it is (returned as loaded). The checkpoint must belong to
+    the run's config.json: a config edited since the checkpoint was written is refused, naming the fields.
+    """
     r = load(run_dir)
-    ckpt_path = r.dir / "checkpoint.pt"
-    if not ckpt_path.exists():
-        raise ConfigError(f"{r.dir} has no checkpoint.pt to resume from")
+    say = log or (lambda m: None)
+    status = r.summary.get("status")
+    if status in ("completed", "diverged"):
+        say(f"{r.dir} has already {'completed' if status == 'completed' else 'ended (every member diverged)'}; "
+            "nothing to resume, the run is left as it is")
+        return r
     dev = engine.resolve_device(device)
-    dtype = engine.resolve_dtype(r.config.dtype)
-    task = r.simulation.build(r.config, r.seeds, dev, dtype)
-    ckpt = store.load_checkpoint(ckpt_path, dev)
-    return _train(r.simulation, r.config, task, r.dir, r.seeds, ckpt, quiet, figures, log)
+    env = engine.Env(dev, engine.resolve_dtype(r.config.dtype), engine.Cache(r.dir / "cache"))
+    ckpt = None
+    if r.simulation.kind == "trained":
+        ckpt = store.load_checkpoint(r.dir / "checkpoint.pt", dev)
+        _check_same_config(r, ckpt)
+    task = r.simulation.build(r.members, env)
+    n_threads, _ = _thread_choice(r.simulation, task, threads)
+    return _execute(r.simulation, r.members, task, r.dir, ckpt, quiet, figures, log, n_threads)
 
 
-def _train(sim, cfg, task, run_dir, seeds, ckpt, quiet, figures, log) -> Run:
+def _members_hash(members: Members) -> str:
+    return config_hash([dataclasses.asdict(m) for m in members])
+
+
+def _check_same_config(r: Run, ckpt: Mapping) -> None:
+    """Refuse to resume when the members' configs differ from those the checkpoint was trained with."""
+    saved = ckpt.get("members") if isinstance(ckpt, Mapping) else None
+    if saved is None:
+        raise store.RunDirError(f"{r.dir / 'checkpoint.pt'} does not record the config it was trained with")
+    now = [dataclasses.asdict(m) for m in r.members]
+    if len(saved) != len(now):
+        fields = ["the number of members"]
+    else:
+        fields = sorted({k for a, b in zip(saved, now) for k in a.keys() | b.keys() if a.get(k) != b.get(k)})
+    if fields:
+        raise ConfigError(f"{r.dir / 'config.json'} does not match the checkpoint it would resume: {fields} "
+                          "changed since the checkpoint was written; restore the config or start a new run")
+
+
+def _thread_choice(sim, task, threads: int | None) -> tuple[int, str]:
+    if sim.kind != "trained":
+        return threads or torch.get_num_threads(), "requested" if threads else "torch default"
+    return engine.choose_threads(task, threads)
+
+
+def _execute(sim, members, task, run_dir, ckpt, quiet, figures, log, n_threads) -> Run:
+    from .gridsim import run_grid
+
     try:
-        engine.train(task, cfg, run_dir, seeds=seeds, resume=ckpt, quiet=quiet, log=log)
-    except engine.Interrupted:
+        with store.RunLock(run_dir), _threads(n_threads):
+            if sim.kind == "grid":
+                run_grid(task, members, run_dir, quiet=quiet, log=log)
+            else:
+                engine.train(task, members, run_dir, resume=ckpt, quiet=quiet, log=log)
+    except (engine.Interrupted, store.RunDirError):
         raise
     except Exception as exc:
         summary_path = run_dir / "summary.json"
@@ -130,9 +267,3 @@ def _train(sim, cfg, task, run_dir, seeds, ckpt, quiet, figures, log) -> Run:
     if figures:
         r.figures()
     return r
-
-
-def _config_dict(cfg) -> dict:
-    import dataclasses
-
-    return dataclasses.asdict(cfg)

@@ -11,17 +11,21 @@ import sys
 from pathlib import Path
 
 from .config import ConfigError, field_info
+from .store import RunDirError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def _parse_sets(pairs: list[str]) -> dict[str, str]:
+    """['lr=0.1', 'width=8'] -> {'lr': '0.1', 'width': '8'}; a key given twice is an error."""
     out = {}
     for p in pairs or []:
         if "=" not in p:
             raise ConfigError(f"--set expects key=value; got {p!r}")
-        k, v = p.split("=", 1)
-        out[k.strip()] = v.strip()
+        k, v = (part.strip() for part in p.split("=", 1))
+        if k in out:
+            raise ConfigError(f"--set {k} is given twice ({out[k]!r} and {v!r}); give it once")
+        out[k] = v
     return out
 
 
@@ -85,15 +89,21 @@ def cmd_run(args) -> int:
     log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
     try:
         if args.resume:
-            if args.set or args.preset != "default" or args.seeds != 1:
-                raise ConfigError("--resume continues a run with its own config; drop --preset/--set/--seeds")
-            run = api.resume(args.resume, device=args.device, quiet=args.quiet, log=log)
+            if args.set or args.preset != "default" or args.seeds != 1 or args.name or args.dtype or args.out:
+                raise ConfigError("--resume continues a run with its own config; drop NAME/--preset/--set/--seeds/"
+                                  "--dtype/--out")
+            status = api.load(args.resume).summary.get("status")
+            run = api.resume(args.resume, device=args.device, quiet=args.quiet, log=log, threads=args.threads)
+            if status in ("completed", "diverged"):
+                print(f"{run.dir} had already ended ({status}); it is left as it is")
         else:
             overrides = _parse_sets(args.set)
             if args.dtype:
+                if "dtype" in overrides:
+                    raise ConfigError("give the dtype once: --dtype or --set dtype=..., not both")
                 overrides["dtype"] = args.dtype
             run = api.run(args.name, preset=args.preset, seeds=args.seeds, device=args.device, out=args.out,
-                          quiet=args.quiet, log=log, **overrides)
+                          quiet=args.quiet, log=log, threads=args.threads, **overrides)
     except engine.Interrupted as exc:
         print(f"sims: interrupted: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -118,12 +128,14 @@ def cmd_plot(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from .claims.runner import reproduce
+    from .claims.runner import reproduce, table
+    from .engine import resolve_device
 
+    resolve_device(args.device)
     report = reproduce(args.key, preset=args.preset, out=args.out, device=args.device, quiet=args.quiet,
-                       papers_dir=Path(args.update_papers) if args.update_papers else None)
-    from .claims.runner import table
-
+                       papers_dir=Path(args.update_papers) if args.update_papers else None, seed=args.seed,
+                       workers=args.workers, scheduler=args.scheduler, threads=args.threads,
+                       log=(lambda m: None) if args.quiet else print)
     print(table(report))
     print(f"\nreport: {report['dir']}/report.md")
     if report["run_failures"]:
@@ -133,16 +145,21 @@ def cmd_reproduce(args) -> int:
 
 
 def cmd_sweep(args) -> int:
+    from .engine import resolve_device
     from .sweep import parse_grid, sweep
 
-    index = sweep(args.name, parse_grid(args.grid or []), preset=args.preset, seeds=args.seeds,
-                  base=_parse_sets(args.set), out=args.out, device=args.device, workers=args.workers,
-                  scheduler=args.scheduler)
-    failed = [p for p in index["points"] if p["status"] != "completed"]
-    for p in index["points"]:
-        print(f"{p['status']:<10} seeds={p['seeds']} {p['overrides']} -> {p['dir']}")
-    print(f"sweep index: {index['dir']}/sweep.json ({index['executor']}, {index['elapsed_s']} s)")
-    return EXIT_FAILED if failed else EXIT_OK
+    resolve_device(args.device)
+    grid, base = parse_grid(args.grid or []), _parse_sets(args.set)
+    both = sorted(set(grid) & set(base))
+    if both:
+        raise ConfigError(f"{both} given both as --grid and as --set; give each key once")
+    index = sweep(args.name, grid, preset=args.preset, seeds=args.seeds, base=base, out=args.out,
+                  device=args.device, workers=args.workers, scheduler=args.scheduler, threads=args.threads,
+                  log=(lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr)))
+    for g in index["groups"]:
+        print(f"{g['status']:<11} {len(g['members'])} member(s) -> {g['dir']}")
+    print(f"sweep: {index['dir']}/sweep.json and results.csv ({index['executor']}, {index['elapsed_s']} s)")
+    return EXIT_OK if all(g["status"] == "completed" for g in index["groups"]) else EXIT_FAILED
 
 
 def parser() -> argparse.ArgumentParser:
@@ -162,6 +179,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="root directory of runs (default ./runs or $SIMS_RUNS)")
     r.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
     r.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    r.add_argument("--threads", type=int, help="CPU threads (default: the faster of 1 and all, timed at the start)")
     sw = sub.add_parser("sweep", help="run a grid of configs (seeds folded into ensembles), optionally on Dask")
     sw.add_argument("name")
     sw.add_argument("--grid", action="append", metavar="KEY=V1,V2,...", help="a swept field (repeatable)")
@@ -172,6 +190,8 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--out", help="sweep directory (default runs/sweeps/<name>-<time>)")
     sw.add_argument("--workers", type=int, default=0, help="Dask LocalCluster workers on 127.0.0.1 (0: run here)")
     sw.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    sw.add_argument("--threads", type=int, help="CPU threads per run (default: timed per run)")
+    sw.add_argument("--quiet", action="store_true")
     pl = sub.add_parser("plot", help="redraw the figures of a run")
     pl.add_argument("run_dir")
     rp = sub.add_parser("reproduce", help="run a paper's claims and write report.md / report.json")
@@ -180,6 +200,10 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", help="report directory (default runs/reproduce/<key>-<preset>-<time>)")
     rp.add_argument("--device", default="auto")
     rp.add_argument("--quiet", action="store_true")
+    rp.add_argument("--seed", type=int, help="first seed of every claim's runs (default: the presets' own)")
+    rp.add_argument("--workers", type=int, default=0, help="Dask LocalCluster workers on 127.0.0.1 (0: run here)")
+    rp.add_argument("--scheduler", help="address of an existing Dask scheduler")
+    rp.add_argument("--threads", type=int, help="CPU threads per run (default: timed per run)")
     rp.add_argument("--update-papers", metavar="PAPERS_DIR", nargs="?", const="papers",
                     help="also write the claims table and figures into PAPERS_DIR/<key>.md (default papers/)")
     return p
@@ -194,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                "sweep": cmd_sweep}
     try:
         return handler[args.command](args)
-    except (ConfigError, FileNotFoundError) as exc:
+    except (ConfigError, FileNotFoundError, RunDirError) as exc:
         print(f"sims {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ValueError as exc:  # bad device, bad input caught at build time

@@ -10,13 +10,17 @@ the value and what is valid, before anything is written.
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import difflib
+import hashlib
+import json
 import math
 import typing
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
-__all__ = ["ConfigError", "param", "TrainConfig", "ProbedConfig", "validate", "apply_overrides", "field_info", "to_dict"]
+__all__ = ["ConfigError", "param", "TrainConfig", "ProbedConfig", "validate", "apply_overrides", "field_info", "to_dict",
+           "with_defaults", "Members", "config_hash"]
 
 
 class ConfigError(ValueError):
@@ -37,7 +41,7 @@ def param(default: Any, help: str, *, low: float | None = None, high: float | No
 class TrainConfig:
     """The fields the engine reads; every setting's Config extends this."""
 
-    seed: int = param(0, "seed of member 0; member e uses seed + e", low=0)
+    seed: int = param(0, "seed of the data, init and batch streams (with --seeds K, member e uses seed + e)", low=0)
     steps: int = param(1000, "number of optimiser steps", low=0)
     lr: float = param(0.1, "learning rate", low=0.0, low_open=True)
     optimizer: str = param("sgd", "optimiser applied to the batched parameters", choices=("sgd", "adamw"))
@@ -48,6 +52,16 @@ class TrainConfig:
                          low=2)
     dtype: str = param("float32", "floating-point type of data and parameters", choices=("float32", "float64"))
     checkpoint_every: int = param(10, "write checkpoint.pt every this many evaluations", low=1)
+
+
+@dataclass(frozen=True)
+class ProbedConfig(TrainConfig):
+    """TrainConfig plus the LC probe of piecewise-linear settings (Humayun et al. 2024)."""
+
+    lc: bool = param(True, "measure local complexity at train, test and random points at every evaluation")
+    lc_radius: float = param(1.0, "radius r of the LC cross-polytope (input units)", low=0.0, low_open=True)
+    lc_dirs: int = param(16, "number P of orthonormal directions of the LC cross-polytope", low=1)
+    lc_points: int = param(100, "points per LC set (test and random; train uses up to this many)", low=1)
 
 
 def _type_of(cls: type, f: dataclasses.Field) -> type:
@@ -113,13 +127,13 @@ def _parse(name: str, typ: type, text: Any) -> Any:
             if low in ("0", "false", "no", "off"):
                 return False
             raise ValueError
-        if typ is int:
-            f = float(text)
-            if not f.is_integer():
+        if typ is int:  # exact: "12345678901234567" and "1e5" never pass through a float
+            value = decimal.Decimal(text.strip())
+            if not value.is_finite() or value != value.to_integral_value():
                 raise ValueError
-            return int(f)
+            return int(value)
         return typ(text)
-    except ValueError:
+    except (ValueError, decimal.InvalidOperation):
         raise ConfigError(f"{name}={text!r} cannot be read as {typ.__name__}") from None
 
 
@@ -143,11 +157,69 @@ def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
 
 
-@dataclass(frozen=True)
-class ProbedConfig(TrainConfig):
-    """TrainConfig plus the LC probe of piecewise-linear settings (Humayun et al. 2024)."""
+def config_hash(cfg: Any) -> str:
+    """A short stable hash of a config (or a dict of them): resume checks that a run's config is unchanged."""
+    obj = to_dict(cfg) if dataclasses.is_dataclass(cfg) else cfg
+    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-    lc: bool = param(True, "measure local complexity at train, test and random points at every evaluation")
-    lc_radius: float = param(1.0, "radius r of the LC cross-polytope (input units)", low=0.0, low_open=True)
-    lc_dirs: int = param(16, "number P of orthonormal directions of the LC cross-polytope", low=1)
-    lc_points: int = param(100, "points per LC set (test and random; train uses up to this many)", low=1)
+
+def with_defaults(base: type, **defaults: Any) -> type:
+    """A frozen subclass of the config class `base` whose fields take new defaults (meanings and ranges kept).
+
+    Settings that share fields declare them once in a base config and change only their defaults:
+    `class Config(with_defaults(TwoLayerConfig, n=200, d=16000)): ...`.
+    """
+    fields = {f.name: f for f in dataclasses.fields(base)}
+    unknown = sorted(set(defaults) - set(fields))
+    if unknown:
+        raise ValueError(f"{base.__name__} has no fields {unknown}")
+    hints = typing.get_type_hints(base)
+    spec = [(k, hints[k], dataclasses.field(default=v, metadata=fields[k].metadata)) for k, v in defaults.items()]
+    return dataclasses.make_dataclass(base.__name__, spec, bases=(base,), frozen=True)
+
+
+class Members(tuple):
+    """The resolved configs of an ensemble's members: member e trains with `members[e]`.
+
+    Members differ only in the fields their simulation declares member-wise (always `seed`; data and
+    init fields and per-member optimiser fields where a setting allows it); every other field is shared
+    and read from `members[0]`.
+    """
+
+    @classmethod
+    def from_seeds(cls, cfg: Any, n: int) -> "Members":
+        """n members with seeds cfg.seed, cfg.seed + 1, ..."""
+        return cls(dataclasses.replace(cfg, seed=cfg.seed + e) for e in range(n))
+
+    @property
+    def seeds(self) -> list[int]:
+        return [c.seed for c in self]
+
+    def values(self, name: str) -> list:
+        """Field `name` of every member."""
+        return [getattr(c, name) for c in self]
+
+    def uniform(self, name: str) -> bool:
+        """Whether every member has the same value of field `name`."""
+        return len({json.dumps(v, default=str) for v in self.values(name)}) == 1
+
+    def check(self, memberwise: Iterable[str]) -> "Members":
+        """Raise ConfigError unless the members differ only in `memberwise` fields; returns self."""
+        if not self:
+            raise ConfigError("an ensemble needs at least one member")
+        allowed = set(memberwise) | {"seed"}
+        kinds = {type(c) for c in self}
+        if len(kinds) != 1:
+            raise ConfigError(f"members have different config classes: {sorted(k.__name__ for k in kinds)}")
+        differ = [f.name for f in dataclasses.fields(self[0]) if f.name not in allowed and not self.uniform(f.name)]
+        if differ:
+            raise ConfigError(f"members of one ensemble differ in {differ}; only {sorted(allowed)} may differ "
+                              "between members (run the others as separate ensembles)")
+        if len({config_hash(c) for c in self}) != len(self):
+            raise ConfigError(f"two members of one ensemble are the same run: {self.overrides()}")
+        return self
+
+    def overrides(self) -> list[dict]:
+        """Per member, the fields in which it differs from the others (at least its seed)."""
+        names = [f.name for f in dataclasses.fields(self[0]) if f.name == "seed" or not self.uniform(f.name)]
+        return [{k: getattr(c, k) for k in names} for c in self]

@@ -6,11 +6,13 @@ and `per_member(fn, generators, ...)` stacks the members: arrays [E, n, ...].
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence
 
 import torch
 
-__all__ = ["per_member", "xor_clusters", "gaussian_mixture", "flip_labels"]
+__all__ = ["per_member", "xor_clusters", "gaussian_mixture", "flip_labels", "low_rank_matrix", "completion_data",
+           "sensing_data"]
 
 
 def per_member(fn: Callable, generators: Sequence[torch.Generator], *args, dtype=torch.float32, device="cpu",
@@ -60,3 +62,32 @@ def gaussian_mixture(n: int, d: int, mu_norm: float, noise_rate: float, *, gener
     x = torch.randn(n, d, generator=generator, dtype=torch.float64)
     x[:, 0] += y_clean * mu_norm
     return x, flip_labels(y_clean, noise_rate, generator), y_clean
+
+
+def low_rank_matrix(n: int, rank: int, *, generator: torch.Generator) -> torch.Tensor:
+    """W* = U V^T / sqrt(r) with U, V ~ N(0, 1)^{n x r}, rescaled to ||W*||_F = n: [n, n] float64.
+
+    (Arora, Cohen, Hu, Luo 2019: entries of RMS 1, so ||W - W*||_F^2 / ||W*||_F^2 is a mean over entries.)
+    """
+    U = torch.randn(n, rank, generator=generator, dtype=torch.float64)
+    V = torch.randn(n, rank, generator=generator, dtype=torch.float64)
+    W = U @ V.T / math.sqrt(rank)
+    return W * (n / W.norm())
+
+
+def completion_data(n: int, rank: int, n_obs: int, *, generator: torch.Generator):
+    """W* [n, n], observed positions [n_obs, 2] (row, col; uniform without replacement), values [n_obs].
+
+    The positions are the first n_obs of one random permutation of the n^2 entries, so for a fixed
+    generator seed a larger n_obs observes a superset of the entries.
+    """
+    W = low_rank_matrix(n, rank, generator=generator)
+    flat = torch.randperm(n * n, generator=generator)[:n_obs]
+    return W, torch.stack([flat // n, flat % n], dim=1), W.reshape(-1)[flat]
+
+
+def sensing_data(n: int, rank: int, n_obs: int, *, generator: torch.Generator):
+    """W* [n, n], measurement matrices A [n_obs, n, n] with N(0, 1) / n entries, y_i = <A_i, W*> [n_obs]."""
+    W = low_rank_matrix(n, rank, generator=generator)
+    A = torch.randn(n_obs, n, n, generator=generator, dtype=torch.float64) / n
+    return W, A, (A * W).sum(dim=(1, 2))

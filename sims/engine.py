@@ -3,12 +3,16 @@
 A setting builds a `Task` (ensemble model, training data with a member dimension, per-member loss,
 per-member metrics, optional LC probe); `train` runs it. The loop is one plain function:
 
-    for step in range(start, steps):
-        batch -> forward -> per-member losses [E] -> divergence check -> backward -> optimiser step
-        on the eval schedule: metrics (+ LC probe) -> metrics.jsonl; every few evals: checkpoint
+    for step in range(start + 1, steps + 1):
+        batch -> forward -> per-member losses [E] -> backward of their sum -> optimiser step
+        on the eval schedule: finiteness check (diverged members frozen) -> metrics (+ LC probe)
+        -> metrics.jsonl; every few evals: checkpoint
 
-The summed loss `sum_e L_e` gives member e exactly the gradient of its own mean loss, and SGD/AdamW
-act elementwise, so an E-member run is E independent runs (tested against one-member runs).
+The summed loss `sum_e L_e` gives member e exactly the gradient of its own mean loss, and the optimisers
+act elementwise (or per member), so an E-member run is E independent runs (tested against one-member runs).
+A member whose loss or parameters turn non-finite only spoils its own parameters; it is caught at the next
+evaluation, reset to its parameters at the last evaluation and frozen, and its metrics are null from then on.
+There is no host-device synchronisation between evaluations (except for a per-step loss threshold).
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ import torch
 from torch import nn
 
 from . import store
+from .config import Members, config_hash
 from .nn import make_generators
 
-__all__ = ["Task", "train", "eval_schedule", "Interrupted", "resolve_device", "resolve_dtype"]
+__all__ = ["Task", "Env", "Cache", "train", "eval_schedule", "Interrupted", "resolve_device", "resolve_dtype",
+           "choose_threads"]
 
 
 @dataclass
@@ -43,9 +49,50 @@ class Task:
     evaluate: Callable[[nn.Module], dict[str, torch.Tensor]]  # metric name -> [E] values
     probe: Any = None  # an `lc.Probe`, or None
     make_optimizer: Callable[[list[nn.Parameter]], torch.optim.Optimizer] | None = None  # default: cfg.optimizer
-    summary: dict = field(default_factory=dict)  # run-level facts for summary.json (baselines, ...)
+    summary: dict = field(default_factory=dict)  # run-level facts for summary.json (baseline solver, ...)
+    member_summary: list[dict] | None = None  # per-member facts (baselines, ground truth), summary["members"][e]
     snapshot_steps: tuple[int, ...] = ()  # steps at which the model's state is kept in snapshots/step-<s>.pt
     stop: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None  # eval metrics -> [E] bool: member done
+    stop_loss: float = 0.0  # > 0: a member stops (before its update) at the first step its training loss is <= this
+
+
+class Cache:
+    """Expensive results of a build (nuclear-norm and max-margin baselines), kept in <run>/cache/<name>.pt.
+
+    `get(name, compute)` returns the stored value if the run directory has it (a resumed run does not solve
+    again), else computes it; values computed before the run directory exists are written by `attach(dir)`.
+    """
+
+    def __init__(self, directory: Path | None = None):
+        self.dir = None if directory is None else Path(directory)
+        self.pending: dict[str, Any] = {}
+
+    def get(self, name: str, compute: Callable[[], Any]) -> Any:
+        if name in self.pending:
+            return self.pending[name]
+        path = None if self.dir is None else self.dir / f"{name}.pt"
+        if path is not None and path.exists():
+            return store.load_checkpoint(path)
+        self.pending[name] = value = compute()
+        if path is not None:
+            store.save_checkpoint(path, value)
+        return value
+
+    def attach(self, directory: Path) -> None:
+        """Write the values computed so far into `directory` and keep later ones there too."""
+        self.dir = Path(directory)
+        for name, value in self.pending.items():
+            self.dir.mkdir(parents=True, exist_ok=True)
+            store.save_checkpoint(self.dir / f"{name}.pt", value)
+
+
+@dataclass
+class Env:
+    """Where a build puts its tensors, and its cache of expensive baselines."""
+
+    device: torch.device
+    dtype: torch.dtype
+    cache: Cache = field(default_factory=Cache)
 
 
 class Interrupted(RuntimeError):
@@ -58,7 +105,7 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
         return torch.device("cpu")
-    if name.startswith("cuda"):
+    if isinstance(name, str) and name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ValueError(f"device {name!r} requested but CUDA is not available; use --device cpu or auto")
         return torch.device(name)
@@ -90,6 +137,65 @@ def eval_schedule(steps: int, n_evals: int) -> list[int]:
     return sorted(pts)
 
 
+# ---------------------------------------------------------------------------------------------- CPU threads
+
+def choose_threads(task: Task, requested: int | None = None, *, budget_s: float = 0.3) -> tuple[int, str]:
+    """The intra-op thread count for training `task` on a CPU, and how it was chosen.
+
+    `requested` wins. Otherwise forward + backward passes are timed alternately at 1 thread and at all of
+    torch's threads (a few repetitions, about `budget_s` in all; gradients are cleared, parameters unchanged)
+    and the faster median is kept: small problems (100 x 100 matmuls) do not gain from a second thread and
+    lose badly when another process keeps a core busy (spinning OpenMP threads), while large batched ones do.
+    """
+    most = torch.get_num_threads()
+    if requested is not None:
+        return requested, "requested"
+    if task.x.device.type != "cpu" or most == 1:
+        return most, "not timed (one thread available or not a CPU)"
+    params = [p for p in task.model.parameters() if p.requires_grad]
+
+    def one_pass(n: int) -> float:
+        torch.set_num_threads(n)
+        t0 = time.perf_counter()
+        task.loss(task.model(task.x), task.y).sum().backward()
+        for p in params:
+            p.grad = None
+        return time.perf_counter() - t0
+
+    try:
+        first = min(one_pass(most), one_pass(1))  # warm-up, and the size of one pass
+        reps = int(min(9, max(2, budget_s / max(first, 1e-6) / 2)))
+        times = {1: [], most: []}
+        for _ in range(reps):
+            for n in (1, most):
+                times[n].append(one_pass(n))
+    finally:
+        torch.set_num_threads(most)
+    med = {n: float(np.median(t)) for n, t in times.items()}
+    best = min(med, key=med.get)
+    return best, f"timed: {med[1] * 1e3:.3g} ms per pass at 1 thread, {med[most] * 1e3:.3g} ms at {most}"
+
+
+# ------------------------------------------------------------------------------------------------ loop state
+
+@dataclass
+class _State:
+    """Everything the loop changes, in one place (checkpointed)."""
+
+    opt: torch.optim.Optimizer
+    batch_gens: list[torch.Generator]
+    active: torch.Tensor  # [E] bool: neither diverged nor stopped
+    ended: list[dict | None]  # per member: {"status": "diverged" | "stopped", "step": s, "why": ...}
+    frozen: dict[str, torch.Tensor]  # parameter name -> [E, ...] values kept for ended members
+    safe: dict[str, torch.Tensor]  # parameter name -> values at the last evaluation (every member finite there)
+    n_active: int = 0  # members still training (host copy of active.sum(), so the loop never syncs for it)
+    step: int = 0
+    n_evals_done: int = 0
+    elapsed_before: float = 0.0
+    last_losses: torch.Tensor | None = None  # [E] losses of the last step (checked at evaluations)
+    last: dict = field(default_factory=dict)  # the last evaluation's metrics
+
+
 def _default_optimizer(cfg, params):
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -98,12 +204,201 @@ def _default_optimizer(cfg, params):
     raise ValueError(f"optimizer must be 'sgd' or 'adamw'; got {cfg.optimizer!r}")
 
 
-def _member_finite(model: nn.Module, E: int) -> torch.Tensor:
-    """[E] bool: every parameter of member e is finite."""
-    ok = torch.ones(E, dtype=torch.bool, device=next(model.parameters()).device)
+def _new_state(task: Task, members: Members, resume: dict | None) -> _State:
+    model, E = task.model, task.model.n_members
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = task.make_optimizer(params) if task.make_optimizer else _default_optimizer(members[0], params)
+    device = task.x.device
+    named = {k: p.detach().clone() for k, p in model.named_parameters()}
+    state = _State(opt=opt, batch_gens=make_generators(members.seeds, "batches"),
+                   active=torch.ones(E, dtype=torch.bool, device=device), ended=[None] * E, frozen={}, safe=named,
+                   n_active=E)
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        for g, st in zip(state.batch_gens, resume["batch_generators"]):
+            g.set_state(st)
+        state.active, state.ended = resume["active"].to(device), list(resume["ended"])
+        state.n_active = sum(e is None for e in state.ended)
+        state.frozen = {k: v.to(device) for k, v in resume["frozen"].items()}
+        state.safe = {k: p.detach().clone() for k, p in model.named_parameters()}
+        state.step, state.n_evals_done = resume["step"], resume["n_evals_done"]
+        state.elapsed_before = resume.get("elapsed", 0.0)
+    return state
+
+
+def _batch(task: Task, cfg, state: _State):
+    """The full training set, or B indices per member from the member's own generator."""
+    n = task.x.shape[1]
+    if cfg.batch_size == 0 or cfg.batch_size >= n:
+        return task.x, task.y
+    idx = torch.stack([torch.randperm(n, generator=g)[: cfg.batch_size] for g in state.batch_gens])
+    rows = torch.arange(len(idx), device=task.x.device).unsqueeze(1)
+    idx = idx.to(task.x.device)
+    return task.x[rows, idx], task.y[rows, idx]
+
+
+def _freeze(state: _State, model: nn.Module, newly: torch.Tensor, step: int, status: str, why: str, say) -> None:
+    """Mark members `newly` [E] bool as ended and keep their parameters as they are now."""
+    for e in torch.nonzero(newly).flatten().tolist():
+        state.ended[e] = dict(status=status, step=step, why=why)
+        if status == "diverged":
+            say(f"member {e} diverged by step {step}: {why}; it is reset to its last evaluated parameters and "
+                "frozen, the others go on (try a smaller lr)")
+    state.active = state.active & ~newly
+    state.n_active = sum(e is None for e in state.ended)
+    for k, p in model.named_parameters():
+        snap = state.frozen.get(k, p.detach().clone())
+        snap[newly] = p.detach()[newly]
+        state.frozen[k] = snap
+
+
+def _restore_frozen(state: _State, model: nn.Module) -> None:
+    if state.frozen:
+        with torch.no_grad():
+            still = ~state.active
+            for k, p in model.named_parameters():
+                p[still] = state.frozen[k][still]
+
+
+def _check_finite(state: _State, model: nn.Module, step: int, say) -> None:
+    """Members whose last loss or parameters are non-finite: reset to their last evaluated parameters, frozen."""
+    E = model.n_members
+    ok = torch.ones(E, dtype=torch.bool, device=state.active.device)
     for p in model.parameters():
         ok &= torch.isfinite(p.detach()).reshape(E, -1).all(dim=1)
-    return ok
+    if state.last_losses is not None:
+        ok &= torch.isfinite(state.last_losses.detach())
+    newly = state.active & ~ok
+    if bool(newly.any()):
+        with torch.no_grad():
+            for k, p in model.named_parameters():
+                p[newly] = state.safe[k][newly]
+        _freeze(state, model, newly, step, "diverged", "the loss or the parameters became non-finite", say)
+    for k, p in model.named_parameters():
+        state.safe[k].copy_(p.detach())
+
+
+def _evaluate(task: Task, probe, state: _State, step: int, writer, seeds, say) -> dict:
+    """Freeze diverged members, then metrics (+ LC probe) per member; diverged members' values are null."""
+    model = task.model
+    _check_finite(state, model, step, say)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        metrics = dict(task.evaluate(model))
+        if probe is not None:
+            metrics.update(probe(model))
+        done = state.active & task.stop(metrics) if task.stop is not None else None
+    model.train(was_training)
+    if done is not None and bool(done.any()):
+        _freeze(state, model, done, step, "stopped", "reached the stopping criterion", say)
+    diverged = [e is not None and e["status"] == "diverged" for e in state.ended]
+    values = {k: [math.nan if diverged[e] else x for e, x in enumerate(v.detach().double().cpu().tolist())]
+              for k, v in metrics.items()}
+    writer.write(step, values, model.n_members, extra={"seed": seeds})
+    state.last = values
+    state.n_evals_done += 1
+    return values
+
+
+def _checkpoint(state: _State, model: nn.Module, members: Members, run_dir: Path, t0: float) -> None:
+    store.save_checkpoint(run_dir / "checkpoint.pt", dict(
+        step=state.step, n_evals_done=state.n_evals_done, model=model.state_dict(), optimizer=state.opt.state_dict(),
+        batch_generators=[g.get_state() for g in state.batch_gens], active=state.active.cpu(), ended=state.ended,
+        frozen={k: v.cpu() for k, v in state.frozen.items()}, seeds=members.seeds,
+        members=[dataclasses.asdict(m) for m in members],
+        config_hash=config_hash([dataclasses.asdict(m) for m in members]),
+        elapsed=state.elapsed_before + time.time() - t0))
+
+
+def _summary(task: Task, state: _State, members: Members, status: str, note: str, t0: float) -> dict:
+    E = len(members)
+    member_status = [status if state.ended[e] is None else state.ended[e]["status"] for e in range(E)]
+    per_member = task.member_summary or [{} for _ in range(E)]
+    out = dict(status=status, step=state.step, steps=members[0].steps, n_members=E, seeds=members.seeds,
+               member_status=member_status, ended=state.ended,
+               elapsed_s=round(state.elapsed_before + time.time() - t0, 3), final=dict(state.last), lc=note,
+               members=[dict(seed=s, status=st, **facts) for s, st, facts in zip(members.seeds, member_status,
+                                                                                 per_member)])
+    out.update(task.summary)
+    return out
+
+
+def _train_step(task: Task, cfg, state: _State) -> None:
+    """One optimiser step of every member (a per-step loss threshold stops members before their update)."""
+    xb, yb = _batch(task, cfg, state)
+    state.opt.zero_grad(set_to_none=True)
+    losses = task.loss(task.model(xb), yb)  # [E]
+    state.last_losses = losses
+    if task.stop_loss > 0:
+        done = state.active & (losses.detach() <= task.stop_loss)
+        if bool(done.any()):
+            _freeze(state, task.model, done, state.step, "stopped",
+                    f"training loss <= {task.stop_loss:g} (checked every step)", lambda m: None)
+    losses.sum().backward()
+    state.opt.step()
+    _restore_frozen(state, task.model)
+    state.step += 1
+
+
+def _lc_note(task: Task):
+    """(probe or None, how LC was handled) for the summary."""
+    if task.probe is None:
+        return None, "no LC probe for this setting"
+    why = task.probe.reason_not_applicable(task.model)
+    return (task.probe, "measured") if why is None else (None, why)
+
+
+def train(task: Task, members: Members, run_dir: Path, *, resume: dict | None = None, quiet: bool = False,
+          log: Callable[[str], None] | None = None) -> dict:
+    """Train `task` with the per-member configs `members`, writing metrics, checkpoints and the summary into
+    `run_dir`. Returns the summary dict. `resume` is a loaded checkpoint to continue from."""
+    cfg, model, run_dir, say = members[0], task.model, Path(run_dir), log or (lambda msg: None)
+    writer = store.MetricsWriter(run_dir / "metrics.jsonl")
+    state = _new_state(task, members, resume)
+    if resume is not None:
+        writer.truncate_after(state.step)
+    probe, note = _lc_note(task)
+    evals, snapshots, t0 = set(eval_schedule(cfg.steps, cfg.n_evals)), set(task.snapshot_steps), time.time()
+    store.write_json(run_dir / "summary.json", _summary(task, state, members, "running", note, t0))
+    bar = _progress(cfg.steps, state.step, quiet)
+    model.train()
+    with _cpu_training(task.x.device), _StopFlag() as stop:
+        if resume is None:
+            _evaluate(task, probe, state, 0, writer, members.seeds, say)
+            if 0 in snapshots:
+                _snapshot(model, run_dir, 0)
+        while state.step < cfg.steps and state.n_active:
+            _train_step(task, cfg, state)
+            step = state.step
+            bar.update(1)
+            if step in snapshots:
+                _snapshot(model, run_dir, step)
+            if step in evals or not state.n_active:
+                bar.set_postfix_str(_short(_evaluate(task, probe, state, step, writer, members.seeds, say)),
+                                    refresh=False)
+                if state.n_evals_done % cfg.checkpoint_every == 0:
+                    _checkpoint(state, model, members, run_dir, t0)
+                    store.write_json(run_dir / "summary.json", _summary(task, state, members, "running", note, t0))
+            if stop.signum is not None:
+                _checkpoint(state, model, members, run_dir, t0)
+                store.write_json(run_dir / "summary.json", _summary(task, state, members, "interrupted", note, t0))
+                bar.close()
+                raise Interrupted(f"stopped by signal {stop.signum} at step {step}; resume with --resume {run_dir}")
+    bar.close()
+    diverged = sum(e is not None and e["status"] == "diverged" for e in state.ended)
+    _checkpoint(state, model, members, run_dir, t0)
+    final = _summary(task, state, members, "diverged" if diverged == len(members) else "completed", note, t0)
+    store.write_json(run_dir / "summary.json", final)
+    return final
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+def _snapshot(model: nn.Module, run_dir: Path, step: int) -> None:
+    (run_dir / "snapshots").mkdir(exist_ok=True)
+    store.save_checkpoint(run_dir / "snapshots" / f"step-{step}.pt", dict(step=step, model=model.state_dict()))
 
 
 _ALLOCATOR_TUNED = False
@@ -132,6 +427,26 @@ def _keep_freed_memory() -> None:
         pass
 
 
+class _cpu_training:
+    """On a CPU: flush denormals to zero while training (restored after) and keep freed memory.
+
+    Logistic losses drive gradients towards float underflow; denormal arithmetic is ~5x slower on x86 CPUs.
+    """
+
+    def __init__(self, device: torch.device):
+        self.cpu = device.type == "cpu"
+
+    def __enter__(self):
+        if self.cpu:
+            _keep_freed_memory()
+            self.flushed = torch.set_flush_denormal(True)
+        return self
+
+    def __exit__(self, *exc):
+        if self.cpu and self.flushed:
+            torch.set_flush_denormal(False)
+
+
 class _StopFlag:
     """Turns SIGINT/SIGTERM into a flag the loop checks after each step (main thread only)."""
 
@@ -153,178 +468,6 @@ class _StopFlag:
     def __exit__(self, *exc):
         for s, h in self._old.items():
             signal.signal(s, h)
-
-
-def train(task: Task, cfg, run_dir: Path, *, seeds: list[int], resume: dict | None = None,
-          quiet: bool = False, log: Callable[[str], None] | None = None) -> dict:
-    """Train `task` under `cfg`, writing metrics, checkpoints and the summary into `run_dir`.
-
-    Returns the summary dict. `resume` is a loaded checkpoint to continue from.
-    """
-    model, E = task.model, task.model.n_members
-    device = task.x.device
-    run_dir = Path(run_dir)
-    writer = store.MetricsWriter(run_dir / "metrics.jsonl")
-    schedule = eval_schedule(cfg.steps, cfg.n_evals)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = task.make_optimizer(params) if task.make_optimizer else _default_optimizer(cfg, params)
-    n = task.x.shape[1]
-    full_batch = cfg.batch_size == 0 or cfg.batch_size >= n
-    batch_gens = make_generators(seeds, "batches")
-    member_idx = torch.arange(E, device=device).unsqueeze(1)  # [E, 1]
-
-    # state
-    active = torch.ones(E, dtype=torch.bool, device=device)  # neither diverged nor stopped
-    ended: list[dict | None] = [None] * E  # per member: {"status": "diverged" | "stopped", "step": s, "why": ...}
-    frozen: dict[str, torch.Tensor] = {}
-    start, n_evals_done = 0, 0
-    lc_note = None if task.probe is None else task.probe.reason_not_applicable(model)
-    probe = task.probe if lc_note is None else None
-    if task.probe is None:
-        lc_note = "no LC probe for this setting"
-    t0 = time.time()
-    elapsed_before = 0.0
-    if resume is not None:
-        model.load_state_dict(resume["model"])
-        opt.load_state_dict(resume["optimizer"])
-        for g, st in zip(batch_gens, resume["batch_generators"]):
-            g.set_state(st)
-        active = resume["active"].to(device)
-        ended = list(resume["ended"])
-        frozen = {k: v.to(device) for k, v in resume["frozen"].items()}
-        start, n_evals_done = resume["step"], resume["n_evals_done"]
-        elapsed_before = resume.get("elapsed", 0.0)
-        writer.truncate_after(start)
-    named = dict(model.named_parameters())
-    say = log or (lambda msg: None)
-
-    def checkpoint(step: int) -> None:
-        store.save_checkpoint(run_dir / "checkpoint.pt", dict(
-            step=step, n_evals_done=n_evals_done, model=model.state_dict(), optimizer=opt.state_dict(),
-            batch_generators=[g.get_state() for g in batch_gens], active=active.cpu(), ended=ended,
-            frozen={k: v.cpu() for k, v in frozen.items()}, seeds=seeds, config=dataclasses.asdict(cfg),
-            elapsed=elapsed_before + time.time() - t0))
-
-    def snapshot(step: int) -> None:
-        (run_dir / "snapshots").mkdir(exist_ok=True)
-        store.save_checkpoint(run_dir / "snapshots" / f"step-{step}.pt", dict(step=step, model=model.state_dict()))
-
-    def evaluate(step: int) -> dict[str, list[float]]:
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
-            metrics = dict(task.evaluate(model))
-            if probe is not None:
-                metrics.update(probe(model))
-            newly = active & ~_member_finite(model, E)
-            done = active & ~newly & task.stop(metrics) if task.stop is not None else None
-        model.train(was_training)
-        if bool(newly.any()):
-            freeze(newly, step, "diverged", "parameters became non-finite")
-        if done is not None and bool(done.any()):
-            freeze(done, step, "stopped", "reached the stopping criterion")
-        values = {k: v.detach().double().cpu().tolist() for k, v in metrics.items()}
-        writer.write(step, values, E, extra={"seed": seeds})
-        return values
-
-    def freeze(newly: torch.Tensor, step: int, status: str, why: str) -> None:
-        nonlocal active
-        for e in torch.nonzero(newly).flatten().tolist():
-            ended[e] = dict(status=status, step=step, why=why)
-            if status == "diverged":
-                say(f"member {e} (seed {seeds[e]}) diverged at step {step}: {why}; it is frozen, the others go "
-                    f"on (try a smaller lr)")
-        active = active & ~newly
-        for k, p in named.items():  # keep the member's parameters as they are now
-            snap = frozen.get(k, p.detach().clone())
-            snap[newly] = p.detach()[newly]
-            frozen[k] = snap
-
-    def summary(status: str, step: int, last: dict) -> dict:
-        member_status = [status if ended[e] is None else ended[e]["status"] for e in range(E)]
-        out = dict(status=status, step=step, steps=cfg.steps, n_members=E, seeds=seeds,
-                   member_status=member_status, ended=ended,
-                   elapsed_s=round(elapsed_before + time.time() - t0, 3),
-                   final={k: v for k, v in last.items()}, lc=lc_note or "measured")
-        out.update(task.summary)
-        return out
-
-    last: dict = {}
-    step = start
-    snapshots = set(task.snapshot_steps)
-    store.write_json(run_dir / "summary.json", summary("running", start, last))
-    evals = set(schedule)
-    progress = _progress(cfg.steps, start, quiet)
-    model.train()
-    # Logistic losses drive gradients towards float underflow; denormal arithmetic is ~5x slower on x86
-    # CPUs, so denormals are flushed to zero while training (restored afterwards).
-    flush = device.type == "cpu" and torch.set_flush_denormal(True)
-    if device.type == "cpu":
-        _keep_freed_memory()
-    with _StopFlag() as stop, _restore_flush(flush):
-        if start == 0 and resume is None:
-            last = evaluate(0)
-            n_evals_done = 1
-            if 0 in snapshots:
-                snapshot(0)
-        for step in range(start + 1, cfg.steps + 1):
-            # batch: full, or B indices per member from the member's own generator
-            if full_batch:
-                xb, yb = task.x, task.y
-            else:
-                idx = torch.stack([torch.randperm(n, generator=g)[: cfg.batch_size] for g in batch_gens])
-                idx = idx.to(device)
-                xb, yb = task.x[member_idx, idx], task.y[member_idx, idx]
-            # forward, per-member loss, divergence check
-            opt.zero_grad(set_to_none=True)
-            losses = task.loss(model(xb), yb)  # [E]
-            bad = active & ~torch.isfinite(losses.detach())
-            if bool(bad.any()):
-                freeze(bad, step - 1, "diverged", f"loss became {losses[bad][0].item()}")
-            torch.where(active, losses, torch.zeros_like(losses)).sum().backward()
-            opt.step()
-            if frozen:
-                with torch.no_grad():
-                    still = ~active
-                    for k, p in named.items():
-                        p[still] = frozen[k][still]
-            progress.update(1)
-            if step in snapshots:
-                snapshot(step)
-            # evaluation and checkpoints
-            if step in evals:
-                last = evaluate(step)
-                n_evals_done += 1
-                progress.set_postfix_str(_short(last), refresh=False)
-                if n_evals_done % cfg.checkpoint_every == 0 or step == cfg.steps:
-                    checkpoint(step)
-                    store.write_json(run_dir / "summary.json", summary("running", step, last))
-                if not bool(active.any()):
-                    break
-            if stop.signum is not None:
-                checkpoint(step)
-                store.write_json(run_dir / "summary.json", summary("interrupted", step, last))
-                progress.close()
-                raise Interrupted(f"stopped by signal {stop.signum} at step {step}; resume with --resume {run_dir}")
-    progress.close()
-    diverged = [e for e in range(E) if ended[e] is not None and ended[e]["status"] == "diverged"]
-    status = "diverged" if len(diverged) == E else "completed"
-    checkpoint(step)
-    final = summary(status, step, last)
-    store.write_json(run_dir / "summary.json", final)
-    return final
-
-
-class _restore_flush:
-    def __init__(self, was_set: bool):
-        self.was_set = was_set
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self.was_set:
-            torch.set_flush_denormal(False)
 
 
 def _short(metrics: dict) -> str:

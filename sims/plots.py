@@ -1,58 +1,109 @@
-"""Figure helpers shared by the settings (matplotlib, Agg backend, imported lazily)."""
+"""The one plotting helper of `sims`: figures without pyplot, bands over members, a symlog step axis, save.
+
+Figures are drawn on an Agg canvas (`matplotlib.figure.Figure`, imported on use), so they work headless,
+need no `close`, and leave pyplot's global state alone. Curves over training are shown against the step on
+a symlog axis (linear below 1, so step 0 is visible; grokking spans decades); a set of members is drawn as
+its mean with a min-max band.
+"""
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-__all__ = ["curves_figure", "step_axis"]
+__all__ = ["figure", "band", "step_axis", "finish", "save", "curves_figure", "lc_figure", "LC_SETS"]
+
+LC_SETS = ("train", "test", "random")
 
 
-def _plt():
-    import matplotlib
+def figure(ncols: int = 1, nrows: int = 1, *, panel: tuple[float, float] = (5.2, 3.8)):
+    """(fig, axes): a Figure with an Agg canvas and an [nrows, ncols] array of axes of `panel` inches each."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    fig = Figure(figsize=(panel[0] * ncols, panel[1] * nrows))
+    FigureCanvasAgg(fig)
+    axes = np.array(fig.subplots(nrows, ncols, squeeze=False))
+    return fig, axes
 
-    return plt
+
+def band(ax, x, values, label: str | None = None, **kw):
+    """Mean over members with a min-max band; values [T, E] (or [T]); all-NaN rows stay gaps. Returns the line."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[:, None] if v.ndim == 1 else v
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        line, = ax.plot(x, np.nanmean(v, axis=1), label=label, **kw)
+        if v.shape[1] > 1:
+            ax.fill_between(x, np.nanmin(v, axis=1), np.nanmax(v, axis=1), color=line.get_color(), alpha=0.2, lw=0)
+    return line
 
 
-def step_axis(ax, steps: np.ndarray) -> None:
+def step_axis(ax, steps) -> None:
     """Log-spaced step axis that still shows step 0 (symlog, linear below 1)."""
     ax.set_xscale("symlog", linthresh=1.0)
     ax.set_xlim(0, max(1, int(np.max(steps))) * 1.05)
     ax.set_xlabel("step (symlog: linear below 1)")
 
 
-def curves_figure(run, panels: Sequence[tuple[str, Sequence[tuple[str, str]]]], path: Path,
-                  *, title: str | None = None, hlines: dict | None = None) -> Path:
-    """One panel per (ylabel, [(metric, label), ...]); mean over members with a min-max band.
+def finish(ax, ylabel: str, *, steps=None, log: bool = False, title: str | None = None) -> None:
+    """Label, grid and legend of a panel; a symlog step axis when `steps` is given; a log y axis if `log`."""
+    if steps is not None:
+        step_axis(ax, steps)
+    if log:
+        ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which="both")
+    if title:
+        ax.set_title(title, fontsize=9)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
 
-    `hlines` maps a panel's ylabel to [(y, label)] reference lines (paper values, Bayes rates).
+
+def save(fig, path, *, title: str | None = None, dpi: int = 120) -> Path:
+    """Lay out, save as PNG (creating the folder) and return the path."""
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    return path
+
+
+def curves_figure(run, panels: Sequence[tuple[str, Sequence[tuple[str, str]]]], path, *, title: str | None = None,
+                  hlines: dict | None = None, log: Sequence[str] = ()) -> Path:
+    """One panel per (ylabel, [(metric, label), ...]) against the step; metrics the run lacks are skipped.
+
+    `hlines` maps a panel's ylabel to [(y, label)] reference lines (paper values, Bayes rates); panels whose
+    ylabel is in `log` get a log y axis.
     """
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
-    steps = run.steps
+    fig, axes = figure(len(panels))
     for ax, (ylabel, series) in zip(axes[0], panels):
         for metric, label in series:
-            if metric not in run.metric_names:
-                continue
-            v = run.metric(metric)
-            mean = np.nanmean(v, axis=1)
-            line, = ax.plot(steps, mean, label=label)
-            if v.shape[1] > 1:
-                ax.fill_between(steps, np.nanmin(v, axis=1), np.nanmax(v, axis=1), color=line.get_color(), alpha=0.2)
+            if metric in run.metric_names:
+                band(ax, run.steps, run.metric(metric), label)
         for y, label in (hlines or {}).get(ylabel, []):
             ax.axhline(y, color="k", ls="--", lw=0.8, label=label)
-        step_axis(ax, steps)
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+        finish(ax, ylabel, steps=run.steps, log=ylabel in log)
+    return save(fig, path, title=title)
+
+
+def lc_figure(run, path, *, title: str | None = None) -> Path | None:
+    """LC at train / test / random points against the step, one panel per probe radius; None without LC."""
+    radii = sorted({m.partition("@")[2] for m in run.metric_names if re.fullmatch(r"lc_(train|test|random)(@.*)?", m)})
+    if not radii:
+        return None
+    fig, axes = figure(len(radii))
+    for ax, r in zip(axes[0], radii):
+        for s in LC_SETS:
+            name = f"lc_{s}" + (f"@{r}" if r else "")
+            if name in run.metric_names:
+                band(ax, run.steps, run.metric(name), s)
+        finish(ax, "local complexity (mean crossed units)", steps=run.steps,
+               title=f"radius {r[1:]}" if r else None)
+    return save(fig, path, title=title)

@@ -3,19 +3,26 @@
 A simulation is a setting's build function plus a name, presets (`ci`: seconds on a CPU, `default`:
 minutes on a CPU, `paper`: the published scale) and figures. Its docstring says what it shows, which
 paper, the expected outcome and the command. Registering a name twice is an error.
+
+Two kinds share the registry, the CLI and the run directory:
+
+- trained (`register`): `build(members, env) -> sims.engine.Task`, trained by `sims.engine.train`;
+- grid (`register_grid`): `build(members, env) -> sims.gridsim.GridTask`, closed forms or Monte-Carlo fits
+  computed point by point over a grid (no training loop), written by `sims.gridsim.run_grid`.
+
+`members` is a `sims.config.Members` (one resolved config per ensemble member); `env` a
+`sims.engine.Env` (device, dtype, and a cache of expensive baselines kept in the run directory).
 """
 
 from __future__ import annotations
 
-import difflib
-import importlib
-import pkgutil
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
-from .config import ConfigError, apply_overrides
+from .config import ConfigError, Members, apply_overrides
+from .lookup import Catalog
 
-__all__ = ["Simulation", "register", "get", "names", "resolve"]
+__all__ = ["Simulation", "register", "register_grid", "get", "names", "resolve", "members"]
 
 PRESETS = ("ci", "default", "paper")
 
@@ -24,62 +31,62 @@ PRESETS = ("ci", "default", "paper")
 class Simulation:
     name: str
     config_cls: type
-    build: Callable  # (cfg, seeds, device, dtype) -> Task
+    build: Callable  # (members, env) -> Task (trained) or GridTask (grid)
     presets: Mapping[str, Mapping[str, Any]]
     figures: Callable | None  # (run: sims.Run) -> list[Path]
     cpu_runtime: str  # runtime of the default preset on a 2-core CPU
+    kind: str = "trained"  # "trained" | "grid"
+    memberwise: tuple[str, ...] = ("seed",)  # fields that may differ between the members of one ensemble
     description: str = ""
     doc: str = ""
 
 
-_REGISTRY: dict[str, Simulation] = {}
-_LOADED = False
+_CATALOG: Catalog[Simulation] = Catalog("simulation", "sims.settings", skip=("common",))
+_REGISTRY = _CATALOG.entries  # name -> Simulation (tests swap entries in and out)
 
 
 def register(name: str, config_cls: type, *, presets: Mapping[str, Mapping[str, Any]], cpu_runtime: str,
-             figures: Callable | None = None):
-    """Decorator registering `build` as simulation `name`. Presets must include ci, default, paper."""
+             figures: Callable | None = None, memberwise: Sequence[str] = ("seed",), kind: str = "trained"):
+    """Decorator registering `build` as simulation `name`. Presets must include ci, default, paper.
+
+    memberwise: the config fields that may differ between members of one ensemble (seed always may); the
+    build function and the engine must honour per-member values of each (tested against one-member runs).
+    """
 
     def deco(build: Callable) -> Callable:
-        if name in _REGISTRY:
-            raise ValueError(f"simulation {name!r} is already registered")
         missing = [p for p in PRESETS if p not in presets]
         if missing:
             raise ValueError(f"simulation {name!r} lacks presets {missing}")
+        if kind not in ("trained", "grid"):
+            raise ValueError(f"kind must be 'trained' or 'grid'; got {kind!r}")
+        fields = set(config_cls.__dataclass_fields__)
+        unknown = sorted(set(memberwise) - fields)
+        if unknown:
+            raise ValueError(f"simulation {name!r} declares unknown member-wise fields {unknown}")
         doc = (build.__doc__ or "").strip()
-        sim = Simulation(name, config_cls, build, dict(presets), figures, cpu_runtime,
+        sim = Simulation(name, config_cls, build, dict(presets), figures, cpu_runtime, kind=kind,
+                         memberwise=tuple(dict.fromkeys(("seed", *memberwise))),
                          description=doc.splitlines()[0] if doc else "", doc=doc)
         for preset in presets:  # every preset must resolve to a valid config
             resolve(sim, preset, {})
-        _REGISTRY[name] = sim
+        _CATALOG.add(name, sim)
         return build
 
     return deco
 
 
-def _load_all() -> None:
-    global _LOADED
-    if _LOADED:
-        return
-    _LOADED = True
-    from . import settings
-
-    for mod in pkgutil.iter_modules(settings.__path__):
-        importlib.import_module(f"{settings.__name__}.{mod.name}")
+def register_grid(name: str, config_cls: type, *, presets: Mapping[str, Mapping[str, Any]], cpu_runtime: str,
+                  figures: Callable | None = None):
+    """Decorator registering a grid simulation (see the module docstring); members differ in seed only."""
+    return register(name, config_cls, presets=presets, cpu_runtime=cpu_runtime, figures=figures, kind="grid")
 
 
 def names() -> list[str]:
-    _load_all()
-    return sorted(_REGISTRY)
+    return _CATALOG.names()
 
 
 def get(name: str) -> Simulation:
-    _load_all()
-    if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.4)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise ConfigError(f"unknown simulation {name!r}.{hint} Available: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
+    return _CATALOG.get(name)
 
 
 def resolve(sim: Simulation, preset: str, overrides: Mapping[str, Any]):
@@ -89,3 +96,15 @@ def resolve(sim: Simulation, preset: str, overrides: Mapping[str, Any]):
     cfg = apply_overrides(sim.config_cls(), sim.presets[preset])
     return apply_overrides(cfg, overrides)
 
+
+def members(sim: Simulation, preset: str, overrides: Mapping[str, Any], *, seeds: int | None = None,
+            member_overrides: Sequence[Mapping[str, Any]] | None = None) -> Members:
+    """The validated members of one ensemble: `seeds` consecutive seeds from the config's seed, or one
+    member per entry of `member_overrides` (each applied on top of `overrides`)."""
+    if (seeds is None) == (member_overrides is None):
+        raise ValueError("give either seeds or member_overrides")
+    if seeds is not None:
+        if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+            raise ConfigError(f"seeds must be an integer >= 1; got {seeds!r}")
+        return Members.from_seeds(resolve(sim, preset, overrides), seeds).check(sim.memberwise)
+    return Members(resolve(sim, preset, {**overrides, **m}) for m in member_overrides).check(sim.memberwise)

@@ -6,31 +6,40 @@ runs/<sim>/<timestamp>-<short-hash>/
   metrics.jsonl    one JSON object per (eval step, member), flushed at every evaluation
   summary.json     status (running | completed | diverged | interrupted | failed), final metrics per member
   checkpoint.pt    latest training state, written to a temp file then renamed
+  cache/*.pt       expensive baselines computed once (a resumed run reads them back)
+  lock             while a process trains in the directory: its pid and host
   figures/*.png
 ```
 A run killed at any point leaves a readable directory: metrics lines are flushed whole, a torn last
 line (SIGKILL mid-write) is skipped with a warning by `read_metrics`, and every JSON file and the
-checkpoint are replaced atomically.
+checkpoint are replaced atomically. Non-finite numbers are written as JSON `null` (read back as NaN),
+never as the non-JSON tokens NaN/Infinity. A damaged file is reported as a `RunDirError` naming the file.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
 import os
 import platform
+import socket
 import subprocess
 import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 
-__all__ = ["new_run_dir", "write_json", "read_json", "MetricsWriter", "read_metrics", "save_checkpoint",
-           "load_checkpoint", "environment"]
+__all__ = ["RunDirError", "new_run_dir", "write_json", "read_json", "MetricsWriter", "read_metrics",
+           "save_checkpoint", "load_checkpoint", "environment", "RunLock"]
+
+
+class RunDirError(ValueError):
+    """A run directory (or one of its files) is missing, damaged, or in use."""
 
 
 def _clean(v: Any) -> Any:
@@ -49,7 +58,7 @@ def write_json(path: Path, obj: Any) -> None:
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w") as f:
-        json.dump(_clean(obj), f, indent=2, default=str)
+        json.dump(_clean(obj), f, indent=2, default=str, allow_nan=False)
         f.write("\n")
         f.flush()
         os.fsync(f.fileno())
@@ -57,8 +66,14 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
-    with open(path) as f:
-        return json.load(f)
+    """The JSON in `path`; a missing, empty or unparsable file is a RunDirError naming it."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise RunDirError(f"{path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RunDirError(f"{path} is not valid JSON ({err}); the file is damaged") from None
 
 
 def new_run_dir(root: Path, sim: str, config: dict) -> Path:
@@ -81,17 +96,19 @@ class MetricsWriter:
     def __init__(self, path: Path):
         self.path = Path(path)
 
-    def write(self, step: int, metrics: dict[str, Any], n_members: int, extra: dict[str, list] | None = None):
-        """metrics: name -> sequence of E values (or a scalar shared by all members)."""
+    def write(self, step: int, metrics: dict[str, Any], n_members: int, extra: dict[str, list] | None = None,
+              *, index: str = "step"):
+        """metrics: name -> sequence of E values (or a scalar shared by all members). `index` names the record's
+        position: 'step' (an eval step of a trained run) or 'point' (a grid point of a grid run)."""
         lines = []
         for e in range(n_members):
-            rec = {"step": int(step), "member": e}
+            rec = {index: int(step), "member": e}
             for k, v in (extra or {}).items():
                 rec[k] = v[e]
             for k, v in metrics.items():
                 val = v[e] if hasattr(v, "__len__") else v
                 rec[k] = float(val)
-            lines.append(json.dumps(_clean(rec)))
+            lines.append(json.dumps(_clean(rec), allow_nan=False))
         with open(self.path, "a") as f:
             f.write("\n".join(lines) + "\n")
             f.flush()
@@ -101,14 +118,23 @@ class MetricsWriter:
         """Keep only records with step <= `step` (used on resume from an earlier checkpoint)."""
         if not self.path.exists():
             return
-        keep = [json.dumps(r) for r in read_metrics(self.path, warn=False) if r["step"] <= step]
+        keep = [json.dumps(_clean(r), allow_nan=False) for r in read_metrics(self.path, warn=False)
+                if r[_index_key(r)] <= step]
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text("".join(line + "\n" for line in keep))
         os.replace(tmp, self.path)
 
 
+def _index_key(rec: dict) -> str:
+    return "step" if "step" in rec else "point"
+
+
 def read_metrics(path: Path, *, warn: bool = True) -> list[dict]:
-    """All records of metrics.jsonl; a torn (unparsable) line is skipped with a warning."""
+    """All records of metrics.jsonl; a torn (unparsable) line is skipped with a warning.
+
+    A record must hold its index (`step` for a trained run, `point` for a grid run) and `member`; a line
+    without them is a RunDirError naming the file and the line.
+    """
     out = []
     path = Path(path)
     if not path.exists():
@@ -124,6 +150,9 @@ def read_metrics(path: Path, *, warn: bool = True) -> list[dict]:
                 if warn:
                     warnings.warn(f"{path}: skipping unreadable line {i} (a run killed mid-write)")
                 continue
+            if not isinstance(rec, dict) or not ({"step", "member"} <= rec.keys() or {"point", "member"} <= rec.keys()):
+                raise RunDirError(f"{path}: line {i} is not a metrics record (it needs 'step' or 'point', and "
+                                  f"'member'): {line[:80]!r}")
             out.append({k: (math.nan if v is None else v) for k, v in rec.items()})
     return out
 
@@ -136,8 +165,17 @@ def save_checkpoint(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
-    return torch.load(path, map_location=device, weights_only=False)
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> Any:
+    """What `save_checkpoint` wrote; a missing, empty or truncated file is a RunDirError naming it."""
+    path = Path(path)
+    if not path.exists():
+        raise RunDirError(f"{path} does not exist")
+    try:
+        return torch.load(path, map_location=device, weights_only=False)
+    except (RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError, ImportError) as err:
+        size = path.stat().st_size
+        raise RunDirError(f"{path} cannot be read ({size} bytes; {type(err).__name__}: {str(err)[:120]}); "
+                          "the checkpoint is damaged") from None
 
 
 def _git_revision() -> str | None:
@@ -161,11 +199,54 @@ def environment(device: torch.device, dtype: torch.dtype) -> dict:
     return env
 
 
-def iter_member_values(records: Iterable[dict], name: str, n_members: int):
-    """Group `name` by step: yields (step, [value per member])."""
-    by_step: dict[int, list] = {}
-    for r in records:
-        if name in r:
-            by_step.setdefault(r["step"], [math.nan] * n_members)[r["member"]] = r[name]
-    for s in sorted(by_step):
-        yield s, by_step[s]
+
+class RunLock:
+    """An exclusive lock on a run directory while a process trains in it: `<dir>/lock` holds its pid and host.
+
+    Taking a lock held by a live process on this host raises RunDirError; a lock left by a process that is
+    gone (a stale lock: killed run) is taken over. The lock is released on exit, also after an exception.
+    """
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / "lock"
+        self.me = dict(pid=os.getpid(), host=socket.gethostname())
+
+    def __enter__(self) -> "RunLock":
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                if self._holder_alive():
+                    holder = self._holder() or {}
+                    raise RunDirError(f"{self.path.parent} is in use by process {holder.get('pid')} on "
+                                      f"{holder.get('host')}; wait for it to finish (or stop it) first") from None
+                self.path.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            with os.fdopen(fd, "w") as f:
+                json.dump(self.me, f)
+            return self
+        raise RunDirError(f"could not lock {self.path.parent}: another process keeps taking the lock")
+
+    def __exit__(self, *exc) -> None:
+        if self._holder() == self.me:
+            self.path.unlink(missing_ok=True)
+
+    def _holder(self) -> dict | None:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _holder_alive(self) -> bool:
+        holder = self._holder()
+        if holder is None:  # being written right now, or garbage: treat a fresh file as held
+            return self.path.exists() and time.time() - self.path.stat().st_mtime < 5
+        if holder.get("host") != self.me["host"]:
+            return True  # cannot tell for another host: assume it is alive
+        try:
+            os.kill(int(holder["pid"]), 0)
+        except OSError as err:
+            return err.errno == errno.EPERM
+        except (KeyError, ValueError, TypeError):
+            return False
+        return True

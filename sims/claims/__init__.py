@@ -1,74 +1,157 @@
 """Claims as code: per paper, what the paper says, which runs show it, what to measure, the tolerance.
 
-A `Claim` names the runs it needs (`RunSpec`: simulation, preset, overrides, seeds), a `measure` over
-those runs, and an expectation `op target +- tol`. `reproduce(key)` runs every needed simulation once
-(identical specs are shared between claims), measures, and writes `report.md` and `report.json`.
-A claim that fails is a result, not a crash.
+A `Claim` names the runs it needs (`RunSpec`: one configuration at a number of seeds; `Sweep`: a grid of
+configurations, each at a number of seeds), a `measure` over those runs, and an expectation
+`op target +- tol`, where the target may be computed from the runs' configs (for example from `theory`).
+A `Figure` is a paper-level figure drawn from runs of several configurations. `sims reproduce KEY` runs every
+needed configuration once through the sweep machinery (identical configurations are shared between claims
+and figures, seeds and member-wise fields are grouped into ensembles), measures, draws, and writes
+`report.md` and `report.json`. A claim that fails is a result, not a crash.
+
+Measures and figure functions receive, for each name in `runs`, a `sims.api.RunView` (a `RunSpec`: the
+members of that configuration) or a `SweepRuns` (a `Sweep`: one view per grid point). Measures are pure:
+they read runs and return a number (or (number, details)); they draw nothing.
 """
 
 from __future__ import annotations
 
-import difflib
-import importlib
 import math
-import pkgutil
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping, Union
 
 import numpy as np
 
-__all__ = ["RunSpec", "Claim", "register_claims", "keys", "get_claims", "at_step", "final", "verdict"]
+from ..lookup import Catalog
+
+__all__ = ["RunSpec", "Sweep", "SweepRuns", "Claim", "Figure", "Paper", "register_claims", "keys", "get_claims",
+           "at_step", "final", "verdict"]
+
+
+def _items(mapping) -> tuple:
+    return tuple(sorted(dict(mapping).items()))
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One simulation run a claim needs. preset None = the preset passed to `sims reproduce`."""
+    """One configuration a claim needs, at `seeds` seeds. preset None = the preset given to `sims reproduce`."""
 
     sim: str
     overrides: tuple[tuple[str, Any], ...] = ()
     seeds: int = 1
     preset: str | None = None
 
-    def key(self, preset: str) -> tuple:
-        return (self.sim, self.preset or preset, tuple(sorted(self.overrides)), self.seeds)
+    def settings(self) -> list[dict]:
+        """The override dicts of its configurations (one; a Sweep has one per grid point)."""
+        return [dict(self.overrides)]
 
     def label(self, preset: str) -> str:
-        sets = " ".join(f"--set {k}={v}" for k, v in sorted(self.overrides))
+        sets = " ".join(f"--set {k}={v}" for k, v in self.overrides)
         return f"sims run {self.sim} --preset {self.preset or preset} --seeds {self.seeds} {sets}".strip()
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A grid of configurations a claim needs, each at `seeds` seeds (`Sweep.of(sim, {"init_scale": [...]})`)."""
+
+    sim: str
+    grid: tuple[tuple[str, tuple], ...]
+    seeds: int = 1
+    overrides: tuple[tuple[str, Any], ...] = ()
+    preset: str | None = None
+
+    @classmethod
+    def of(cls, sim: str, grid: Mapping[str, Any], *, seeds: int = 1, preset: str | None = None,
+           **overrides: Any) -> "Sweep":
+        return cls(sim, tuple((k, tuple(v)) for k, v in grid.items()), seeds, _items(overrides), preset)
+
+    def settings(self) -> list[dict]:
+        from ..sweep import expand_grid
+
+        return [{**dict(self.overrides), **p} for p in expand_grid({k: list(v) for k, v in self.grid})]
+
+    def label(self, preset: str) -> str:
+        grid = " ".join(f"--grid {k}={','.join(map(str, v))}" for k, v in self.grid)
+        sets = " ".join(f"--set {k}={v}" for k, v in self.overrides)
+        return f"sims sweep {self.sim} --preset {self.preset or preset} --seeds {self.seeds} {grid} {sets}".strip()
+
+
+class SweepRuns:
+    """The runs of a `Sweep`: one view per grid point, in grid order; iterate over (grid point dict, view)."""
+
+    def __init__(self, points: list[dict], views: list):
+        self.points, self.views = points, views
+
+    def __iter__(self) -> Iterator[tuple[dict, Any]]:
+        return iter(zip(self.points, self.views))
+
+    def __len__(self) -> int:
+        return len(self.views)
+
+    def by(self, key: str) -> dict:
+        """{value of `key`: view} (the grid must vary only `key`, or the last point per value wins)."""
+        return {p[key]: v for p, v in self}
+
+    def values(self, key: str) -> list:
+        return [p[key] for p in self.points]
+
+
+Target = Union[float, Callable[[Mapping[str, Any]], float]]
 
 
 @dataclass(frozen=True)
 class Claim:
     """A prediction of a paper checked against runs.
 
-    measure(runs) -> float (or (float, str) with details), where runs maps the names of `runs` to `Run`s.
+    measure(runs) -> float (or (float, str) with details), where runs maps the names of `runs` to views.
     op: '>=', '<=', '==' (|m - target| <= tol), or 'report' (a number stated without a verdict).
+    target: a number, or target(runs) -> number computed from the runs' configs (e.g. 1 - noise_rate from
+    `theory`); `target_text` says how it is computed (shown in the report beside its value).
     """
 
     id: str
     statement: str
-    runs: Mapping[str, RunSpec]
+    runs: Mapping[str, Union[RunSpec, Sweep]]
     measure: Callable[[Mapping[str, Any]], Any]
     op: str
-    target: float = math.nan
+    target: Target = math.nan
     tol: float = 0.0
     paper_value: str = ""
+    target_text: str = ""
 
-    def expected(self) -> str:
+    def __post_init__(self):
+        if self.op not in (">=", "<=", "==", "report"):
+            raise ValueError(f"claim {self.id!r}: op must be '>=', '<=', '==' or 'report'; got {self.op!r}")
+
+    def target_value(self, runs: Mapping[str, Any]) -> float:
+        return float(self.target(runs)) if callable(self.target) else float(self.target)
+
+    def expected(self, target: float) -> str:
         if self.op == "report":
             return "reported"
         tol = f" (tol {self.tol:g})" if self.tol else ""
+        how = f" [{self.target_text}]" if self.target_text else ""
         sym = {">=": ">=", "<=": "<=", "==": "="}[self.op]
-        return f"{sym} {self.target:g}{tol}"
+        return f"{sym} {target:.4g}{tol}{how}"
 
 
-def verdict(claim: Claim, value: float) -> str:
+@dataclass(frozen=True)
+class Figure:
+    """A paper-level figure: draw(runs, path) from the runs named in `runs`, written as <key>-<name>.png."""
+
+    name: str
+    runs: Mapping[str, Union[RunSpec, Sweep]]
+    draw: Callable[[Mapping[str, Any], Any], Any]
+    caption: str = ""
+
+
+def verdict(claim: Claim, value: float, target: float | None = None) -> str:
     if claim.op == "report":
         return "reported"
-    if value is None or not math.isfinite(value):
+    target = claim.target_value({}) if target is None else target
+    if value is None or not math.isfinite(value) or not math.isfinite(target):
         return "FAIL"
-    ok = {">=": value >= claim.target - claim.tol, "<=": value <= claim.target + claim.tol,
-          "==": abs(value - claim.target) <= claim.tol}[claim.op]
+    ok = {">=": value >= target - claim.tol, "<=": value <= target + claim.tol,
+          "==": abs(value - target) <= claim.tol}[claim.op]
     return "PASS" if ok else "FAIL"
 
 
@@ -77,45 +160,29 @@ class Paper:
     key: str
     title: str
     claims: list[Claim] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
 
 
-_PAPERS: dict[str, Paper] = {}
-_LOADED = False
+_CATALOG: Catalog[Paper] = Catalog("paper key", "sims.claims", skip=("runner",))
 
 
-def register_claims(key: str, title: str, claims: list[Claim]) -> None:
-    if key in _PAPERS:
-        raise ValueError(f"claims for {key!r} are already registered")
+def register_claims(key: str, title: str, claims: list[Claim], figures: list[Figure] = ()) -> None:
+    """Register a paper's claims and its paper-level figures (ids and names must be unique)."""
     ids = [c.id for c in claims]
     if len(set(ids)) != len(ids):
         raise ValueError(f"duplicate claim ids in {key!r}: {ids}")
-    _PAPERS[key] = Paper(key, title, list(claims))
-
-
-def _load_all() -> None:
-    global _LOADED
-    if _LOADED:
-        return
-    _LOADED = True
-    for mod in pkgutil.iter_modules(__path__):
-        if not mod.name.startswith("_") and mod.name != "runner":
-            importlib.import_module(f"{__name__}.{mod.name}")
+    names = [f.name for f in figures]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate figure names in {key!r}: {names}")
+    _CATALOG.add(key, Paper(key, title, list(claims), list(figures)))
 
 
 def keys() -> list[str]:
-    _load_all()
-    return sorted(_PAPERS)
+    return _CATALOG.names()
 
 
 def get_claims(key: str) -> Paper:
-    _load_all()
-    if key not in _PAPERS:
-        from ..config import ConfigError
-
-        close = difflib.get_close_matches(key, list(_PAPERS), n=3, cutoff=0.4)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise ConfigError(f"unknown paper key {key!r}.{hint} Available: {', '.join(sorted(_PAPERS))}")
-    return _PAPERS[key]
+    return _CATALOG.get(key)
 
 
 def at_step(run, name: str, step: int) -> np.ndarray:

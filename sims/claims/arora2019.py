@@ -4,15 +4,15 @@ Runs: matrix completion (n = 100, rank 5) at 2000 observed entries for depths 1.
 baseline on the same entries (3 seeds); a sweep over the number of observations (1 seed); plain-GD
 dynamics for depths 1..4 with parameter snapshots; depths 2 and 3 at the smallest init of the paper's
 range (1e-6) for balancedness; depth 2 at init 1e-3 (reported). The paper-level figures (error against
-observations, singular values per depth, effective rank per depth) are drawn by the measures into the
-figures/ folder of one of the runs, so `sims reproduce --update-papers` copies them with the others.
+observations, singular values per depth, effective rank per depth) are `Figure`s of the paper.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import Claim, RunSpec, final, register_claims
+from ..settings import dmf
+from . import Claim, Figure, RunSpec, final, register_claims
 
 DEPTHS = (1, 2, 3, 4)
 SWEEP_OBS = (1000, 3000, 4000, 5000)  # plus 2000, the headline runs
@@ -40,7 +40,7 @@ def _errors(run) -> np.ndarray:
 
 
 def _baseline(runs) -> np.ndarray:
-    return np.asarray(runs["d1"].summary["nuclear_norm_baseline"]["recon_error"])
+    return dmf.baseline_errors(runs["d1"])
 
 
 def _fmt(values) -> str:
@@ -69,18 +69,16 @@ def _ratio(num: str, den: str):
 def _rank_drop(runs):
     """max over seeds and consecutive depths of erank(depth N+1) - erank(depth N): < 0 when rank falls with depth."""
     ranks = np.stack([final(runs[f"d{d}"], "effective_rank") for d in DEPTHS])  # [depth, seed]
-    _figure(runs["d3"], "effective-rank", "effective_rank_figure", [runs[f"d{d}"] for d in DEPTHS])
     means = ", ".join(f"depth {d}: {m:.3g}" for d, m in zip(DEPTHS, ranks.mean(axis=1)))
     return float(np.max(np.diff(ranks, axis=0))), f"mean effective rank {means}"
 
 
 def _sweep(runs):
-    """Observation counts at which depth 3 beats nuclear norm on every seed; draws the sweep figure."""
-    _figure(runs["d3"], "error-vs-observations", "sweep_figure", list(runs.values()))
+    """Observation counts at which depth 3 beats nuclear norm on every seed."""
     wins, rows = 0, []
     for k in (2000,) + SWEEP_OBS:
         tag = "" if k == 2000 else f"-k{k}"
-        nn = np.asarray(runs[f"d1{tag}"].summary["nuclear_norm_baseline"]["recon_error"])
+        nn = dmf.baseline_errors(runs[f"d1{tag}"])
         d3 = _errors(runs[f"d3{tag}"])
         wins += bool(np.all(d3 < nn))
         rows.append(f"{k}: {np.mean(d3):.2g} vs {np.mean(nn):.2g}")
@@ -88,12 +86,9 @@ def _sweep(runs):
 
 
 def _velocity(runs):
-    from ..settings.dmf import velocity_check
-
-    _figure(runs["d3"], "singular-values", "singular_values_figure", list(runs.values()))
     worst, parts = 0.0, []
     for d in DEPTHS:
-        c = velocity_check(runs[f"d{d}"])
+        c = dmf.velocity_check(runs[f"d{d}"])
         worst = max(worst, c["max_rel_error"])
         parts.append(f"depth {d}: {c['max_rel_error']:.2g} over {int(c['used'].sum())}")
     return worst, "max relative error " + "; ".join(parts)
@@ -117,12 +112,6 @@ def _jump_width(run, member: int = 0) -> float:
 def _sharper(runs):
     widths = [_jump_width(runs[f"d{d}"]) for d in DEPTHS]
     return float(np.max(np.diff(widths))), "relative width of the sigma_1 jump " + _fmt(widths)
-
-
-def _figure(run, name: str, fn: str, runs) -> None:
-    from ..settings import dmf
-
-    getattr(dmf, fn)(runs, run.dir / "figures" / f"arora2019-{name}.png")
 
 
 register_claims("arora2019", "Implicit regularisation in deep matrix factorisation (Arora, Cohen, Hu, Luo 2019)", [
@@ -162,4 +151,11 @@ register_claims("arora2019", "Implicit regularisation in deep matrix factorisati
     Claim("depth2-large-init",
           "depth 2 at init_scale 1e-3 against nuclear norm, 2000 observations (max ratio of errors)",
           LARGE_INIT, _ratio("d2_large", "nn"), "report"),
+], figures=[
+    Figure("error-vs-observations", SWEEP, lambda runs, path: dmf.sweep_figure(list(runs.values()), path),
+           "final reconstruction error against the number of observed entries, per depth, with nuclear norm"),
+    Figure("singular-values", DYNAMICS, lambda runs, path: dmf.singular_values_figure(list(runs.values()), path),
+           "top singular values of W during plain GD, one panel per depth"),
+    Figure("effective-rank", COMPLETION, lambda runs, path: dmf.effective_rank_figure(list(runs.values()), path),
+           "effective rank of W against step per depth, 2000 observations"),
 ])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..settings.xor_cluster import transition
 from . import Claim, RunSpec, at_step, final, register_claims
 
 XOR = RunSpec("xor-cluster", seeds=3)
@@ -33,21 +34,19 @@ def _train_stays_fitted(runs):
 
 
 def transition_step(run) -> int:
-    """First eval step after step 1 at which the member-mean test accuracy passes the midpoint between its
-    value at step 1 and its final value."""
-    acc = run.metric("test_acc").mean(axis=1)
-    a1 = acc[list(run.steps).index(1)]
-    mid = 0.5 * (a1 + acc[-1])
-    later = [(s, a) for s, a in zip(run.steps, acc) if s > 1 and a >= mid]
-    return int(later[0][0]) if later else int(run.steps[-1])
+    """The first eval step at or past the transition (`sims.settings.xor_cluster.transition`), or the last step."""
+    cross = transition(run)
+    return int(run.steps[cross.index]) if cross is not None else int(run.steps[-1])
 
 
 def _transition(runs):
     r = runs["xor"]
     acc = r.metric("test_acc").mean(axis=1)
-    s = transition_step(r)
-    return float(s), (f"mean test acc {at_step(r, 'test_acc', 1).mean():.3f} at step 1, "
-                      f"{acc[list(r.steps).index(s)]:.3f} at step {s}, {acc[-1]:.3f} at step {r.steps[-1]}")
+    cross = transition(r)
+    if cross is None:
+        return float("nan"), "test accuracy does not move after step 1"
+    return cross.step, (f"interpolated between eval steps {cross.between}; mean test acc "
+                        f"{at_step(r, 'test_acc', 1).mean():.3f} at step 1, {acc[-1]:.3f} at step {r.steps[-1]}")
 
 
 def _lc(runs):

@@ -1,13 +1,17 @@
-"""Pieces shared by the settings: losses, accuracies, the LC probe built from a config."""
+"""Pieces shared by the settings: per-member losses and accuracies, shared config fields, the LC probe."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch.nn import functional as F
 
+from ..config import ProbedConfig, param
 from ..nn import make_generators
 
-__all__ = ["logistic_loss", "sign_accuracy", "make_probe"]
+__all__ = ["logistic_loss", "sign_accuracy", "squared_loss", "cross_entropy", "argmax_accuracy", "make_probe",
+           "TwoLayerConfig"]
 
 
 def logistic_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -20,12 +24,47 @@ def sign_accuracy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (torch.sign(out.reshape(y.shape)) == y).to(out.dtype).mean(dim=1)
 
 
-def make_probe(cfg, seeds, *, train: torch.Tensor, test: torch.Tensor):
+def squared_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean squared error per member over every point and output: out, y [E, N, ...] -> [E]."""
+    return (out - y).pow(2).flatten(1).mean(dim=1)
+
+
+def cross_entropy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy per member: logits out [E, N, K], integer labels y [E, N] -> [E]."""
+    E, N, K = out.shape
+    return F.cross_entropy(out.reshape(E * N, K), y.reshape(E * N), reduction="none").view(E, N).mean(dim=1)
+
+
+def argmax_accuracy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Fraction of points whose largest logit is the label, per member: out [E, N, K], y [E, N] -> [E]."""
+    return (out.argmax(dim=-1) == y).to(out.dtype).mean(dim=1)
+
+
+@dataclass(frozen=True)
+class TwoLayerConfig(ProbedConfig):
+    """Shared fields of the two-layer settings on high-dimensional Gaussian data (Frei et al. 2023, Xu et al. 2024):
+    f(x) = sum_j a_j phi(<w_j, x>), a_j = +-1/sqrt(m) fixed, W ~ N(0, omega^2), full-batch GD, logistic loss."""
+
+    n: int = param(100, "training points per member", low=1)
+    d: int = param(2000, "input dimension", low=2)
+    noise_rate: float = param(0.0, "probability that a training (and noisy-test) label is flipped",
+                              low=0.0, high=0.5, high_open=True)
+    width: int = param(512, "hidden units m", low=4)
+    init_scale: float = param(1e-4, "std omega of the first-layer weights, W_ij ~ N(0, omega^2)", low=0.0,
+                              low_open=True)
+    n_test: int = param(1000, "fresh test points per member", low=1)
+    lr: float = param(0.1, "learning rate of full-batch GD on the mean logistic loss", low=0.0, low_open=True)
+    steps: int = param(600, "number of GD steps", low=0)
+    n_evals: int = param(40, "number of evaluation points (log-spaced plus linear, with 0 and the last step)",
+                         low=2)
+
+
+def make_probe(cfg, seeds, *, train: torch.Tensor, test: torch.Tensor, radius=None):
     """An `lc.Probe` on train (first lc_points), test (first lc_points) and random box points.
 
     train, test: [E, N, ...]. Random points are uniform in the bounding box of each member's training
-    inputs, drawn from the member's 'probe' generator; the frame comes from seed cfg.seed.
-    Returns None when cfg.lc is off.
+    inputs, drawn from the member's 'probe' generator; the frame comes from seed cfg.seed. `radius`
+    (one value or a list) replaces cfg.lc_radius. Returns None when cfg.lc is off.
     """
     if not cfg.lc:
         return None
@@ -33,6 +72,9 @@ def make_probe(cfg, seeds, *, train: torch.Tensor, test: torch.Tensor):
 
     k = cfg.lc_points
     gens = make_generators(seeds, "probe")
-    rand = torch.stack([lc.random_box_points(train[e].double().cpu(), k, g) for e, g in enumerate(gens)])
+    flat = train.flatten(2)
+    rand = torch.stack([lc.random_box_points(flat[e].double().cpu(), k, g) for e, g in enumerate(gens)])
+    rand = rand.reshape(len(gens), k, *train.shape[2:])
     points = {"train": train[:, :k], "test": test[:, :k], "random": rand.to(train.device, train.dtype)}
-    return lc.Probe(points=points, radius=cfg.lc_radius, n_dirs=cfg.lc_dirs, seed=cfg.seed)
+    return lc.Probe(points=points, radius=cfg.lc_radius if radius is None else radius, n_dirs=cfg.lc_dirs,
+                    seed=cfg.seed)

@@ -27,51 +27,20 @@ import numpy as np
 import torch
 from theory import matrices
 
-from ..config import ConfigError, TrainConfig, param
-from ..data import per_member
-from ..engine import Task
+from .. import metrics, plots
+from ..config import ConfigError, Members, TrainConfig, param
+from ..data import completion_data, per_member, sensing_data
+from ..engine import Env, Task
 from ..nn import DeepMatrixFactorization, make_generators
 from ..optim import ScalarRMSprop
 from ..registry import register
+from .common import squared_loss
 
-__all__ = ["Config", "DynamicsConfig", "low_rank_matrix", "completion_data", "sensing_data", "squared_loss",
-           "velocity_check", "sweep_figure", "singular_values_figure", "effective_rank_figure", "LC_NOTE"]
+__all__ = ["Config", "DynamicsConfig", "velocity_check", "sweep_figure", "singular_values_figure",
+           "effective_rank_figure", "LC_NOTE"]
 
 LC_NOTE = "not applicable: the model is linear (no piecewise-linear sites)"
 RMS_ALPHA, RMS_EPS = 0.99, 1e-4  # the authors' GroupRMSprop constants
-
-
-# data ----------------------------------------------------------------------------------------------------------
-
-def low_rank_matrix(n: int, rank: int, *, generator: torch.Generator) -> torch.Tensor:
-    """W* = U V^T / sqrt(r) with U, V ~ N(0, 1)^{n x r}, rescaled to ||W*||_F = n: [n, n] float64."""
-    U = torch.randn(n, rank, generator=generator, dtype=torch.float64)
-    V = torch.randn(n, rank, generator=generator, dtype=torch.float64)
-    W = U @ V.T / math.sqrt(rank)
-    return W * (n / W.norm())
-
-
-def completion_data(n: int, rank: int, n_obs: int, *, generator: torch.Generator):
-    """W* [n, n], observed positions [n_obs, 2] (row, col; uniform without replacement), values [n_obs].
-
-    The positions are the first n_obs of one random permutation of the n^2 entries, so for a fixed
-    generator seed a larger n_obs observes a superset of the entries.
-    """
-    W = low_rank_matrix(n, rank, generator=generator)
-    flat = torch.randperm(n * n, generator=generator)[:n_obs]
-    return W, torch.stack([flat // n, flat % n], dim=1), W.reshape(-1)[flat]
-
-
-def sensing_data(n: int, rank: int, n_obs: int, *, generator: torch.Generator):
-    """W* [n, n], measurement matrices A [n_obs, n, n] with N(0, 1) / n entries, y_i = <A_i, W*> [n_obs]."""
-    W = low_rank_matrix(n, rank, generator=generator)
-    A = torch.randn(n_obs, n, n, generator=generator, dtype=torch.float64) / n
-    return W, A, (A * W).sum(dim=(1, 2))
-
-
-def squared_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over the observations per member: out, y [E, k] -> [E]."""
-    return (out - y).pow(2).mean(dim=1)
 
 
 # config --------------------------------------------------------------------------------------------------------
@@ -90,8 +59,8 @@ class Config(TrainConfig):
                            "sgd with batch_size 0 = plain GD", choices=("rmsprop", "sgd", "adamw"))
     lr: float = param(3e-3, "learning rate", low=0.0, low_open=True)
     steps: int = param(30000, "step budget", low=0)
-    loss_threshold: float = param(1e-6, "a member stops once its training loss is <= this, checked at evaluations "
-                                  "(0 = run the whole budget)", low=0.0)
+    loss_threshold: float = param(1e-6, "a member stops (before its update) at the first step its training loss is "
+                                  "<= this, checked every step as the authors do (0 = run the whole budget)", low=0.0)
     n_evals: int = param(80, "number of evaluation points (log-spaced plus linear, with 0 and the last step)", low=2)
     n_sv: int = param(10, "number of top singular values recorded (metrics sv_1 .. sv_K)", low=1)
     baseline: bool = param(True, "solve nuclear-norm minimisation on the same observations at build time (cvxpy)")
@@ -126,13 +95,13 @@ class DynamicsConfig(Config):
 
 # build ---------------------------------------------------------------------------------------------------------
 
-def _build(cfg: Config, seeds: list[int], device: torch.device, dtype: torch.dtype, *, sensing: bool,
-           snapshot_steps: tuple[int, ...] = ()) -> Task:
+def _build(members: Members, env: Env, *, sensing: bool, snapshot_steps: tuple[int, ...] = ()) -> Task:
+    cfg, seeds, device, dtype = members[0], members.seeds, env.device, env.dtype
     if not sensing and cfg.n_obs > cfg.n * cfg.n:
         raise ConfigError(f"n_obs={cfg.n_obs} exceeds the n^2 = {cfg.n * cfg.n} entries; choose n_obs <= n^2")
-    gens = make_generators(seeds, "data")
     make = sensing_data if sensing else completion_data
-    W_star, x, y = per_member(make, gens, cfg.n, cfg.rank, cfg.n_obs, dtype=dtype, device=device)
+    W_star, x, y = per_member(make, make_generators(seeds, "data"), cfg.n, cfg.rank, cfg.n_obs, dtype=dtype,
+                              device=device)
     model = DeepMatrixFactorization(cfg.n, cfg.depth, make_generators(seeds, "init"), init_scale=cfg.init_scale,
                                     dtype=dtype).to(device)
     star_norm2 = W_star.pow(2).sum(dim=(1, 2))  # [E]
@@ -140,43 +109,41 @@ def _build(cfg: Config, seeds: list[int], device: torch.device, dtype: torch.dty
     def evaluate(m: DeepMatrixFactorization) -> dict[str, torch.Tensor]:
         W = m.matrix()  # [E, n, n]
         sv = torch.linalg.svdvals(W)  # [E, n], descending
-        Wn = W.detach().double().cpu().numpy()
         factors = [f.detach().double().cpu().numpy() for f in m.factors]
-        erank = [matrices.effective_rank(w) for w in Wn]
-        gap = [matrices.balancedness_gap([f[e] for f in factors]) for e in range(len(Wn))]
+        gap = [matrices.balancedness_gap([f[e] for f in factors]) for e in range(len(W))]
         out = dict(
             train_loss=squared_loss(m(x), y),
             recon_error=(W - W_star).pow(2).sum(dim=(1, 2)) / star_norm2,
-            effective_rank=torch.tensor(erank, dtype=W.dtype, device=W.device),
+            effective_rank=metrics.effective_ranks(W),
             nuclear_norm=sv.sum(dim=1),
             balancedness=torch.tensor(gap, dtype=W.dtype, device=W.device),
         )
         out.update({f"sv_{i + 1}": sv[:, i] for i in range(min(cfg.n_sv, cfg.n))})
         return out
 
-    make_optimizer = None
-    if cfg.optimizer == "rmsprop":
-        def make_optimizer(params):
-            return ScalarRMSprop(params, lr=cfg.lr, alpha=RMS_ALPHA, eps=RMS_EPS)
-
-    stop = (lambda metrics: metrics["train_loss"] <= cfg.loss_threshold) if cfg.loss_threshold > 0 else None
-    summary = dict(lc=LC_NOTE, task="sensing" if sensing else "completion",
-                   ground_truth=_matrix_facts(W_star.double().cpu().numpy()))
+    facts = [dict(ground_truth=_matrix_facts(w)) for w in W_star.double().cpu().numpy()]
     if cfg.baseline:
-        summary["nuclear_norm_baseline"] = _baseline(cfg, W_star, x, y, sensing)
-    return Task(model=model, x=x, y=y, loss=squared_loss, evaluate=evaluate, make_optimizer=make_optimizer,
-                summary=summary, stop=stop, snapshot_steps=snapshot_steps)
+        solved = env.cache.get("nuclear_norm_baseline", lambda: _baseline(cfg, W_star, x, y, sensing))
+        for f, b in zip(facts, solved):
+            f["nuclear_norm_baseline"] = b
+    rmsprop = cfg.optimizer == "rmsprop"
+    return Task(model=model, x=x, y=y, loss=squared_loss, evaluate=evaluate,
+                make_optimizer=(lambda ps: ScalarRMSprop(ps, lr=cfg.lr, alpha=RMS_ALPHA, eps=RMS_EPS)) if rmsprop
+                else None,
+                summary=dict(lc=LC_NOTE, task="sensing" if sensing else "completion",
+                             baseline=dict(solver=cfg.baseline_solver, tol=cfg.baseline_tol) if cfg.baseline else None),
+                member_summary=facts, stop_loss=cfg.loss_threshold, snapshot_steps=snapshot_steps)
 
 
-def _matrix_facts(Ws: np.ndarray) -> dict:
-    return dict(nuclear_norm=[float(np.linalg.svd(w, compute_uv=False).sum()) for w in Ws],
-                effective_rank=[matrices.effective_rank(w) for w in Ws])
+def _matrix_facts(W: np.ndarray) -> dict:
+    return dict(nuclear_norm=float(np.linalg.svd(W, compute_uv=False).sum()),
+                effective_rank=matrices.effective_rank(W))
 
 
-def _baseline(cfg: Config, W_star, x, y, sensing: bool) -> dict:
-    """Nuclear-norm minimisation on each member's observations: errors, ranks, norms, solve times."""
+def _baseline(cfg: Config, W_star, x, y, sensing: bool) -> list[dict]:
+    """Nuclear-norm minimisation on each member's observations: error, effective rank, nuclear norm, solve time."""
     Ws, X_obs, Y = (t.detach().cpu().numpy() for t in (W_star.double(), x, y.double()))
-    errors, solve_s, solutions = [], [], []
+    out = []
     for e in range(len(Ws)):
         t0 = time.time()
         if sensing:
@@ -185,11 +152,9 @@ def _baseline(cfg: Config, W_star, x, y, sensing: bool) -> dict:
         else:
             X = matrices.nuclear_norm_completion((cfg.n, cfg.n), X_obs[e][:, 0], X_obs[e][:, 1], Y[e],
                                                  tol=cfg.baseline_tol, solver=cfg.baseline_solver)
-        solve_s.append(round(time.time() - t0, 2))
-        errors.append(float(np.sum((X - Ws[e]) ** 2) / np.sum(Ws[e] ** 2)))
-        solutions.append(X)
-    return dict(solver=cfg.baseline_solver, tol=cfg.baseline_tol, recon_error=errors, solve_s=solve_s,
-                **_matrix_facts(np.stack(solutions)))
+        out.append(dict(recon_error=float(np.sum((X - Ws[e]) ** 2) / np.sum(Ws[e] ** 2)),
+                        solve_s=round(time.time() - t0, 2), **_matrix_facts(X)))
+    return out
 
 
 def _velocity_snapshots(cfg: DynamicsConfig) -> tuple[int, ...]:
@@ -201,77 +166,54 @@ def _velocity_snapshots(cfg: DynamicsConfig) -> tuple[int, ...]:
 
 # figures -------------------------------------------------------------------------------------------------------
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _sv_names(run) -> list[str]:
     return sorted((m for m in run.metric_names if m.startswith("sv_")), key=lambda m: int(m[3:]))
 
 
 def _plot_singular_values(ax, run, *, k: int | None = None, member: int = 0) -> None:
-    cmap = _plt().get_cmap("viridis")
+    from matplotlib import colormaps
+
+    cmap = colormaps["viridis"]
     names = _sv_names(run)[:k]
     for i, name in enumerate(names):
         ax.plot(run.steps, run.metric(name)[:, member], color=cmap(i / max(1, len(names) - 1)),
                 lw=1.2, label=f"sigma_{i + 1}" if i < 5 else None)
-    ax.set_xlabel("step")
-    ax.set_ylabel("singular value")
-    ax.grid(alpha=0.3)
+    plots.finish(ax, "singular value", steps=run.steps)
 
 
-def _baseline_error(run) -> float | None:
-    base = run.summary.get("nuclear_norm_baseline")
-    return float(np.mean(base["recon_error"])) if base else None
+def baseline_errors(run) -> np.ndarray | None:
+    """Per member of `run` (a Run or RunView): the nuclear-norm baseline's reconstruction error, or None."""
+    base = [m.get("nuclear_norm_baseline") for m in run.member_summaries]
+    return None if any(b is None for b in base) else np.array([b["recon_error"] for b in base])
 
 
 def figures(run) -> list[Path]:
     """Training loss and reconstruction error (with the nuclear-norm baseline), singular values, effective rank."""
-    plt, cfg = _plt(), run.config
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
-    ax = axes[0]
-    for metric, label in (("train_loss", "training loss"), ("recon_error", "reconstruction error")):
-        v = run.metric(metric)
-        line, = ax.plot(run.steps, np.nanmean(v, axis=1), label=label)
-        if v.shape[1] > 1:
-            ax.fill_between(run.steps, np.nanmin(v, axis=1), np.nanmax(v, axis=1), color=line.get_color(), alpha=0.2)
-    base = _baseline_error(run)
+    cfg = run.config
+    fig, axes = plots.figure(3, panel=(5.3, 4.2))
+    ax = axes[0, 0]
+    plots.band(ax, run.steps, run.metric("train_loss"), "training loss")
+    plots.band(ax, run.steps, run.metric("recon_error"), "reconstruction error")
+    base = baseline_errors(run)
     if base is not None:
-        ax.axhline(base, color="k", ls="--", lw=0.8, label="nuclear norm (reconstruction)")
-    ax.set_yscale("log")
-    ax.legend(fontsize=8)
-    _plot_singular_values(axes[1], run, k=cfg.n_sv)
-    axes[1].legend(fontsize=7)
-    axes[1].set_title("top singular values (member 0)", fontsize=9)
-    v = run.metric("effective_rank")
-    axes[2].plot(run.steps, np.nanmean(v, axis=1))
-    axes[2].set_yscale("log")
-    axes[2].set_ylabel("effective rank")
-    for ax in axes:
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
+        ax.axhline(float(np.mean(base)), color="k", ls="--", lw=0.8, label="nuclear norm (reconstruction)")
+    plots.finish(ax, "loss / error", steps=run.steps, log=True)
+    _plot_singular_values(axes[0, 1], run, k=cfg.n_sv)
+    axes[0, 1].set_title("top singular values (member 0)", fontsize=9)
+    plots.band(axes[0, 2], run.steps, run.metric("effective_rank"), "effective rank")
+    plots.finish(axes[0, 2], "effective rank", steps=run.steps, log=True)
     task = run.summary.get("task", "completion")
-    fig.suptitle(f"{run.sim_name}: {task}, n={cfg.n}, rank {cfg.rank}, {cfg.n_obs} observations, depth {cfg.depth}, "
-                 f"init {cfg.init_scale:g}, {cfg.optimizer} lr {cfg.lr:g}")
-    fig.tight_layout()
-    path = run.dir / "figures" / f"depth{cfg.depth}-obs{cfg.n_obs}-init{cfg.init_scale:.0e}-lr{cfg.lr:.0e}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return [plots.save(fig, run.dir / "figures" / "training.png",
+                       title=f"{run.sim_name}: {task}, n={cfg.n}, rank {cfg.rank}, {cfg.n_obs} observations, depth "
+                       f"{cfg.depth}, init {cfg.init_scale:g}, {cfg.optimizer} lr {cfg.lr:g}")]
 
 
 def dynamics_figures(run) -> list[Path]:
-    """Singular values against step (linear axes) and measured against predicted singular-value velocities."""
-    plt, cfg = _plt(), run.config
+    """Singular values against step and measured against predicted singular-value velocities."""
+    cfg = run.config
     check = velocity_check(run) if cfg.velocity_checks else None
-    fig, axes = plt.subplots(1, 2 if check else 1, figsize=(11 if check else 5.5, 4.2), squeeze=False)
+    fig, axes = plots.figure(2 if check else 1, panel=(5.5, 4.2))
     _plot_singular_values(axes[0, 0], run, k=cfg.n_sv)
-    axes[0, 0].legend(fontsize=7)
     axes[0, 0].set_title(f"depth {cfg.depth}: top {cfg.n_sv} singular values (member 0)", fontsize=9)
     if check:
         ax = axes[0, 1]
@@ -281,95 +223,68 @@ def dynamics_figures(run) -> list[Path]:
         lim = [max(1e-12, p.min()), p.max()]
         ax.loglog(lim, lim, "k--", lw=0.8, label="measured = predicted")
         ax.set_xlabel("|d sigma/dt| predicted (Arora et al. 2019, Thm 3)")
-        ax.set_ylabel("|d sigma/dt| measured (one GD step / lr)")
-        ax.set_title(f"max relative error {check['max_rel_error']:.2g} over the checked", fontsize=9)
-        ax.legend(fontsize=7)
-        ax.grid(alpha=0.3)
-    fig.suptitle(f"{run.sim_name}: n={cfg.n}, rank {cfg.rank}, {cfg.n_obs} observations, depth {cfg.depth}, "
-                 f"init {cfg.init_scale:g}, GD lr {cfg.lr:g}")
-    fig.tight_layout()
-    path = run.dir / "figures" / f"depth{cfg.depth}-init{cfg.init_scale:.0e}-lr{cfg.lr:.0e}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+        plots.finish(ax, "|d sigma/dt| measured (one GD step / lr)",
+                     title=f"max relative error {check['max_rel_error']:.2g} over the checked")
+    return [plots.save(fig, run.dir / "figures" / "dynamics.png",
+                       title=f"{run.sim_name}: n={cfg.n}, rank {cfg.rank}, {cfg.n_obs} observations, depth "
+                       f"{cfg.depth}, init {cfg.init_scale:g}, GD lr {cfg.lr:g}")]
 
 
 def sweep_figure(runs, path: Path) -> Path:
     """Final reconstruction error against the number of observations, one line per depth, with nuclear norm.
 
-    `runs`: dmf-completion runs (any mix of depths and n_obs); lines are means over members with a
+    `runs`: dmf-completion runs or views (any mix of depths and n_obs); lines are means over members with a
     min-max band; the baseline comes from the runs that solved it.
     """
-    plt = _plt()
     by_depth: dict[int, dict[int, np.ndarray]] = {}
-    base: dict[int, list[float]] = {}
+    base: dict[int, np.ndarray] = {}
     for r in runs:
         by_depth.setdefault(r.config.depth, {})[r.config.n_obs] = r.metric("recon_error")[-1]
-        if r.summary.get("nuclear_norm_baseline"):
-            base[r.config.n_obs] = r.summary["nuclear_norm_baseline"]["recon_error"]
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+        if baseline_errors(r) is not None:
+            base[r.config.n_obs] = baseline_errors(r)
+    fig, axes = plots.figure(1, panel=(6, 4.2))
+    ax = axes[0, 0]
     for depth in sorted(by_depth):
         obs = sorted(by_depth[depth])
-        v = [by_depth[depth][k] for k in obs]
-        line, = ax.plot(obs, [np.mean(a) for a in v], "o-", label=f"depth {depth}")
-        ax.fill_between(obs, [np.min(a) for a in v], [np.max(a) for a in v], color=line.get_color(), alpha=0.2)
+        plots.band(ax, obs, np.stack([by_depth[depth][k] for k in obs]), f"depth {depth}", marker="o")
     if base:
         obs = sorted(base)
         ax.plot(obs, [np.mean(base[k]) for k in obs], "ks--", label="nuclear norm")
-    ax.set_yscale("log")
     ax.set_xlabel("number of observed entries")
-    ax.set_ylabel("reconstruction error ||W - W*||_F^2 / ||W*||_F^2")
-    any_run = next(iter(runs))
-    ax.set_title(f"matrix completion, n={any_run.config.n}, rank {any_run.config.rank}", fontsize=10)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    c = next(iter(runs)).config
+    plots.finish(ax, "reconstruction error ||W - W*||_F^2 / ||W*||_F^2", log=True,
+                 title=f"matrix completion, n={c.n}, rank {c.rank}")
+    return plots.save(fig, path)
 
 
 def singular_values_figure(runs, path: Path, *, k: int = 10) -> Path:
     """Top-k singular values against step, one panel per depth (member 0 of each run)."""
-    plt = _plt()
     runs = sorted(runs, key=lambda r: r.config.depth)
-    fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.8), squeeze=False)
+    fig, axes = plots.figure(len(runs), panel=(4.2, 3.8))
     for ax, r in zip(axes[0], runs):
         _plot_singular_values(ax, r, k=k)
         ax.set_title(f"depth {r.config.depth}", fontsize=10)
-    axes[0, 0].legend(fontsize=7)
     c = runs[0].config
-    fig.suptitle(f"singular values of W during GD (completion, n={c.n}, rank {c.rank}, {c.n_obs} entries, "
-                 f"init {c.init_scale:g}, lr {c.lr:g})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return plots.save(fig, path, title=f"singular values of W during GD (completion, n={c.n}, rank {c.rank}, "
+                      f"{c.n_obs} entries, init {c.init_scale:g}, lr {c.lr:g})")
 
 
 def effective_rank_figure(runs, path: Path) -> Path:
     """Effective rank of W against step, one line per run (labelled by depth), mean over members."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    fig, axes = plots.figure(1, panel=(6, 4.2))
+    ax = axes[0, 0]
     for r in sorted(runs, key=lambda r: r.config.depth):
-        ax.plot(r.steps, np.nanmean(r.metric("effective_rank"), axis=1), label=f"depth {r.config.depth}")
-    base = [np.mean(r.summary["nuclear_norm_baseline"]["effective_rank"]) for r in runs
-            if r.summary.get("nuclear_norm_baseline")]
+        plots.band(ax, r.steps, r.metric("effective_rank"), f"depth {r.config.depth}")
+    base = [np.mean([m["nuclear_norm_baseline"]["effective_rank"] for m in r.member_summaries]) for r in runs
+            if baseline_errors(r) is not None]
     if base:
         ax.axhline(base[0], color="k", ls="--", lw=0.8, label="nuclear norm")
-    truth = np.mean(runs[0].summary["ground_truth"]["effective_rank"])
+    truth = np.mean([m["ground_truth"]["effective_rank"] for m in runs[0].member_summaries])
     ax.axhline(truth, color="0.5", ls=":", lw=0.8, label="ground truth W*")
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("effective rank of W (mean over seeds)")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3, which="both")
     c = runs[0].config
-    ax.set_title(f"completion, n={c.n}, rank {c.rank}, {c.n_obs} entries, init {c.init_scale:g}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    plots.finish(ax, "effective rank of W (mean over seeds)", steps=runs[0].steps, log=True,
+                 title=f"completion, n={c.n}, rank {c.rank}, {c.n_obs} entries, init {c.init_scale:g}")
+    return plots.save(fig, path)
 
 
 # theory against simulation -------------------------------------------------------------------------------------
@@ -377,11 +292,10 @@ def effective_rank_figure(runs, path: Path) -> Path:
 def velocity_check(run, *, top: int | None = None, min_fraction: float = 0.1, max_gap: float = 1e-2) -> dict:
     """Measured singular-value velocities of a dmf-dynamics run against `theory.matrices.singular_value_velocity`.
 
-    At each snapshot pair (s, s+1) and member: measured = (sigma_r(W(s+1)) - sigma_r(W(s))) / lr, predicted =
-    -N (sigma_r^2)^{1-1/N} <grad L(W(s)), u_r v_r^T> with grad L the gradient of the training loss in W (one GD
-    step of size lr is time lr of gradient flow). Checked, in the theorem's regime: snapshots whose factors are
-    balanced (relative gap `theory.matrices.balancedness_gap` <= `max_gap`; near a random init it is ~1), and
-    among the top `top` (default: the rank of W*) singular values those whose predicted speed is at least
+    At each snapshot pair (s, s+1) and member: `sims.metrics.velocity_rows` with grad L the gradient of the
+    training loss in W(s) (one GD step of size lr is time lr of gradient flow). Checked, in the theorem's regime:
+    snapshots whose factors are balanced (relative gap <= `max_gap`; near a random init it is ~1), and among
+    the top `top` (default: the rank of W*) singular values those whose predicted speed is at least
     `min_fraction` of the fastest at that snapshot (the slow ones move by round-off-sized amounts).
     Returns arrays `step`, `member`, `r`, `gap`, `predicted`, `measured`, `rel_error`, `used` (bool), and
     `max_rel_error` over the used ones (NaN if none).
@@ -391,24 +305,21 @@ def velocity_check(run, *, top: int | None = None, min_fraction: float = 0.1, ma
         raise ValueError("the velocity check needs plain full-batch GD (optimizer sgd, no momentum, no weight "
                          f"decay, batch_size 0); got optimizer {cfg.optimizer!r}")
     top = min(top or cfg.rank, cfg.n)
-    task = _build(dataclasses.replace(cfg, baseline=False), run.seeds, torch.device("cpu"), torch.float64,
-                  sensing=run.summary.get("task") == "sensing")
-    model = task.model
+    members = Members(dataclasses.replace(m, baseline=False) for m in run.members)
+    task = _build(members, Env(torch.device("cpu"), torch.float64), sensing=run.summary.get("task") == "sensing")
     snaps = {int(p.stem.split("-")[1]): p for p in (run.dir / "snapshots").glob("step-*.pt")}
     rows = []
     for s in sorted(snaps):
         if s + 1 not in snaps:
             continue
-        W0, factors = _state_at(model, snaps[s])
-        W1, _ = _state_at(model, snaps[s + 1])
+        W0, factors = _state_at(task.model, snaps[s])
+        W1, _ = _state_at(task.model, snaps[s + 1])
         W0.requires_grad_(True)
-        grad, = torch.autograd.grad(squared_loss(model.read(W0, task.x), task.y).sum(), W0)
+        grad, = torch.autograd.grad(squared_loss(task.model.read(W0, task.x), task.y).sum(), W0)
         for e in range(W0.shape[0]):
-            w0, w1 = W0[e].detach().numpy(), W1[e].numpy()
-            gap = matrices.balancedness_gap([f[e] for f in factors])
-            pred = matrices.singular_value_velocity(w0, grad[e].numpy(), cfg.depth)[:top]
-            meas = (np.linalg.svd(w1, compute_uv=False) - np.linalg.svd(w0, compute_uv=False))[:top] / cfg.lr
-            used = (np.abs(pred) >= min_fraction * np.abs(pred).max()) & (gap <= max_gap)
+            gap, pred, meas, used = metrics.velocity_rows(W0[e].detach().numpy(), W1[e].numpy(), grad[e].numpy(),
+                                                          [f[e] for f in factors], cfg.depth, cfg.lr, top=top,
+                                                          min_fraction=min_fraction, max_gap=max_gap)
             rows += [(s, e, r, gap, pred[r], meas[r], used[r]) for r in range(top)]
     if not rows:
         raise ValueError(f"{run.dir} has no snapshot pairs (s, s+1); run dmf-dynamics with velocity_checks >= 1")
@@ -451,7 +362,7 @@ DYNAMICS_PRESETS = {
 
 @register("dmf-completion", Config, presets=COMPLETION_PRESETS, cpu_runtime="~15 s (depth 3) + ~6 s baseline",
           figures=figures)
-def build_completion(cfg: Config, seeds: list[int], device: torch.device, dtype: torch.dtype) -> Task:
+def build_completion(members: Members, env: Env) -> Task:
     """Matrix completion by a depth-N factorisation against nuclear-norm minimisation (Arora et al. 2019).
 
     Shows: from 2000 of the 10^4 entries of a rank-5 100 x 100 matrix, depth 1 fills the unobserved
@@ -460,24 +371,24 @@ def build_completion(cfg: Config, seeds: list[int], device: torch.device, dtype:
     Command: `sims run dmf-completion --set depth=3` (default preset, ~15 s plus the baseline on 2 CPU
     cores); claims: `sims reproduce arora2019`.
     """
-    return _build(cfg, seeds, device, dtype, sensing=False)
+    return _build(members, env, sensing=False)
 
 
 @register("dmf-sensing", Config, presets=SENSING_PRESETS, cpu_runtime="~15 s (depth 3) + ~20 s baseline",
           figures=figures)
-def build_sensing(cfg: Config, seeds: list[int], device: torch.device, dtype: torch.dtype) -> Task:
+def build_sensing(members: Members, env: Env) -> Task:
     """Matrix sensing from Gaussian measurements by a depth-N factorisation against nuclear norm (Arora et al. 2019).
 
     Shows: as for completion, deeper factorisations reach lower effective rank and lower reconstruction
     error than nuclear-norm minimisation on the same measurements y_i = <A_i, W*>.
     Command: `sims run dmf-sensing --set depth=3`.
     """
-    return _build(cfg, seeds, device, dtype, sensing=True)
+    return _build(members, env, sensing=True)
 
 
 @register("dmf-dynamics", DynamicsConfig, presets=DYNAMICS_PRESETS, cpu_runtime="~20 s (depth 3)",
           figures=dynamics_figures)
-def build_dynamics(cfg: DynamicsConfig, seeds: list[int], device: torch.device, dtype: torch.dtype) -> Task:
+def build_dynamics(members: Members, env: Env) -> Task:
     """Singular values of a deep factorisation under plain GD: learned one at a time (Arora et al. 2019, Thm 3).
 
     Shows: the singular values of W rise one after another, with sharper jumps at larger depth; their
@@ -485,4 +396,4 @@ def build_dynamics(cfg: DynamicsConfig, seeds: list[int], device: torch.device, 
     balanced. Keeps parameter snapshots at `velocity_checks` pairs of consecutive steps.
     Command: `sims run dmf-dynamics --set depth=3`; claims: `sims reproduce arora2019`.
     """
-    return _build(cfg, seeds, device, dtype, sensing=False, snapshot_steps=_velocity_snapshots(cfg))
+    return _build(members, env, sensing=False, snapshot_steps=_velocity_snapshots(members[0]))

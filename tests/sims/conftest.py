@@ -8,8 +8,8 @@ import pytest
 def _interrupting(sim, at_eval):
     """The same simulation, but its task sends SIGINT to this process at eval number `at_eval`."""
 
-    def build(cfg, seeds, device, dtype):
-        task = sim.build(cfg, seeds, device, dtype)
+    def build(members, env):
+        task = sim.build(members, env)
         inner, count = task.evaluate, [0]
 
         def evaluate(model):

@@ -15,7 +15,7 @@ from hypothesis import given, strategies as st
 
 import sims
 from sims import engine, registry, store
-from sims.config import TrainConfig
+from sims.config import Members, TrainConfig
 from sims.nn import EnsembleLinear, EnsembleSequential, make_generators
 
 CI_FAST = dict(lc=False, dtype="float64")
@@ -140,7 +140,7 @@ def _toy_task(scales, stop=None):
 def test_divergent_member_is_frozen_and_others_go_on(tmp_path):
     cfg = _ToyConfig(steps=200, lr=0.1, n_evals=20)
     messages = []
-    summary = engine.train(_toy_task([1.0, 30.0]), cfg, tmp_path, seeds=[0, 1], log=messages.append)
+    summary = engine.train(_toy_task([1.0, 30.0]), Members.from_seeds(cfg, 2), tmp_path, log=messages.append)
     assert summary["status"] == "completed"
     assert summary["member_status"] == ["completed", "diverged"]
     assert summary["ended"][1]["status"] == "diverged" and "diverged" in messages[0]
@@ -148,16 +148,17 @@ def test_divergent_member_is_frozen_and_others_go_on(tmp_path):
     member0 = [r["train_loss"] for r in recs if r["member"] == 0]
     assert member0[-1] < 1e-6  # the healthy member converged
     (tmp_path / "alone").mkdir()
-    alone = engine.train(_toy_task([1.0]), cfg, tmp_path / "alone", seeds=[0])
+    alone = engine.train(_toy_task([1.0]), Members.from_seeds(cfg, 1), tmp_path / "alone")
     assert alone["final"]["train_loss"][0] == pytest.approx(summary["final"]["train_loss"][0], rel=1e-12)
     (tmp_path / "all").mkdir()
-    everything = engine.train(_toy_task([30.0, 40.0]), cfg, tmp_path / "all", seeds=[0, 1])
+    everything = engine.train(_toy_task([30.0, 40.0]), Members.from_seeds(cfg, 2), tmp_path / "all")
     assert everything["status"] == "diverged"
 
 
 def test_stop_criterion_freezes_members(tmp_path):
     cfg = _ToyConfig(steps=500, lr=0.05, n_evals=100)
-    summary = engine.train(_toy_task([1.0, 0.3], stop=lambda m: m["train_loss"] < 1e-3), cfg, tmp_path, seeds=[0, 1])
+    summary = engine.train(_toy_task([1.0, 0.3], stop=lambda m: m["train_loss"] < 1e-3),
+                           Members.from_seeds(cfg, 2), tmp_path)
     assert summary["member_status"] == ["stopped", "stopped"]
     assert summary["step"] < 500
     assert all(v < 1e-3 for v in summary["final"]["train_loss"])

@@ -7,11 +7,11 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 import sims
-from sims import registry
+from sims import metrics, registry
 from sims.claims.runner import reproduce
 from sims.data import per_member, xor_clusters
+from sims.engine import Env
 from sims.nn import TwoLayerNet, make_generators
-from sims.settings import leaky_relu_highdim as leaky
 from sims.settings import xor_cluster as xor
 from theory.kkt import kkt_residual
 from theory.matrices import stable_rank
@@ -22,8 +22,9 @@ CPU, F64 = torch.device("cpu"), torch.float64
 def _train(name, seeds, steps, **overrides):
     """Build `name` at the ci preset with overrides, run `steps` full-batch GD steps, return (task, metrics)."""
     sim = registry.get(name)
-    cfg = registry.resolve(sim, "ci", dict(overrides, lc=False, dtype="float64"))
-    task = sim.build(cfg, seeds, CPU, F64)
+    members = registry.members(sim, "ci", dict(overrides, lc=False, dtype="float64", seed=seeds[0]), seeds=len(seeds))
+    cfg = members[0]
+    task = sim.build(members, Env(CPU, F64))
     opt = torch.optim.SGD([p for p in task.model.parameters() if p.requires_grad], lr=cfg.lr)
     for _ in range(steps):
         opt.zero_grad()
@@ -40,7 +41,7 @@ def test_margin_gram_and_kkt_equal_autograd_reference():
     y = torch.where(torch.rand(E, n, generator=g) < 0.5, 1.0, -1.0).double()
     net = TwoLayerNet(d, m, make_generators([0, 1]), act="leaky_relu", slope=0.1, init_scale=1.0, dtype=F64)
     W, a = net[0].weight.detach(), net[2].weight[..., 0].detach()
-    gram, q = leaky.margin_gram(x, y, W, a, 0.1)
+    gram, q = metrics.margin_gram(x, y, W, a, 0.1)
     for e in range(E):
         member = net.member(e)
         grads = []
@@ -52,14 +53,14 @@ def test_margin_gram_and_kkt_equal_autograd_reference():
         V = np.vstack([theta, G])
         np.testing.assert_allclose(gram[e].numpy(), V @ V.T, rtol=1e-10, atol=1e-10)
         np.testing.assert_allclose(q[e].numpy(), (y[e] * member(x[e])[:, 0]).detach().numpy(), rtol=1e-10)
-        C = leaky.gram_coordinates(gram[e].numpy())
+        C = metrics.gram_coordinates(gram[e].numpy())
         margins = np.abs(q[e].numpy())  # any positive margins: the fit only needs theta, grads, margins
         for tol in (0.1, None):
             assert kkt_residual(C[0], C[1:], margins, degree=1, tol=tol) == pytest.approx(
                 kkt_residual(theta, G, margins, degree=1, tol=tol), abs=1e-9)
-    sv = leaky.singular_values(W)
+    sv = metrics.singular_values(W)
     for e in range(E):
-        assert leaky.stable_rank(sv)[e].item() == pytest.approx(stable_rank(W[e].numpy()), rel=1e-9)
+        assert metrics.stable_rank(sv)[e].item() == pytest.approx(stable_rank(W[e].numpy()), rel=1e-9)
 
 
 @settings(max_examples=6, deadline=None)
@@ -127,7 +128,7 @@ def test_claims_run_at_ci(tmp_path, key):
     if key == "frei2023":
         assert rows["low-stable-rank-small-init"]["verdict"] == "PASS"
         assert rows["agrees-with-max-margin"]["verdict"] == "PASS"
-        assert any(f.endswith("stable_rank_vs_init.png") for f in report["figures"])
+        assert "frei2023-stable-rank-vs-init.png" in report["figures"]
     else:
         assert rows["first-step-fits-noisy-labels"]["verdict"] == "PASS"
         assert any(f.endswith("partition.png") for f in report["figures"])

@@ -1,5 +1,6 @@
-"""Sweeps: grid expansion, seeds folded into ensembles, local and Dask (loopback) execution."""
+"""Sweeps: grid expansion, points grouped into ensembles, local and Dask (loopback) execution, results."""
 
+import csv
 import json
 
 import pytest
@@ -14,10 +15,14 @@ FAST = dict(lc="false", steps="10", n_evals="4")
 def test_expand_and_plan():
     assert sw.expand_grid({"a": [1, 2], "b": ["x", "y", "z"]})[1] == {"a": 1, "b": "y"}
     assert len(sw.expand_grid({"a": [1, 2], "b": ["x", "y", "z"]})) == 6
-    specs = sw.plan("xor-cluster", {"lr": ["0.5", "1"], "seed": ["0", "1", "2"]}, preset="ci")
-    assert [(s["overrides"]["lr"], s["overrides"]["seed"], s["seeds"]) for s in specs] == [("0.5", 0, 3), ("1", 0, 3)]
-    specs = sw.plan("xor-cluster", {"seed": ["0", "5"]}, preset="ci")
-    assert [s["seeds"] for s in specs] == [1, 1]  # not consecutive: separate runs
+    points = sw.plan("xor-cluster", {"lr": ["0.5", "1"], "seed": ["0", "1", "2"]}, preset="ci")
+    assert [(p.settings["lr"], p.settings["seed"]) for p in points][:2] == [("0.5", 0), ("0.5", 1)]
+    groups = sw.group(points)
+    assert [len(g.points) for g in groups] == [3, 3]  # seeds are members; lr is not member-wise here
+    assert [p.config().seed for p in groups[0].points] == [0, 1, 2]
+    spread = sw.group(sw.plan("xor-cluster", {"seed": ["0", "5"]}, preset="ci"))
+    assert [len(g.points) for g in spread] == [2]  # any seeds form one ensemble, consecutive or not
+    assert list(sw.group(points, cap=2)[0].points) == points[:2]
     with pytest.raises(ConfigError, match="Did you mean 'width'"):
         sw.plan("xor-cluster", {"widht": ["1"]}, preset="ci")
     with pytest.raises(ConfigError, match="out of range"):
@@ -26,19 +31,50 @@ def test_expand_and_plan():
         sw.parse_grid(["lr"])
 
 
-def test_local_sweep(tmp_path):
+@pytest.mark.parametrize("grid,message", [
+    ({"width": "816"}, "a string is one value"),
+    ({"width": []}, "has no values"),
+    ({"width": [8, 8]}, "repeats a value"),
+    ({"seed": [0, 0]}, "repeats a value"),
+])
+def test_bad_grids_are_errors(grid, message):
+    with pytest.raises(ConfigError, match=message):
+        sw.plan("xor-cluster", grid, preset="ci")
+
+
+def test_same_configuration_twice_is_an_error():
+    with pytest.raises(ConfigError, match="same configuration twice"):
+        sw.plan("xor-cluster", {"lr": ["1", "1.0"]}, preset="ci")
+    with pytest.raises(ConfigError, match="given twice"):
+        sw.parse_grid(["width=8", "width=16"])
+
+
+def test_group_ids_are_stable_and_distinct():
+    a = sw.group(sw.plan("xor-cluster", {"width": [8, 16]}, preset="ci", seeds=2))
+    b = sw.group(sw.plan("xor-cluster", {"width": [8, 16]}, preset="ci", seeds=2))
+    assert [g.id for g in a] == [g.id for g in b] and len({g.id for g in a}) == 2
+
+
+def test_local_sweep_writes_index_and_results_and_resumes(tmp_path):
     index = sw.sweep("xor-cluster", {"width": [8, 16]}, preset="ci", seeds=2, base=FAST, out=tmp_path, device="cpu")
-    assert [p["status"] for p in index["points"]] == ["completed", "completed"]
+    assert [g["status"] for g in index["groups"]] == ["completed", "completed"]
     saved = json.loads((tmp_path / "sweep.json").read_text())
-    assert len(saved["points"]) == 2 and saved["executor"] == "local, sequential"
+    assert len(saved["points"]) == 4 and saved["executor"] == "local, sequential"
+    rows = list(csv.DictReader(open(tmp_path / "results.csv")))
+    assert [(r["width"], r["seed"]) for r in rows] == [("8", "0"), ("8", "1"), ("16", "0"), ("16", "1")]
+    assert all(r["status"] == "completed" and float(r["train_acc"]) >= 0 for r in rows)
+    again = sw.sweep("xor-cluster", {"width": [8, 16]}, preset="ci", seeds=2, base=FAST, out=tmp_path, device="cpu")
+    assert all(g.get("reused") for g in again["groups"])
+    with pytest.raises(ConfigError, match="different sweep"):
+        sw.sweep("xor-cluster", {"width": [8, 32]}, preset="ci", seeds=2, base=FAST, out=tmp_path, device="cpu")
 
 
 def test_dask_sweep_on_loopback(tmp_path, capsys):
     pytest.importorskip("dask.distributed")
     code = main(["sweep", "xor-cluster", "--preset", "ci", "--grid", "lr=0.5,1", "--set", "lc=false",
-                 "--set", "steps=10", "--workers", "2", "--device", "cpu", "--out", str(tmp_path)])
+                 "--set", "steps=10", "--workers", "2", "--device", "cpu", "--out", str(tmp_path), "--quiet"])
     out = capsys.readouterr().out
     assert code == 0, out
     saved = json.loads((tmp_path / "sweep.json").read_text())
     assert "127.0.0.1" in saved["executor"]
-    assert [p["status"] for p in saved["points"]] == ["completed", "completed"]
+    assert [g["status"] for g in saved["groups"]] == ["completed", "completed"]
