@@ -41,8 +41,11 @@ def _stats(vals) -> str:
 
 def print_summary(run) -> None:
     s = run.summary
-    print(f"\n{run.sim_name} ({run.preset}): {s['status']}, {s.get('step')} steps, {len(run.seeds)} member(s), "
+    span = f"{s.get('points')} grid points" if run.index == "point" else f"{s.get('step')} steps"
+    print(f"\n{run.sim_name} ({run.preset}): {s['status']}, {span}, {len(run.seeds)} member(s), "
           f"{s.get('elapsed_s')} s")
+    if run.index == "point":
+        _print_grid(run)
     final = s.get("final", {})
     names = [k for k in final if "/" not in k]
     if names:
@@ -56,6 +59,17 @@ def print_summary(run) -> None:
     print(f"run directory: {run.dir}")
     for f in sorted((run.dir / "figures").glob("*.png")):
         print(f"figure: {f}")
+
+
+def _print_grid(run) -> None:
+    """One row per grid point: its coordinates and the mean of each metric over members."""
+    import numpy as np
+
+    names = run.metric_names
+    print("  " + "  ".join(f"{n:>12}" for n in names))
+    table = np.stack([np.nanmean(run.metric(n), axis=1) for n in names], axis=1)
+    for row in table:
+        print("  " + "  ".join(f"{v:>12.4g}" for v in row))
 
 
 def cmd_list(args) -> int:

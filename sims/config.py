@@ -19,7 +19,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-__all__ = ["ConfigError", "param", "TrainConfig", "ProbedConfig", "validate", "apply_overrides", "field_info", "to_dict",
+__all__ = ["ConfigError", "param", "TrainConfig", "ProbedConfig", "GridConfig", "validate", "apply_overrides", "field_info", "to_dict",
            "with_defaults", "Members", "config_hash"]
 
 
@@ -62,6 +62,15 @@ class ProbedConfig(TrainConfig):
     lc_radius: float = param(1.0, "radius r of the LC cross-polytope (input units)", low=0.0, low_open=True)
     lc_dirs: int = param(16, "number P of orthonormal directions of the LC cross-polytope", low=1)
     lc_points: int = param(100, "points per LC set (test and random; train uses up to this many)", low=1)
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """The fields every grid simulation has (closed forms and Monte-Carlo fits over a grid; no training)."""
+
+    seed: int = param(0, "seed of the first Monte-Carlo repetition (with --seeds K, repetition e uses seed + e)",
+                      low=0)
+    dtype: str = param("float64", "floating-point type", choices=("float32", "float64"))
 
 
 def _type_of(cls: type, f: dataclasses.Field) -> type:

@@ -1,8 +1,8 @@
 """Grid simulations: closed forms and Monte-Carlo fits over a grid of points, no training loop.
 
 A grid setting builds a `GridTask`: the list of grid points (dicts of coordinates such as {"n": 50,
-"d": 400}) and `evaluate(point) -> {metric: [E]}` (one value per member: Monte-Carlo repetitions with their
-own seeds). `run_grid` evaluates the points in order and writes the same run directory as a trained run:
+"d": 400}) and `evaluate(i, point) -> {metric: [E]}` (one value per member: Monte-Carlo repetitions with
+their own seeds; i is the point's index, for seeding its draws). `run_grid` evaluates the points in order and writes the same run directory as a trained run:
 config.json, metrics.jsonl (one record per point and member: {"point": i, "member": e, "seed": s, <the
 point's coordinates>, <metrics>}), summary.json and figures. An interrupted grid run resumes at the first
 point without records.
@@ -29,7 +29,7 @@ class GridTask:
     """What a grid setting hands `run_grid`."""
 
     points: list[dict]  # the grid coordinates of each point, in evaluation order
-    evaluate: Callable[[Mapping], Mapping[str, object]]  # point -> metric name -> [E] values
+    evaluate: Callable[[int, Mapping], Mapping[str, object]]  # (index, point) -> metric name -> [E] values
     summary: dict = field(default_factory=dict)  # run-level facts for summary.json
     member_summary: list[dict] | None = None  # per-member facts, summary["members"][e]
 
@@ -63,7 +63,7 @@ def run_grid(task: GridTask, members: Members, run_dir: Path, *, quiet: bool = T
             if i in done:
                 continue
             with torch.no_grad():
-                values = {k: _per_member(v, E, k) for k, v in task.evaluate(point).items()}
+                values = {k: _per_member(v, E, k) for k, v in task.evaluate(i, point).items()}
             coords = {k: [v] * E for k, v in point.items()}
             writer.write(i, values, E, extra={"seed": members.seeds, **coords}, index="point")
             done.add(i)

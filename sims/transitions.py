@@ -100,15 +100,15 @@ def fraction_step(steps, values, fraction: float = 0.5, *, start: float | None =
 
 
 def plateaus(steps, values, *, tol: float, min_decades: float = 0.5) -> list[tuple[int, int, float]]:
-    """Maximal runs of consecutive evals over which max - min <= 2 tol, spanning at least `min_decades` of
-    log10(step + 1): [(first step, last step, mean value)], in order."""
+    """Maximal runs of two or more consecutive evals over which max - min <= 2 tol, spanning at least
+    `min_decades` of log10(step + 1): [(first step, last step, mean value)], in order."""
     s, v = _curve(steps, values)
     out, i = [], 0
     while i < len(v):
         j = i
         while j + 1 < len(v) and np.ptp(v[i:j + 2]) <= 2 * tol:
             j += 1
-        if np.log10((s[j] + 1) / (s[i] + 1)) >= min_decades:
+        if j > i and np.log10((s[j] + 1) / (s[i] + 1)) >= min_decades:
             out.append((int(s[i]), int(s[j]), float(np.mean(v[i:j + 1]))))
         i = j + 1
     return out

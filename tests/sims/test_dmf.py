@@ -247,3 +247,21 @@ def test_arora2019_claims_resolve():
     assert {c.id for c in paper.claims} >= {"depth3-below-nuclear-norm", "nuclear-norm-below-depth1",
                                             "depth2-not-above-nuclear-norm", "effective-rank-falls-with-depth",
                                             "singular-value-velocity", "balancedness-preserved"}
+
+
+def test_baseline_is_cached_in_the_run_and_not_solved_again_on_resume(runs_dir, monkeypatch, interrupting):
+    calls = []
+    solve = matrices.nuclear_norm_completion
+    monkeypatch.setattr(matrices, "nuclear_norm_completion", lambda *a, **k: calls.append(1) or solve(*a, **k))
+    sim = registry.get("dmf-completion")
+    monkeypatch.setitem(registry._REGISTRY, "dmf-completion", interrupting(sim, at_eval=4))
+    over = dict(steps=200, n_evals=12, loss_threshold=0.0)
+    with pytest.raises(engine.Interrupted):
+        sims.run("dmf-completion", preset="ci", seeds=2, device="cpu", figures=False, **over)
+    assert len(calls) == 2  # one solve per member
+    monkeypatch.setitem(registry._REGISTRY, "dmf-completion", sim)
+    [cut] = list((runs_dir / "dmf-completion").iterdir())
+    assert (cut / "cache" / "nuclear_norm_baseline.pt").is_file()
+    resumed = sims.resume(cut, device="cpu", figures=False)
+    assert len(calls) == 2 and resumed.summary["status"] == "completed"
+    assert len(dmf.baseline_errors(resumed)) == 2

@@ -1,0 +1,65 @@
+"""Grid simulations (the second kind): same registry, CLI and run directory; members equal single runs; resume."""
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+import sims
+from sims import engine, registry
+from sims.cli import main
+
+
+def test_grid_run_directory_and_members(runs_dir):
+    r = sims.run("svm-proliferation", preset="ci", seeds=3, device="cpu")
+    assert r.simulation.kind == "grid" and r.summary["status"] == "completed"
+    assert r.summary["points_done"] == r.summary["points"] == len(r.steps)
+    d = r.metric("d")[:, 0]
+    assert np.all(np.diff(d) > 0) and d[0] == r.config.n
+    assert r.metric("sv_fraction").shape == (len(d), 3)
+    assert (r.dir / "figures" / "proliferation.png").is_file()
+    first = json.loads((r.dir / "metrics.jsonl").read_text().splitlines()[0])
+    assert set(first) >= {"point", "member", "seed", "d", "sv_fraction"}
+    one = sims.run("svm-proliferation", preset="ci", seeds=1, device="cpu", seed=2)
+    np.testing.assert_array_equal(one.metric("sv_fraction")[:, 0], r.metric("sv_fraction")[:, 2])
+
+
+def test_interrupted_grid_resumes_where_it_stopped(runs_dir, monkeypatch):
+    full = sims.run("svm-proliferation", preset="ci", seeds=2, device="cpu", figures=False)
+    sim = registry.get("svm-proliferation")
+
+    def build(members, env):
+        task = sim.build(members, env)
+        inner = task.evaluate
+
+        def evaluate(i, point):
+            if i == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+            return inner(i, point)
+
+        task.evaluate = evaluate
+        return task
+
+    monkeypatch.setitem(registry._REGISTRY, "svm-proliferation", registry.Simulation(
+        **{**sim.__dict__, "build": build}))
+    with pytest.raises(engine.Interrupted):
+        sims.run("svm-proliferation", preset="ci", seeds=2, device="cpu", figures=False)
+    monkeypatch.setitem(registry._REGISTRY, "svm-proliferation", sim)
+    [cut] = [d for d in (runs_dir / "svm-proliferation").iterdir() if d != full.dir]
+    assert sims.load(cut).summary["status"] == "interrupted" and sims.load(cut).summary["points_done"] == 3
+    resumed = sims.resume(cut, device="cpu", figures=False)
+    assert resumed.summary["status"] == "completed"
+    for name in ("d", "sv_fraction", "proliferation"):
+        np.testing.assert_array_equal(resumed.metric(name), full.metric(name))
+
+
+def test_grid_simulation_in_the_cli(capsys, tmp_path):
+    assert main(["list"]) == 0
+    assert "svm-proliferation" in capsys.readouterr().out
+    code = main(["run", "svm-proliferation", "--preset", "ci", "--set", "ratio_max=0.5", "--out", str(tmp_path)])
+    assert code == 2 and "ratio_max=0.5 is out of range" in capsys.readouterr().err
+    assert main(["run", "svm-proliferation", "--preset", "ci", "--seeds", "2", "--out", str(tmp_path), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "5 grid points" in out and "sv_fraction" in out and "proliferation.png" in out
