@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from theory import _validate
+from theory import _scale, _validate
 from theory.max_margin import min_norm_interpolant
 
 __all__ = [
@@ -50,7 +50,8 @@ def effective_ranks(spectrum) -> tuple[np.ndarray, np.ndarray]:
     r_k = sum_{i>k} lambda_i / lambda_{k+1},   R_k = (sum_{i>k} lambda_i)^2 / sum_{i>k} lambda_i^2,
 
     for k = 0..d-1 (1-based lambda in the formulas, array index k). Always
-    1 <= r_k <= R_k <= min(r_k^2, d - k); Sigma = I gives r_k = R_k = d - k.
+    1 <= r_k <= R_k <= min(r_k^2, d - k); Sigma = I gives r_k = R_k = d - k. Scale-invariant (the
+    spectrum is divided exactly by a power of two first, so lambda_i^2 cannot overflow).
 
     Args: spectrum [d], positive and non-increasing. Returns (r [d], R [d]).
 
@@ -59,6 +60,7 @@ def effective_ranks(spectrum) -> tuple[np.ndarray, np.ndarray]:
     ([4.0, 3.0, 2.0, 1.0], [4.0, 3.0, 2.0, 1.0])
     """
     lam = _spectrum(spectrum)
+    lam = _scale.unit(lam, _scale.exponent(lam))  # both ranks are scale-invariant; squares stay in range
     tail = np.cumsum(lam[::-1])[::-1]  # [d] sum_{i >= k} lam[i]
     tail_sq = np.cumsum((lam**2)[::-1])[::-1]
     return tail / lam, tail**2 / tail_sq
