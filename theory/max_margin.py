@@ -14,12 +14,14 @@ the status 'optimal' ('optimal_inaccurate' included), or whose answer fails the 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 import scipy.linalg
+from scipy.optimize import linprog
 
 from theory import _scale, _validate
-from theory._convex import SolverError, require_optimal, solve
+from theory._convex import SOLVER, SolverError, solve
 from theory._hard_margin import (
     EXACT_TOL,
     METHODS,
@@ -45,6 +47,7 @@ __all__ = [
 ]
 
 LP_TOL = 1e-6  # relative primal, dual and gap residuals accepted from the l1 linear program
+L1_WHAT = "l1 max-margin linear program"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +61,7 @@ class MaxMarginResult:
     dual_at_unit_scale: np.ndarray  # [n] alpha * 2^-dual_exponent, stored so at any scale of X
     dual_exponent: int
     status: str  # solver status; always "optimal" (anything else raises)
-    method: str  # "closed_form", "active_set", "primal", "dual" (l2) or "lp" (l1)
+    method: str  # "closed_form", "active_set", "primal", "dual" (l2); "lp" or "lp-highs" (l1)
 
     @property
     def dual(self) -> np.ndarray:
@@ -236,7 +239,9 @@ def l1_max_margin(X, y, *, bias: bool = False, support_tol: float = 1e-6) -> Max
 
     Regime: separable data. It is the limit direction of diagonal linear networks f = <u^2 - v^2, x>
     trained from small initialisation, the rich phase of Lyu et al. 2024 (Gunasekar, Lee, Soudry,
-    Srebro 2018; Moroshko et al. 2020). Clarabel through cvxpy; the answer must pass primal and dual
+    Srebro 2018; Moroshko et al. 2020). Clarabel through cvxpy; where Clarabel stops short of
+    'optimal' (it does on degenerate LPs such as sparse {-1, +1} data), HiGHS's dual simplex on the
+    dual LP (scipy.optimize.linprog, method "lp-highs"). The answer must pass primal and dual
     feasibility and a zero duality gap to 1e-6 (relative), else SolverError. When the supports of
     w and alpha define a vertex that passes these checks to 1e-9, the vertex is returned (exact
     zeros in w instead of the interior point's ~1e-9 entries). Scale: solved at unit scale (X divided
@@ -249,24 +254,13 @@ def l1_max_margin(X, y, *, bias: bool = False, support_tol: float = 1e-6) -> Max
     >>> np.round(res.w, 6).tolist(), round(res.margin, 6)
     ([0.5, 0.0], 2.0)
     """
-    import cvxpy as cp
-
     X, y = _checked(X, y, bias=bias)
     support_tol = _validate.nonnegative("support_tol", support_tol)
     if not np.any(X):
         raise not_separable(bias, "every x_i is zero")
     e = _scale.exponent(X)
     Xs = _scale.unit(X, e)  # X / 2^e, exact: max |entry| in [1, 2)
-    w = cp.Variable(X.shape[1])
-    b = cp.Variable() if bias else 0.0
-    constraint = cp.multiply(y, Xs @ w + b) >= 1
-    problem = cp.Problem(cp.Minimize(cp.norm1(w)), [constraint])
-    what = "l1 max-margin linear program"
-    status = solve(problem, what=what)
-    if status == "infeasible":
-        raise not_separable(bias, "Clarabel certified the linear program infeasible")
-    require_optimal(status, what=what)
-    ws, bias_value, alpha = w.value, float(b.value) if bias else 0.0, constraint.dual_value
+    status, solver, (ws, bias_value, alpha) = _l1_solve(Xs, y, bias=bias)
     vertex = _lp_vertex(Xs, y, ws, bias_value, alpha, bias=bias)
     if vertex is not None and _lp_residual(Xs, y, *vertex, bias=bias)[1] <= EXACT_TOL:
         ws, bias_value, alpha = vertex
@@ -274,7 +268,7 @@ def l1_max_margin(X, y, *, bias: bool = False, support_tol: float = 1e-6) -> Max
         name, worst = _lp_residual(Xs, y, ws, bias_value, alpha, bias=bias)
         if worst > LP_TOL:
             raise SolverError(
-                f"Clarabel reported 'optimal' on the {what} but its {name} residual is {worst:.1e} > {LP_TOL:.0e}"
+                f"{solver} reported 'optimal' on the {L1_WHAT} but its {name} residual is {worst:.1e} > {LP_TOL:.0e}"
             )
     q = y * (Xs @ ws + bias_value)
     return MaxMarginResult(
@@ -285,8 +279,58 @@ def l1_max_margin(X, y, *, bias: bool = False, support_tol: float = 1e-6) -> Max
         dual_at_unit_scale=np.maximum(alpha, 0.0),
         dual_exponent=-e,
         status=status,
-        method="lp",
+        method="lp" if solver == SOLVER else "lp-highs",
     )
+
+
+def _l1_solve(Xs, y, *, bias) -> tuple[str, str, tuple[np.ndarray, float, np.ndarray]]:
+    """(status, solver, (w, b, alpha)) of the l1 problem on Xs [n, d]: Clarabel, else HiGHS.
+
+    Clarabel's interior point stops at 'optimal_inaccurate' on some degenerate LPs (e.g. {-1, +1}^d
+    sparse-parity data, n = 100, d = 400); HiGHS's dual simplex on the dual LP (n variables) then
+    returns an exact vertex. Both answers are checked by the caller.
+    """
+    import cvxpy as cp
+
+    w = cp.Variable(Xs.shape[1])
+    b = cp.Variable() if bias else 0.0
+    constraint = cp.multiply(y, Xs @ w + b) >= 1
+    try:
+        with warnings.catch_warnings():  # cvxpy warns on 'optimal_inaccurate'; HiGHS takes over then
+            warnings.simplefilter("ignore", UserWarning)
+            status = solve(cp.Problem(cp.Minimize(cp.norm1(w)), [constraint]), what=L1_WHAT)
+    except SolverError as exc:
+        status = f"error ({exc})"
+    if status == "infeasible":
+        raise not_separable(bias, "Clarabel certified the linear program infeasible")
+    if status == "optimal":
+        return status, SOLVER, (w.value, float(b.value) if bias else 0.0, constraint.dual_value)
+    return "optimal", "HiGHS", _highs_l1(Xs, y, bias=bias, clarabel_status=status)
+
+
+def _highs_l1(Xs, y, *, bias, clarabel_status) -> tuple[np.ndarray, float, np.ndarray]:
+    """The dual LP  min -1^T alpha  s.t.  -1 <= G alpha <= 1 (G = (y * Xs)^T [d, n]), y^T alpha = 0 (bias),
+    alpha >= 0, by HiGHS's dual simplex; w and b are its constraint marginals."""
+    d = Xs.shape[1]
+    G = (y[:, None] * Xs).T  # [d, n]
+    out = linprog(
+        -np.ones(y.size),
+        A_ub=np.vstack([G, -G]),
+        b_ub=np.ones(2 * d),
+        A_eq=y[None] if bias else None,
+        b_eq=[0.0] if bias else None,
+        bounds=(0, None),
+        method="highs-ds",
+    )
+    if out.status == 3:  # dual unbounded: the primal is infeasible
+        raise not_separable(bias, "HiGHS found the dual linear program unbounded")
+    if out.status != 0:
+        raise SolverError(
+            f"{SOLVER} stopped with status {clarabel_status!r} on the {L1_WHAT} and HiGHS with "
+            f"{out.message!r}; no answer is returned"
+        )
+    marginals = out.ineqlin.marginals  # [2d] <= 0
+    return marginals[d:] - marginals[:d], float(out.eqlin.marginals[0]) if bias else 0.0, out.x
 
 
 def _lp_residual(Xs, y, w, b, alpha, *, bias) -> tuple[str, float]:
