@@ -9,7 +9,7 @@ without an explicit import:
   end-to-end dynamics, balancedness.
 - `theory.kkt`: KKT residual and normalised margin of homogeneous models.
 - `theory.linear_regression`: effective ranks, k*, benign-overfitting bound terms, excess risk of
-  min-norm interpolation, standard spectra.
+  min-norm interpolation, standard spectra, ridge regression and its optimal penalty.
 
 Solvers, ranks, KKT residuals and risks are scale-equivariant over the float64 range: inputs are
 rescaled internally by exact powers of two, and a result that cannot be represented raises ValueError.

@@ -78,10 +78,12 @@ def test_kernel_max_margin_is_scale_equivariant(s):
 
 @PROPERTY
 @given(s=SCALES, t=SCALES, shape=st.sampled_from([(5, 12), (12, 5)]))
-def test_min_norm_interpolant_is_scale_equivariant(s, t, shape):
+def test_min_norm_interpolant_and_ridge_are_scale_equivariant(s, t, shape):
     rng = np.random.default_rng(1)
     X, y = rng.standard_normal(shape), rng.standard_normal(shape[0])
     close(max_margin.min_norm_interpolant(s * X, t * y) * s / t, max_margin.min_norm_interpolant(X, y), EXACT)
+    for lam in (0.0, 0.3):
+        close(linear_regression.ridge(s * X, t * y, lam * s * s) * s / t, linear_regression.ridge(X, y, lam), EXACT)
 
 
 @PROPERTY
@@ -218,12 +220,18 @@ def test_linear_regression_quantities_scale_as_their_formulas(s):
 
 @PROPERTY
 @given(s=SCALES)
-def test_min_norm_excess_risk_scales_as_its_formula(s):
+def test_risks_and_the_optimal_penalty_scale_as_their_formulas(s):
     theta = np.random.default_rng(7).standard_normal(30)
     lam = linear_regression.power_law(30, 1.0)
     risk = linear_regression.min_norm_excess_risk(lam, 10, theta, 0.5, n_trials=3, seed=0)
     scaled = linear_regression.min_norm_excess_risk(s * lam, 10, theta, 0.5 * math.sqrt(s), n_trials=3, seed=0)
     assert scaled.mean / s == pytest.approx(risk.mean, rel=EXACT)  # the same draws, x -> sqrt(s) x
+    X = np.random.default_rng(8).standard_normal((10, 30))
+    for penalty in (0.0, 2.0):
+        expected = linear_regression.isotropic_ridge_risk(X, penalty, 1.5, 0.5)
+        got = linear_regression.isotropic_ridge_risk(s * X, penalty * s * s, 1.5, 0.5 * s)
+        assert got == pytest.approx(expected, rel=EXACT)
+    assert linear_regression.optimal_ridge_penalty(30, 0.5 * s, 2.0 * s) == pytest.approx(30 / 16, rel=EXACT)
 
 
 NAN, INF = float("nan"), float("inf")
@@ -244,6 +252,8 @@ NON_FINITE_CALLS = {
     "kkt_residual": lambda bad: kkt.kkt_residual(np.ones(2), bad, np.ones(2), degree=1),
     "normalized_margin": lambda bad: kkt.normalized_margin(bad[0], 1.0, 1),
     "effective_ranks": lambda bad: linear_regression.effective_ranks(bad[0]),
+    "ridge": lambda bad: linear_regression.ridge(bad, np.ones(2), 1.0),
+    "isotropic_ridge_risk": lambda bad: linear_regression.isotropic_ridge_risk(bad, 1.0, 1.0, 1.0),
 }
 
 
@@ -257,6 +267,8 @@ def test_non_finite_arrays_raise_a_clear_value_error(name, bad):
 @pytest.mark.parametrize(
     "call",
     [
+        lambda: linear_regression.ridge(np.eye(2), np.ones(2), NAN),
+        lambda: linear_regression.optimal_ridge_penalty(3, INF, 1.0),
         lambda: matrices.nuclear_norm_completion((2, 2), [0], [0], [1.0], tol=INF),
         lambda: kkt.normalized_margin(np.ones(2), INF, 1),
     ],
