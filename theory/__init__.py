@@ -10,6 +10,9 @@ without an explicit import:
 - `theory.kkt`: KKT residual and normalised margin of homogeneous models.
 - `theory.linear_regression`: effective ranks, k*, benign-overfitting bound terms, excess risk of
   min-norm interpolation, standard spectra, ridge regression and its optimal penalty.
+- `theory.dichotomy`: kernel-to-rich transition time log(alpha) / lambda and its phases, the early
+  (kernel) and late (min-norm) predictors of diagonal linear nets and of U U^T - V V^T matrix
+  completion, the sparse-task margin bounds (Lyu et al. 2024).
 
 Solvers, ranks, KKT residuals and risks are scale-equivariant over the float64 range: inputs are
 rescaled internally by exact powers of two, and a result that cannot be represented raises ValueError.
@@ -17,7 +20,7 @@ rescaled internally by exact powers of two, and a result that cannot be represen
 
 import importlib
 
-__all__ = ["kkt", "linear_regression", "matrices", "max_margin"]
+__all__ = ["dichotomy", "kkt", "linear_regression", "matrices", "max_margin"]
 
 
 def __getattr__(name):

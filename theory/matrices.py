@@ -72,7 +72,9 @@ def _singular_values(M) -> np.ndarray:
     return np.linalg.svd(_scale.unit(M, _scale.exponent(M)), compute_uv=False)
 
 
-def nuclear_norm_completion(shape, rows, cols, values, *, tol: float = 1e-3, solver: str = "CLARABEL") -> np.ndarray:
+def nuclear_norm_completion(
+    shape, rows, cols, values, *, tol: float = 1e-3, solver: str = "CLARABEL", symmetric: bool = False
+) -> np.ndarray:
     """Minimum-nuclear-norm completion: argmin ||X||_* s.t. |X_ij - M_ij| <= tol on the observed (i, j).
 
     The convex baseline of deep matrix factorisation (Arora, Cohen, Hu, Luo 2019, following
@@ -86,7 +88,8 @@ def nuclear_norm_completion(shape, rows, cols, values, *, tol: float = 1e-3, sol
     Args:
         shape: (m, n). rows, cols: [k] integer indices of the observed entries, no pair repeated.
         values: [k] observed values M_ij. tol: entrywise slack (the authors' code uses 1e-3).
-        solver: "CLARABEL" or "SCS".
+        solver: "CLARABEL" or "SCS". symmetric: minimise over symmetric X only (needs m = n; for
+        models W = U U^T - V V^T, where an observed (i, j) also constrains (j, i)).
     Returns: X [m, n]. Solved at unit scale: (values, tol) -> s (values, tol) gives s X.
 
     >>> X = nuclear_norm_completion((2, 2), [0, 0, 1], [0, 1, 0], [1.0, 1.0, 1.0], tol=0.0)
@@ -99,15 +102,17 @@ def nuclear_norm_completion(shape, rows, cols, values, *, tol: float = 1e-3, sol
         raise ValueError(f"shape must be (m, n); got {shape!r}")
     m, n = (_validate.integer(f"shape[{i}]", v, minimum=1) for i, v in enumerate(shape))
     values = _validate.vector("values", values, shape_doc="[k]")
-    rows = _indices("rows", rows, values.shape[0], m)
-    cols = _indices("cols", cols, values.shape[0], n)
+    rows = _validate.indices("rows", rows, values.shape[0], m)
+    cols = _validate.indices("cols", cols, values.shape[0], n)
     flat = rows * n + cols
     if np.unique(flat).size != flat.size:
         raise ValueError("rows, cols must not repeat an entry (i, j); average repeated observations first")
     tol = _validate.nonnegative("tol", tol)
     solver = _validate.choice("solver", solver, SOLVERS)
+    if symmetric and m != n:
+        raise ValueError(f"symmetric=True needs a square shape; got {(m, n)}")
     e = _scale.exponent(np.append(values, tol))  # solved at unit scale: (values, tol) -> 2^-e (values, tol)
-    X = cp.Variable((m, n))
+    X = cp.Variable((m, n), symmetric=bool(symmetric))
     constraint = cp.abs(X[rows, cols] - _scale.unit(values, e)) <= _scale.unit(tol, e)
     problem = cp.Problem(cp.Minimize(cp.normNuc(X)), [constraint])
     what = "nuclear-norm completion SDP"
@@ -152,17 +157,6 @@ def nuclear_norm_sensing(A, y, *, tol: float = 1e-3, solver: str = "CLARABEL") -
         raise ValueError(f"no matrix X satisfies |<A_i, X> - y_i| <= tol = {tol}; increase tol")
     require_optimal(status, what=what, solver=solver)
     return _scale.restore("X", X.value, b - a)
-
-
-def _indices(name: str, value, length: int, bound: int) -> np.ndarray:
-    array = np.asarray(value)
-    if array.shape != (length,) or not np.issubdtype(array.dtype, np.integer):
-        raise ValueError(
-            f"{name} must be an integer array of shape [k] = ({length},) like values; got {array.dtype} {array.shape}"
-        )
-    if array.min() < 0 or array.max() >= bound:
-        raise ValueError(f"{name} must lie in [0, {bound}); got values from {array.min()} to {array.max()}")
-    return array.astype(np.int64)
 
 
 def _psd_power(P: np.ndarray, exponent: float) -> np.ndarray:

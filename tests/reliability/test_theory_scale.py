@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from theory import kkt, linear_regression, matrices, max_margin
+from theory import dichotomy, kkt, linear_regression, matrices, max_margin
 
 SCALES = st.floats(-150.0, 150.0).map(lambda p: 10.0**p)  # log-uniform in [1e-150, 1e150]
 PROPERTY = settings(max_examples=20, deadline=None, derandomize=True)
@@ -234,6 +234,23 @@ def test_risks_and_the_optimal_penalty_scale_as_their_formulas(s):
     assert linear_regression.optimal_ridge_penalty(30, 0.5 * s, 2.0 * s) == pytest.approx(30 / 16, rel=EXACT)
 
 
+@PROPERTY
+@given(s=SCALES, k=POWERS_OF_TWO)
+def test_dichotomy_predictors_are_scale_invariant(s, k):
+    # On {-1, +1} data the l1 max-margin LP often has a whole optimal face, so for a general scale the
+    # late predictor is checked by its l1 margin (the optimal value); an exact power of two is bitwise.
+    rng = np.random.default_rng(9)
+    X = rng.choice([-1.0, 1.0], size=(12, 20))
+    y = np.sign(X[:, :3].sum(axis=1))
+    early, late = dichotomy.diagonal_net_predictors(X, y)
+    early_s, late_s = dichotomy.diagonal_net_predictors(s * X, y)
+    close(early_s, early, EXACT)
+    l1_margin = [np.min(y * (X @ w)) / np.abs(w).sum() for w in (late, late_s)]
+    assert l1_margin[1] == pytest.approx(l1_margin[0], rel=SOLVER)
+    for base, exact in zip((early, late), dichotomy.diagonal_net_predictors(k * X, y)):
+        np.testing.assert_array_equal(exact, base)
+
+
 NAN, INF = float("nan"), float("inf")
 BAD = np.array([[1.0, NAN], [0.0, 1.0]])
 BAD_INF = np.array([[1.0, INF], [0.0, 1.0]])
@@ -254,6 +271,7 @@ NON_FINITE_CALLS = {
     "effective_ranks": lambda bad: linear_regression.effective_ranks(bad[0]),
     "ridge": lambda bad: linear_regression.ridge(bad, np.ones(2), 1.0),
     "isotropic_ridge_risk": lambda bad: linear_regression.isotropic_ridge_risk(bad, 1.0, 1.0, 1.0),
+    "diagonal_net_predictors": lambda bad: dichotomy.diagonal_net_predictors(bad, LABELS),
 }
 
 
@@ -270,6 +288,7 @@ def test_non_finite_arrays_raise_a_clear_value_error(name, bad):
         lambda: linear_regression.ridge(np.eye(2), np.ones(2), NAN),
         lambda: linear_regression.optimal_ridge_penalty(3, INF, 1.0),
         lambda: matrices.nuclear_norm_completion((2, 2), [0], [0], [1.0], tol=INF),
+        lambda: dichotomy.transition_time(NAN, 1e-3),
         lambda: kkt.normalized_margin(np.ones(2), INF, 1),
     ],
 )
