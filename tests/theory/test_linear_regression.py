@@ -191,7 +191,7 @@ def test_optimal_ridge_removes_the_double_descent_peak():
     d, sigma, theta_norm = 20, 0.5, 1.0
     best = lr.optimal_ridge_penalty(d, sigma, theta_norm)
     sizes = (5, 10, 15, 20, 25, 30, 40)
-    designs = {n: [rng.standard_normal((n, d)) for _ in range(200)] for n in sizes}
+    designs = {n: [rng.standard_normal((n, d)) for _ in range(100)] for n in sizes}
     min_norm = [np.mean([lr.isotropic_ridge_risk(X, 0.0, theta_norm, sigma) for X in designs[n]]) for n in sizes]
     ridge = [np.mean([lr.isotropic_ridge_risk(X, best, theta_norm, sigma) for X in designs[n]]) for n in sizes]
     peak = sizes.index(d)
