@@ -13,6 +13,9 @@ without an explicit import:
 - `theory.dichotomy`: kernel-to-rich transition time log(alpha) / lambda and its phases, the early
   (kernel) and late (min-norm) predictors of diagonal linear nets and of U U^T - V V^T matrix
   completion, the sparse-task margin bounds (Lyu et al. 2024).
+- `theory.early_time`: Gaussian (Hermite) moments of activations, the affine kernels that
+  approximate a two-layer net's NTK on isotropic data, the linear model it follows early and its
+  GD trajectory in closed form, the empirical NTK (Hu, Xiao, Adlam, Pennington 2020).
 
 Solvers, ranks, KKT residuals and risks are scale-equivariant over the float64 range: inputs are
 rescaled internally by exact powers of two, and a result that cannot be represented raises ValueError.
@@ -20,7 +23,7 @@ rescaled internally by exact powers of two, and a result that cannot be represen
 
 import importlib
 
-__all__ = ["dichotomy", "kkt", "linear_regression", "matrices", "max_margin"]
+__all__ = ["dichotomy", "early_time", "kkt", "linear_regression", "matrices", "max_margin"]
 
 
 def __getattr__(name):

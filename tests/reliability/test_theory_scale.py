@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from theory import dichotomy, kkt, linear_regression, matrices, max_margin
+from theory import dichotomy, early_time, kkt, linear_regression, matrices, max_margin
 
 SCALES = st.floats(-150.0, 150.0).map(lambda p: 10.0**p)  # log-uniform in [1e-150, 1e150]
 PROPERTY = settings(max_examples=20, deadline=None, derandomize=True)
@@ -272,6 +272,9 @@ NON_FINITE_CALLS = {
     "ridge": lambda bad: linear_regression.ridge(bad, np.ones(2), 1.0),
     "isotropic_ridge_risk": lambda bad: linear_regression.isotropic_ridge_risk(bad, 1.0, 1.0, 1.0),
     "diagonal_net_predictors": lambda bad: dichotomy.diagonal_net_predictors(bad, LABELS),
+    "affine_ntk": lambda bad: early_time.affine_ntk(bad, early_time.RELU, "both"),
+    "empirical_ntk": lambda bad: early_time.empirical_ntk(np.eye(2), bad, np.ones(2), early_time.RELU, "first"),
+    "linear_model_trajectory": lambda bad: early_time.linear_model_trajectory(bad, np.ones(2), lr=0.1, steps=3),
 }
 
 
