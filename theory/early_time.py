@@ -61,6 +61,7 @@ __all__ = [
     "ab_relu",
     "affine_ntk",
     "empirical_ntk",
+    "gaussian_expectation",
     "gaussian_moments",
     "leaky_relu",
     "linear_features",
