@@ -9,12 +9,21 @@ without an explicit import:
   end-to-end dynamics, balancedness.
 - `theory.kkt`: KKT residual and normalised margin of homogeneous models.
 - `theory.linear_regression`: effective ranks, k*, benign-overfitting bound terms, excess risk of
-  min-norm interpolation, standard spectra.
+  min-norm interpolation, standard spectra, ridge regression and its optimal penalty.
+- `theory.dichotomy`: kernel-to-rich transition time log(alpha) / lambda and its phases, the early
+  (kernel) and late (min-norm) predictors of diagonal linear nets and of U U^T - V V^T matrix
+  completion, the sparse-task margin bounds (Lyu et al. 2024).
+- `theory.early_time`: Gaussian (Hermite) moments of activations, the affine kernels that
+  approximate a two-layer net's NTK on isotropic data, the linear model it follows early and its
+  GD trajectory in closed form, the empirical NTK (Hu, Xiao, Adlam, Pennington 2020).
+
+Solvers, ranks, KKT residuals and risks are scale-equivariant over the float64 range: inputs are
+rescaled internally by exact powers of two, and a result that cannot be represented raises ValueError.
 """
 
 import importlib
 
-__all__ = ["kkt", "linear_regression", "matrices", "max_margin"]
+__all__ = ["dichotomy", "early_time", "kkt", "linear_regression", "matrices", "max_margin"]
 
 
 def __getattr__(name):

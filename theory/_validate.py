@@ -100,3 +100,15 @@ def choice(name: str, value, options: tuple[str, ...]) -> str:
     if value not in options:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {_short(value)}")
     return value
+
+
+def indices(name: str, value, length: int, bound: int) -> np.ndarray:
+    """An integer index array of shape [length] with entries in [0, bound), as int64."""
+    array = np.asarray(value)
+    if array.shape != (length,) or not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(
+            f"{name} must be an integer array of shape [k] = ({length},) like values; got {array.dtype} {array.shape}"
+        )
+    if length and (array.min() < 0 or array.max() >= bound):
+        raise ValueError(f"{name} must lie in [0, {bound}); got values from {array.min()} to {array.max()}")
+    return array.astype(np.int64)

@@ -21,11 +21,12 @@ margins [n] = q_i(theta), all at the same theta.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 from scipy.optimize import nnls
 
-from theory import _validate
+from theory import _scale, _validate
 
 __all__ = ["KKTFit", "kkt_fit", "kkt_residual", "normalized_margin"]
 
@@ -57,6 +58,9 @@ def kkt_fit(theta, grads, margins, *, degree: float, tol: float | None = 0.1) ->
     gradient-descent trajectory the margins of the eventual support vectors equalise only at a
     logarithmic rate, so a tight tol would miss them. At an exact solution a small tol (1e-6) that
     only covers round-off isolates the true support; tol = 0 keeps the single smallest margin.
+    Scale: theta, grads and margins are each solved at unit scale (exact powers of two), so the
+    residual and the active set are unchanged by scaling any of them, and the multipliers scale as
+    the formula says (theta -> a theta, grads -> b grads, margins -> c margins: lambda -> lambda a/b c^((L-2)/L)).
 
     Args:
         theta: [p] parameters. grads: [n, p] gradients of y_i f(x_i; theta). margins: [n] y_i f(x_i; theta).
@@ -69,6 +73,45 @@ def kkt_fit(theta, grads, margins, *, degree: float, tol: float | None = 0.1) ->
     >>> kkt_fit(np.ones(2), np.eye(2), np.ones(2), degree=1).multipliers.tolist()
     [1.0, 1.0]
     """
+    fit = _unit_fit(theta, grads, margins, degree=degree, tol=tol)
+    power = (fit.degree - 2.0) / fit.degree  # lambda = mu * q_min^power, with q_min = q_min_unit * 2^em
+    shift = fit.shift + fit.em * power
+    whole = math.floor(shift)
+    q_min = fit.margins.min()
+    multipliers = _scale.restore("multipliers", fit.mu * q_min**power * 2.0 ** (shift - whole), whole)
+    return KKTFit(
+        residual=fit.residual,
+        multipliers=multipliers,
+        active=fit.active,
+        complementary_slackness=float(multipliers @ (fit.margins / q_min - 1.0)),
+    )
+
+
+def kkt_residual(theta, grads, margins, *, degree: float, tol: float | None = 0.1) -> float:
+    """The relative stationarity residual of `kkt_fit` (0 at a KKT point of (P), at most 1).
+
+    Scale-invariant in each argument, also where the multipliers would leave the float64 range.
+
+    >>> kkt_residual(np.ones(2), np.eye(2), np.ones(2), degree=1)
+    0.0
+    """
+    return _unit_fit(theta, grads, margins, degree=degree, tol=tol).residual
+
+
+@dataclasses.dataclass(frozen=True)
+class _UnitFit:
+    residual: float
+    mu: np.ndarray  # [n] the NNLS multipliers for (theta / 2^et, grads / 2^eg): mu_true = mu * 2^(et - eg)
+    active: np.ndarray
+    margins: np.ndarray  # [n] margins / 2^em
+    shift: int  # et - eg
+    em: int
+    degree: float
+
+
+def _unit_fit(theta, grads, margins, *, degree, tol) -> _UnitFit:
+    """Validate, then fit at unit scale: each array divided exactly by a power of two, which changes
+    neither the residual nor the active set."""
     theta = _validate.vector("theta", theta, shape_doc="[p]")
     grads = _validate.matrix("grads", grads, shape_doc="[n, p]")
     if grads.shape[1] != theta.shape[0]:
@@ -77,41 +120,28 @@ def kkt_fit(theta, grads, margins, *, degree: float, tol: float | None = 0.1) ->
     degree = _validate.positive("degree", degree)
     if tol is not None:
         tol = _validate.nonnegative("tol", tol)
-    norm = np.linalg.norm(theta)
-    if norm == 0:
+    if not np.any(theta):
         raise ValueError("theta must be non-zero; the KKT residual is relative to ||theta||")
-    q_min = margins.min()
-    if q_min <= 0:
+    if margins.min() <= 0:
         raise ValueError(
             f"every margin y_i f(x_i) must be > 0 (theta must classify every training point correctly); "
-            f"got {q_min:.3g} at index {int(margins.argmin())}"
+            f"got {margins.min():.3g} at index {int(margins.argmin())}"
         )
+    et, eg, em = _scale.exponent(theta), _scale.exponent(grads), _scale.exponent(margins)
+    theta, grads, margins = _scale.unit(theta, et), _scale.unit(grads, eg), _scale.unit(margins, em)
+    q_min = margins.min()
     active = np.arange(margins.shape[0]) if tol is None else np.flatnonzero(margins <= (1.0 + tol) * q_min)
     mu = np.zeros(margins.shape[0])
     mu[active] = _nonnegative_fit(grads[active], theta)
-    residual = np.linalg.norm(theta - grads.T @ mu) / norm
-    multipliers = mu * q_min ** ((degree - 2.0) / degree)
-    return KKTFit(
-        residual=float(residual),
-        multipliers=multipliers,
-        active=active,
-        complementary_slackness=float(multipliers @ (margins / q_min - 1.0)),
-    )
-
-
-def kkt_residual(theta, grads, margins, *, degree: float, tol: float | None = 0.1) -> float:
-    """The relative stationarity residual of `kkt_fit` (0 at a KKT point of (P), at most 1).
-
-    >>> kkt_residual(np.ones(2), np.eye(2), np.ones(2), degree=1)
-    0.0
-    """
-    return kkt_fit(theta, grads, margins, degree=degree, tol=tol).residual
+    residual = float(np.linalg.norm(theta - grads.T @ mu) / np.linalg.norm(theta))
+    return _UnitFit(residual, mu, active, margins, et - eg, em, degree)
 
 
 def normalized_margin(margins, theta_norm: float, degree: float) -> float:
     """Normalised margin min_i y_i f(x_i; theta) / ||theta||^L of a degree-L homogeneous model.
 
-    Scale-invariant; it is non-decreasing along gradient flow once the data are separated and
+    Scale-invariant in theta (computed through logarithms, so theta_norm^L may exceed the float64
+    range); it is non-decreasing along gradient flow once the data are separated and
     converges to the margin of a KKT point of (P) (Lyu and Li 2020, Thm 4.1 [unverified]).
     margins [n] = y_i f(x_i; theta), theta_norm = ||theta|| > 0, degree L > 0.
 
@@ -121,7 +151,16 @@ def normalized_margin(margins, theta_norm: float, degree: float) -> float:
     margins = _validate.vector("margins", margins)
     theta_norm = _validate.positive("theta_norm", theta_norm)
     degree = _validate.positive("degree", degree)
-    return float(margins.min() / theta_norm**degree)
+    q = margins.min()
+    if q == 0:
+        return 0.0
+    log_value = math.log(abs(q)) - degree * math.log(theta_norm)  # theta_norm**degree may overflow alone
+    if log_value > math.log(np.finfo(np.float64).max):
+        raise ValueError(
+            f"min margin / theta_norm^degree = exp({log_value:.1f}) overflows float64 "
+            f"(min margin {q:.3g}, theta_norm {theta_norm:.3g}, degree {degree})"
+        )
+    return math.copysign(math.exp(log_value), q)
 
 
 def _nonnegative_fit(G: np.ndarray, theta: np.ndarray) -> np.ndarray:

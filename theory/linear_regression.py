@@ -1,5 +1,6 @@
 """Benign overfitting in linear regression: effective ranks, k*, the bound terms, and the excess risk
-of min-norm interpolation for a covariance spectrum.
+of min-norm interpolation for a covariance spectrum; ridge regression and its optimal penalty
+(double descent and its removal).
 
 Setting (Bartlett, Long, Lugosi, Tsigler 2020): x ~ N(0, Sigma) in R^d, y = <x, theta*> + eps with
 eps ~ N(0, sigma^2), n samples, estimator theta^ = X^+ y (the min-norm interpolant when d >= n).
@@ -14,7 +15,7 @@ import math
 
 import numpy as np
 
-from theory import _validate
+from theory import _scale, _validate
 from theory.max_margin import min_norm_interpolant
 
 __all__ = [
@@ -24,9 +25,12 @@ __all__ = [
     "benign_log_spectrum",
     "effective_ranks",
     "isotropic",
+    "isotropic_ridge_risk",
     "k_star",
     "min_norm_excess_risk",
+    "optimal_ridge_penalty",
     "power_law",
+    "ridge",
     "two_tier",
 ]
 
@@ -50,7 +54,8 @@ def effective_ranks(spectrum) -> tuple[np.ndarray, np.ndarray]:
     r_k = sum_{i>k} lambda_i / lambda_{k+1},   R_k = (sum_{i>k} lambda_i)^2 / sum_{i>k} lambda_i^2,
 
     for k = 0..d-1 (1-based lambda in the formulas, array index k). Always
-    1 <= r_k <= R_k <= min(r_k^2, d - k); Sigma = I gives r_k = R_k = d - k.
+    1 <= r_k <= R_k <= min(r_k^2, d - k); Sigma = I gives r_k = R_k = d - k. Scale-invariant (the
+    spectrum is divided exactly by a power of two first, so lambda_i^2 cannot overflow).
 
     Args: spectrum [d], positive and non-increasing. Returns (r [d], R [d]).
 
@@ -59,6 +64,7 @@ def effective_ranks(spectrum) -> tuple[np.ndarray, np.ndarray]:
     ([4.0, 3.0, 2.0, 1.0], [4.0, 3.0, 2.0, 1.0])
     """
     lam = _spectrum(spectrum)
+    lam = _scale.unit(lam, _scale.exponent(lam))  # both ranks are scale-invariant; squares stay in range
     tail = np.cumsum(lam[::-1])[::-1]  # [d] sum_{i >= k} lam[i]
     tail_sq = np.cumsum((lam**2)[::-1])[::-1]
     return tail / lam, tail**2 / tail_sq
@@ -166,6 +172,109 @@ def min_norm_excess_risk(spectrum, n: int, theta, sigma: float, *, n_trials: int
         risks[t] = lam @ error**2
     stderr = float(risks.std(ddof=1) / math.sqrt(n_trials))
     return ExcessRisk(mean=float(risks.mean()), stderr=stderr, n_trials=n_trials)
+
+
+def ridge(X, y, lam: float) -> np.ndarray:
+    """Ridge regression beta = argmin_beta ||X beta - y||^2 + lam ||beta||^2 [d] (sums, not means).
+
+    beta = (X^T X + lam I)^{-1} X^T y = X^T (X X^T + lam I)^{-1} y = V diag(s / (s^2 + lam)) U^T y
+    with X = U diag(s) V^T the thin SVD, which costs O(n d min(n, d)): the cost of the dual form
+    (an n x n system) when d > n and of the primal (d x d) when d <= n. lam = 0 is min-norm least
+    squares X^+ y (the interpolant when rank X = n; singular values below numpy lstsq's cut-off
+    max(n, d) eps s_max count as zero), the lam -> 0 limit of ridge. For the mean loss
+    (1/n)||X beta - y||^2 + lam' ||beta||^2 pass lam = n lam'. Scale: solved at unit scale, so
+    (c X, t y, c^2 lam) gives beta t / c.
+
+    Args: X [n, d], y [n], lam >= 0.
+
+    >>> ridge(np.array([[1.0, 0.0], [0.0, 2.0]]), np.array([1.0, 2.0]), lam=1.0).tolist()
+    [0.5, 0.8]
+    """
+    X = _validate.matrix("X", X)
+    y = _validate.vector("y", y, length=X.shape[0])
+    lam = _validate.nonnegative("lam", lam)
+    ex, ey = _scale.exponent(X), _scale.exponent(y)
+    U, s, Vt = np.linalg.svd(_scale.unit(X, ex), full_matrices=False)
+    _, gain = _spectral_filter(s, lam, ex, X.shape)
+    beta = Vt.T @ (gain * (U.T @ _scale.unit(y, ey)))
+    return _scale.restore("beta", beta, ey - ex)
+
+
+def _spectral_filter(s, lam: float, e: int, shape) -> tuple[np.ndarray, np.ndarray]:
+    """(shrink, gain): lam / (s^2 + lam) and s / (s^2 + lam) for singular values s of X / 2^e.
+
+    lam is rescaled to lam / 2^(2e) (it may overflow to inf: beta = 0, or underflow to 0). lam = 0 is
+    the pseudo-inverse: gain 1 / s above the cut-off max(n, d) eps s_max of numpy's lstsq, shrink 1 below it.
+    """
+    if lam == 0:
+        kept = s > max(shape) * np.finfo(np.float64).eps * (s.max() if s.size else 0.0)
+        return np.where(kept, 0.0, 1.0), np.divide(1.0, s, out=np.zeros_like(s), where=kept)
+    with np.errstate(over="ignore", under="ignore"):
+        lam = float(np.ldexp(lam, -2 * e))
+    if math.isinf(lam):
+        return np.ones_like(s), np.zeros_like(s)
+    positive = s > 0
+    denominator = np.where(positive, s**2 + lam, 1.0)
+    return np.where(positive, lam / denominator, 1.0), np.where(positive, s / denominator, 0.0)
+
+
+def optimal_ridge_penalty(d: int, sigma: float, theta_norm: float) -> float:
+    """lam* = d sigma^2 / ||theta*||^2, the best ridge penalty for isotropic Gaussian linear regression.
+
+    Setting: x ~ N(0, I_d), y = <x, theta*> + eps, eps ~ N(0, sigma^2), any n; `ridge` with the
+    summed loss ||X beta - y||^2 + lam ||beta||^2. Among all lam >= 0, lam* minimises the expected
+    excess risk E ||beta_lam - theta*||^2, and with it the risk is monotone in n: no double descent
+    (Nakkiran, Venkat, Kakade, Ma 2021, "Optimal regularization can mitigate double descent",
+    Thm 1 for isotropic data [theorem number unverified]).
+    Derivation: the law of X is rotation invariant, so the risk at theta* equals its average over
+    theta* uniform on the sphere of radius ||theta*||; a linear estimator's risk depends on a prior
+    only through E theta theta^T = (||theta*||^2 / d) I, the same as the Gaussian prior
+    N(0, ||theta*||^2 / d I), whose posterior mean is ridge with lam = sigma^2 / (||theta*||^2 / d). It
+    is optimal for every X (see `isotropic_ridge_risk`: each direction's risk is stationary there).
+    With the mean loss (1/n)||X beta - y||^2 + lam' ||beta||^2, lam'* = lam* / n.
+
+    >>> optimal_ridge_penalty(100, sigma=0.5, theta_norm=2.0)
+    6.25
+    """
+    d = _validate.integer("d", d, minimum=1)
+    sigma = _validate.nonnegative("sigma", sigma)
+    theta_norm = _validate.positive("theta_norm", theta_norm)
+    return d * (sigma / theta_norm) ** 2
+
+
+def isotropic_ridge_risk(X, lam: float, theta_norm: float, sigma: float) -> float:
+    """Expected excess risk of `ridge` for Sigma = I given the design X: E ||beta_lam - theta*||^2.
+
+    The expectation is over the noise eps ~ N(0, sigma^2 I_n) and over the direction of theta*
+    (uniform on the sphere of radius ||theta*||; for Gaussian X every fixed theta* of that norm has
+    the same risk averaged over X). With X = U diag(s) V^T and s_j = 0 for j > rank (d terms):
+
+        risk = (||theta*||^2 / d) sum_j (lam / (s_j^2 + lam))^2 + sigma^2 sum_j s_j^2 / (s_j^2 + lam)^2,
+
+    bias (shrinkage) plus variance; at lam = 0 (min-norm least squares) the bias terms are 1 on the
+    d - rank null directions and 0 elsewhere, the variance terms 1 / s_j^2 on the others. Each
+    term's derivative in lam is 2 s_j^2 (lam ||theta*||^2 / d - sigma^2) / (s_j^2 + lam)^3, so
+    `optimal_ridge_penalty` minimises it for every X. Averaging over X gives the double-descent
+    curves of min-norm (lam = 0, peak at n = d) and optimal ridge (monotone) regression.
+    Scale: risk(c X, c^2 lam, theta_norm, c sigma) = risk(X, lam, theta_norm, sigma).
+
+    Args: X [n, d], lam >= 0, theta_norm = ||theta*|| >= 0, sigma >= 0.
+
+    >>> isotropic_ridge_risk(np.eye(2), lam=1.0, theta_norm=2.0, sigma=1.0)  # 2 (1/4 + 1/4) + (1/4 + 1/4)
+    1.5
+    """
+    X = _validate.matrix("X", X)
+    lam = _validate.nonnegative("lam", lam)
+    theta_norm = _validate.nonnegative("theta_norm", theta_norm)
+    sigma = _validate.nonnegative("sigma", sigma)
+    d = X.shape[1]
+    e = _scale.exponent(X)
+    s = np.zeros(d)  # [d] singular values at unit scale, zero beyond the rank
+    singular = np.linalg.svd(_scale.unit(X, e), compute_uv=False)
+    s[: singular.size] = singular
+    shrink, gain = _spectral_filter(s, lam, e, X.shape)
+    variance = _scale.restore("variance", sigma**2 * np.sum(gain**2), -2 * e) if sigma > 0 else 0.0
+    return float(theta_norm**2 / d * np.sum(shrink**2) + variance)
 
 
 def isotropic(d: int) -> np.ndarray:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from theory import _validate
+from theory import _scale, _validate
 from theory._convex import SOLVERS, SolverError, require_optimal, solve
 
 __all__ = [
@@ -34,33 +34,47 @@ def effective_rank(M) -> float:
     """Effective rank exp(H(p)), p_i = s_i / sum_j s_j over the singular values s of M [m, n].
 
     H(p) = -sum_i p_i log p_i (0 log 0 = 0), so a matrix with k equal non-zero singular values has
-    effective rank k and any matrix has 1 <= erank <= rank; the zero matrix gets 0.
+    effective rank k and any matrix has 1 <= erank <= rank; the zero matrix gets 0. Scale-invariant
+    (erank(s M) = erank(M) for any s != 0 whose s M is finite).
     (Roy and Vetterli 2007; the rank measure of Arora, Cohen, Hu, Luo 2019.)
 
     >>> round(effective_rank(np.diag([3.0, 3.0, 0.0])), 12)
     2.0
     """
-    s = np.linalg.svd(_validate.matrix("M", M, shape_doc="[m, n]"), compute_uv=False)
-    total = s.sum()
-    if total == 0:
+    s = _singular_values(M)
+    if s[0] == 0:
         return 0.0
-    p = s[s > 0] / total
+    p = s[s > 0] / s.sum()
     return float(np.exp(-np.sum(p * np.log(p))))
 
 
 def stable_rank(M) -> float:
     """Stable rank ||M||_F^2 / ||M||_2^2 = sum_i s_i^2 / s_1^2 of M [m, n]; 1 <= srank <= rank, 0 for M = 0.
 
+    Computed as sum_i (s_i / s_1)^2, so it is scale-invariant over the whole float64 range.
+
     Used for the rank collapse of leaky-ReLU networks (Frei, Vardi, Bartlett, Srebro, Hu 2023).
 
     >>> stable_rank(np.diag([2.0, 1.0]))
     1.25
     """
-    s = np.linalg.svd(_validate.matrix("M", M, shape_doc="[m, n]"), compute_uv=False)
-    return 0.0 if s[0] == 0 else float(np.sum(s**2) / s[0] ** 2)
+    s = _singular_values(M)
+    return 0.0 if s[0] == 0 else float(np.sum((s / s[0]) ** 2))
 
 
-def nuclear_norm_completion(shape, rows, cols, values, *, tol: float = 1e-3, solver: str = "CLARABEL") -> np.ndarray:
+def _singular_values(M) -> np.ndarray:
+    """Singular values of M [m, n] divided exactly by the power of two nearest max |M_ij| (descending).
+
+    Both ranks are scale-invariant, so they use these: squares of raw singular values overflow
+    above ~1e154 and underflow below ~1e-154.
+    """
+    M = _validate.matrix("M", M, shape_doc="[m, n]")
+    return np.linalg.svd(_scale.unit(M, _scale.exponent(M)), compute_uv=False)
+
+
+def nuclear_norm_completion(
+    shape, rows, cols, values, *, tol: float = 1e-3, solver: str = "CLARABEL", symmetric: bool = False
+) -> np.ndarray:
     """Minimum-nuclear-norm completion: argmin ||X||_* s.t. |X_ij - M_ij| <= tol on the observed (i, j).
 
     The convex baseline of deep matrix factorisation (Arora, Cohen, Hu, Luo 2019, following
@@ -74,8 +88,9 @@ def nuclear_norm_completion(shape, rows, cols, values, *, tol: float = 1e-3, sol
     Args:
         shape: (m, n). rows, cols: [k] integer indices of the observed entries, no pair repeated.
         values: [k] observed values M_ij. tol: entrywise slack (the authors' code uses 1e-3).
-        solver: "CLARABEL" or "SCS".
-    Returns: X [m, n].
+        solver: "CLARABEL" or "SCS". symmetric: minimise over symmetric X only (needs m = n; for
+        models W = U U^T - V V^T, where an observed (i, j) also constrains (j, i)).
+    Returns: X [m, n]. Solved at unit scale: (values, tol) -> s (values, tol) gives s X.
 
     >>> X = nuclear_norm_completion((2, 2), [0, 0, 1], [0, 1, 0], [1.0, 1.0, 1.0], tol=0.0)
     >>> np.round(X, 2).tolist()  # the missing entry is 1 (rank one)
@@ -87,18 +102,22 @@ def nuclear_norm_completion(shape, rows, cols, values, *, tol: float = 1e-3, sol
         raise ValueError(f"shape must be (m, n); got {shape!r}")
     m, n = (_validate.integer(f"shape[{i}]", v, minimum=1) for i, v in enumerate(shape))
     values = _validate.vector("values", values, shape_doc="[k]")
-    rows = _indices("rows", rows, values.shape[0], m)
-    cols = _indices("cols", cols, values.shape[0], n)
+    rows = _validate.indices("rows", rows, values.shape[0], m)
+    cols = _validate.indices("cols", cols, values.shape[0], n)
     flat = rows * n + cols
     if np.unique(flat).size != flat.size:
         raise ValueError("rows, cols must not repeat an entry (i, j); average repeated observations first")
     tol = _validate.nonnegative("tol", tol)
     solver = _validate.choice("solver", solver, SOLVERS)
-    X = cp.Variable((m, n))
-    problem = cp.Problem(cp.Minimize(cp.normNuc(X)), [cp.abs(X[rows, cols] - values) <= tol])
+    if symmetric and m != n:
+        raise ValueError(f"symmetric=True needs a square shape; got {(m, n)}")
+    e = _scale.exponent(np.append(values, tol))  # solved at unit scale: (values, tol) -> 2^-e (values, tol)
+    X = cp.Variable((m, n), symmetric=bool(symmetric))
+    constraint = cp.abs(X[rows, cols] - _scale.unit(values, e)) <= _scale.unit(tol, e)
+    problem = cp.Problem(cp.Minimize(cp.normNuc(X)), [constraint])
     what = "nuclear-norm completion SDP"
     require_optimal(solve(problem, what=what, solver=solver), what=what, solver=solver)
-    return X.value
+    return _scale.restore("X", X.value, e)
 
 
 def nuclear_norm_sensing(A, y, *, tol: float = 1e-3, solver: str = "CLARABEL") -> np.ndarray:
@@ -110,7 +129,7 @@ def nuclear_norm_sensing(A, y, *, tol: float = 1e-3, solver: str = "CLARABEL") -
     other non-optimal status SolverError. Solver choice as in `nuclear_norm_completion`.
 
     Args: A [m, d1, d2] measurement matrices, y [m] measurements, tol >= 0 slack,
-    solver "CLARABEL" or "SCS". Returns X [d1, d2].
+    solver "CLARABEL" or "SCS". Returns X [d1, d2]. Solved at unit scale: (s A, t y, t tol) gives X t / s.
 
     >>> A = np.stack([np.eye(2)[[i]].T @ np.eye(2)[[j]] for i, j in [(0, 0), (0, 1), (1, 0)]])
     >>> (np.round(nuclear_norm_sensing(A, np.array([1.0, 0.0, 0.0]), tol=0.0), 4) + 0.0).tolist()
@@ -123,26 +142,21 @@ def nuclear_norm_sensing(A, y, *, tol: float = 1e-3, solver: str = "CLARABEL") -
     tol = _validate.nonnegative("tol", tol)
     solver = _validate.choice("solver", solver, SOLVERS)
     _, d1, d2 = A.shape
+    # unit scale: <A_i, X> = y_i +- tol  <=>  <A_i / 2^a, X 2^(a - b)> = y_i / 2^b +- tol / 2^b, with
+    # 2^a ~ max_i ||A_i||_F (so that X keeps the size of y) and 2^b ~ max(|y|, tol)
+    a = _scale.exponent(A)
+    a += _scale.exponent(np.linalg.norm(_scale.unit(A, a).reshape(A.shape[0], -1), axis=1))
+    b = _scale.exponent(np.append(y, tol))
     X = cp.Variable((d1, d2))
-    measured = A.reshape(A.shape[0], -1) @ cp.reshape(X, (d1 * d2,), order="C")
-    problem = cp.Problem(cp.Minimize(cp.normNuc(X)), [cp.abs(measured - y) <= tol])
+    measured = _scale.unit(A, a).reshape(A.shape[0], -1) @ cp.reshape(X, (d1 * d2,), order="C")
+    constraint = cp.abs(measured - _scale.unit(y, b)) <= _scale.unit(tol, b)
+    problem = cp.Problem(cp.Minimize(cp.normNuc(X)), [constraint])
     what = "nuclear-norm sensing SDP"
     status = solve(problem, what=what, solver=solver)
     if status == "infeasible":
         raise ValueError(f"no matrix X satisfies |<A_i, X> - y_i| <= tol = {tol}; increase tol")
     require_optimal(status, what=what, solver=solver)
-    return X.value
-
-
-def _indices(name: str, value, length: int, bound: int) -> np.ndarray:
-    array = np.asarray(value)
-    if array.shape != (length,) or not np.issubdtype(array.dtype, np.integer):
-        raise ValueError(
-            f"{name} must be an integer array of shape [k] = ({length},) like values; got {array.dtype} {array.shape}"
-        )
-    if array.min() < 0 or array.max() >= bound:
-        raise ValueError(f"{name} must lie in [0, {bound}); got values from {array.min()} to {array.max()}")
-    return array.astype(np.int64)
+    return _scale.restore("X", X.value, b - a)
 
 
 def _psd_power(P: np.ndarray, exponent: float) -> np.ndarray:
@@ -225,9 +239,11 @@ def balancedness_gap(factors: Sequence, *, relative: bool = True) -> float:
     mats = [_validate.matrix(f"factors[{j}]", f, shape_doc="[d_j, d_{j-1}]") for j, f in enumerate(factors)]
     if not mats:
         raise ValueError("factors must hold at least one matrix; got an empty sequence")
+    e = max(_scale.exponent(f) for f in mats)  # W_j -> W_j / 2^e (exact): the relative gap is unchanged
+    scaled = [_scale.unit(f, e) for f in mats]
     gap = 0.0
     for j in range(len(mats) - 1):
-        inner, outer = mats[j], mats[j + 1]
+        inner, outer = scaled[j], scaled[j + 1]
         if outer.shape[1] != inner.shape[0]:
             raise ValueError(
                 f"factors[{j + 1}] has shape {outer.shape} but factors[{j}] has shape {inner.shape}: "
@@ -239,7 +255,7 @@ def balancedness_gap(factors: Sequence, *, relative: bool = True) -> float:
             size = max(np.linalg.norm(a), np.linalg.norm(b))
             value = value / size if size > 0 else 0.0
         gap = max(gap, float(value))
-    return gap
+    return gap if relative else _scale.restore("balancedness gap", gap, 2 * e)
 
 
 def _same_shape(name: str, value, like: np.ndarray) -> np.ndarray:

@@ -14,12 +14,14 @@ the status 'optimal' ('optimal_inaccurate' included), or whose answer fails the 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 import scipy.linalg
+from scipy.optimize import linprog
 
-from theory import _validate
-from theory._convex import SolverError, require_optimal, solve
+from theory import _scale, _validate
+from theory._convex import SOLVER, SolverError, solve
 from theory._hard_margin import (
     EXACT_TOL,
     METHODS,
@@ -45,6 +47,7 @@ __all__ = [
 ]
 
 LP_TOL = 1e-6  # relative primal, dual and gap residuals accepted from the l1 linear program
+L1_WHAT = "l1 max-margin linear program"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,9 +58,19 @@ class MaxMarginResult:
     b: float  # bias; 0.0 when bias=False
     margin: float  # geometric margin min_i y_i f(x_i) / ||w|| (||w||_1 for the l1 problem)
     support: np.ndarray  # [s] sorted indices i with y_i f(x_i) <= (1 + support_tol) min_j y_j f(x_j)
-    dual: np.ndarray  # [n] Lagrange multipliers alpha_i >= 0 of the constraints y_i f(x_i) >= 1
+    dual_at_unit_scale: np.ndarray  # [n] alpha * 2^-dual_exponent, stored so at any scale of X
+    dual_exponent: int
     status: str  # solver status; always "optimal" (anything else raises)
-    method: str  # "closed_form", "active_set", "primal", "dual" (l2) or "lp" (l1)
+    method: str  # "closed_form", "active_set", "primal", "dual" (l2); "lp" or "lp-highs" (l1)
+
+    @property
+    def dual(self) -> np.ndarray:
+        """[n] Lagrange multipliers alpha_i >= 0 of the constraints y_i f(x_i) >= 1.
+
+        They scale as 1 / s^2 (l2) or 1 / s (l1) when X is multiplied by s, so for extreme data they
+        can leave the float64 range while w and the margin do not: reading them then raises ValueError.
+        """
+        return _scale.restore("dual", self.dual_at_unit_scale, self.dual_exponent)
 
     def decision_function(self, X) -> np.ndarray:
         """f(x) = X w + b for X [m, d] -> [m]."""
@@ -119,7 +132,11 @@ def l2_max_margin(X, y, *, bias: bool = False, method: str = "auto", support_tol
       ('optimal_inaccurate' raises SolverError with the solver and status).
     Every answer passes the KKT conditions (primal and dual feasibility, complementary slackness,
     sum alpha_i y_i = 0 with bias) to 1e-9 (exact paths) or 1e-6 (unpolished Clarabel), else raises.
-    X is solved at unit scale (divided by max_i ||x_i||); w, b and dual refer to the original X.
+    Scale: X is solved at unit scale (divided exactly by a power of two, then by max_i ||x_i||), so for
+    X -> s X the direction of w and the support are unchanged, w -> w / s, margin -> s margin,
+    dual -> dual / s^2 and b is unchanged, for any s that keeps w and the margin in the float64
+    range (else ValueError; `dual` raises when read if it alone is out of range); w, b and dual
+    refer to the original X.
 
     Args:
         X: [n, d] examples. y: [n] labels in {-1, +1}.
@@ -137,21 +154,24 @@ def l2_max_margin(X, y, *, bias: bool = False, method: str = "auto", support_tol
     X, y = _checked(X, y, bias=bias)
     _validate.choice("method", method, METHODS)
     support_tol = _validate.nonnegative("support_tol", support_tol)
-    n, d = X.shape
-    scale = np.sqrt(np.max(np.einsum("ij,ij->i", X, X)))  # max_i ||x_i||; the data are solved at unit scale
-    if scale == 0:
+    if not np.any(X):
         raise not_separable(bias, "every x_i is zero")
-    # features F [n, min(d, rank)] with F F^T = X X^T / scale^2; the Gram matrix only when d >= n
-    F, L = (X / scale, None) if d < n else gram_factor(X @ X.T / scale**2)
+    e = _scale.exponent(X)
+    Xu = _scale.unit(X, e)  # X / 2^e, exact: max |entry| in [1, 2)
+    n, d = Xu.shape
+    scale = np.sqrt(np.max(np.einsum("ij,ij->i", Xu, Xu)))  # max_i ||x_i|| at unit scale
+    # features F [n, min(d, rank)] with F F^T = Xu Xu^T / scale^2; the Gram matrix only when d >= n
+    F, L = (Xu / scale, None) if d < n else gram_factor(Xu @ Xu.T / scale**2)
     solution = hard_margin(F, L, y, bias=bias, method=method)
-    w = X.T @ solution.coef / scale**2  # [d]
-    q = y * (X @ w + solution.b)
+    w = Xu.T @ solution.coef / scale**2  # [d], the normal vector for Xu
+    q = y * (Xu @ w + solution.b)
     return MaxMarginResult(
-        w=w,
+        w=_scale.restore("w", w, -e),
         b=solution.b,
-        margin=float(q.min() / np.linalg.norm(w)),
+        margin=_scale.restore("margin", q.min() / np.linalg.norm(w), e),
         support=_support(q, support_tol),
-        dual=y * solution.coef / scale**2,
+        dual_at_unit_scale=y * solution.coef / scale**2,
+        dual_exponent=-2 * e,
         status=solution.status,
         method=solution.method,
     )
@@ -168,7 +188,8 @@ def kernel_max_margin(K, y, *, method: str = "auto", support_tol: float = 1e-6) 
     kernel (NTK / lazy) phase of a wide or large-initialisation network converges to it (Lyu, Jin,
     Li, Du, Lee, Hu 2024, early phase; Chizat, Oyallon, Bach 2019). K is factored as K = F F^T
     (Cholesky, or eigenvectors of the non-zero eigenvalues when singular) and the paths of
-    `l2_max_margin` run on F [n, rank K].
+    `l2_max_margin` run on F [n, rank K]. Scale: K is solved at unit size (divided exactly by a power
+    of four), so K -> s K leaves the support unchanged and gives coef -> coef / s, margin -> sqrt(s) margin.
 
     Args:
         K: [n, n] Gram matrix K_ij = K(x_i, x_j). y: [n] labels in {-1, +1}.
@@ -181,23 +202,27 @@ def kernel_max_margin(K, y, *, method: str = "auto", support_tol: float = 1e-6) 
     y = _validate.labels("y", y, K.shape[0])
     _validate.choice("method", method, METHODS)
     support_tol = _validate.nonnegative("support_tol", support_tol)
-    scale = np.abs(K).max()
-    if not np.allclose(K, K.T, rtol=0.0, atol=1e-10 * max(scale, 1e-300)):
-        raise ValueError(f"K must be symmetric; max |K - K^T| = {np.abs(K - K.T).max():.3g}")
-    if scale == 0:
+    if not np.any(K):
         raise not_separable(False, "K is zero")
-    Ks = (K + K.T) / (2.0 * scale)
+    e = 2 * (_scale.exponent(K) // 2)  # even, so that the margin (~ sqrt K) rescales by 2^(e/2)
+    Ku = _scale.unit(K, e)  # K / 2^e, exact: max |entry| in [1, 4)
+    scale = np.abs(Ku).max()
+    if not np.allclose(Ku, Ku.T, rtol=0.0, atol=1e-10 * scale):
+        raise ValueError(f"K must be symmetric; max |K - K^T| = {np.abs(K - K.T).max():.3g}")
+    Ks = (Ku + Ku.T) / (2.0 * scale)
     smallest = np.linalg.eigvalsh(Ks)[0]
     if smallest < -1e-8:
-        raise ValueError(f"K must be positive semi-definite; its smallest eigenvalue is {smallest * scale:.3g}")
+        raise ValueError(f"K must be positive semi-definite; its smallest eigenvalue is {smallest * scale:.3g} * 2^{e}")
     F, L = gram_factor(Ks)
     solution = hard_margin(F, L, y, bias=False, method=method)
-    coef = solution.coef / scale  # alpha * y for the unscaled K
-    q = y * (K @ coef)
+    coef = solution.coef / scale  # alpha * y for Ku
+    q = y * (Ku @ coef)
+    margin = q.min() / np.sqrt(coef @ Ku @ coef)
+    coef = _scale.restore("coef", coef, -e)
     return KernelMaxMarginResult(
         dual=y * coef,
         coef=coef,
-        margin=float(q.min() / np.sqrt(coef @ K @ coef)),
+        margin=_scale.restore("margin", margin, e // 2),
         support=_support(q, support_tol),
         status=solution.status,
         method=solution.method,
@@ -214,10 +239,13 @@ def l1_max_margin(X, y, *, bias: bool = False, support_tol: float = 1e-6) -> Max
 
     Regime: separable data. It is the limit direction of diagonal linear networks f = <u^2 - v^2, x>
     trained from small initialisation, the rich phase of Lyu et al. 2024 (Gunasekar, Lee, Soudry,
-    Srebro 2018; Moroshko et al. 2020). Clarabel through cvxpy; the answer must pass primal and dual
+    Srebro 2018; Moroshko et al. 2020). Clarabel through cvxpy; where Clarabel stops short of
+    'optimal' (it does on degenerate LPs such as sparse {-1, +1} data), HiGHS's dual simplex on the
+    dual LP (scipy.optimize.linprog, method "lp-highs"). The answer must pass primal and dual
     feasibility and a zero duality gap to 1e-6 (relative), else SolverError. When the supports of
     w and alpha define a vertex that passes these checks to 1e-9, the vertex is returned (exact
-    zeros in w instead of the interior point's ~1e-9 entries).
+    zeros in w instead of the interior point's ~1e-9 entries). Scale: solved at unit scale (X divided
+    exactly by a power of two), so X -> s X gives w -> w / s, margin -> s margin, dual -> dual / s.
 
     Args: X [n, d], y [n] in {-1, +1}; as `l2_max_margin`.
 
@@ -226,24 +254,13 @@ def l1_max_margin(X, y, *, bias: bool = False, support_tol: float = 1e-6) -> Max
     >>> np.round(res.w, 6).tolist(), round(res.margin, 6)
     ([0.5, 0.0], 2.0)
     """
-    import cvxpy as cp
-
     X, y = _checked(X, y, bias=bias)
     support_tol = _validate.nonnegative("support_tol", support_tol)
-    scale = np.abs(X).max()  # the l_inf-norm scale of the data
-    if scale == 0:
+    if not np.any(X):
         raise not_separable(bias, "every x_i is zero")
-    Xs = X / scale
-    w = cp.Variable(X.shape[1])
-    b = cp.Variable() if bias else 0.0
-    constraint = cp.multiply(y, Xs @ w + b) >= 1
-    problem = cp.Problem(cp.Minimize(cp.norm1(w)), [constraint])
-    what = "l1 max-margin linear program"
-    status = solve(problem, what=what)
-    if status == "infeasible":
-        raise not_separable(bias, "Clarabel certified the linear program infeasible")
-    require_optimal(status, what=what)
-    ws, bias_value, alpha = w.value, float(b.value) if bias else 0.0, constraint.dual_value
+    e = _scale.exponent(X)
+    Xs = _scale.unit(X, e)  # X / 2^e, exact: max |entry| in [1, 2)
+    status, solver, (ws, bias_value, alpha) = _l1_solve(Xs, y, bias=bias)
     vertex = _lp_vertex(Xs, y, ws, bias_value, alpha, bias=bias)
     if vertex is not None and _lp_residual(Xs, y, *vertex, bias=bias)[1] <= EXACT_TOL:
         ws, bias_value, alpha = vertex
@@ -251,19 +268,69 @@ def l1_max_margin(X, y, *, bias: bool = False, support_tol: float = 1e-6) -> Max
         name, worst = _lp_residual(Xs, y, ws, bias_value, alpha, bias=bias)
         if worst > LP_TOL:
             raise SolverError(
-                f"Clarabel reported 'optimal' on the {what} but its {name} residual is {worst:.1e} > {LP_TOL:.0e}"
+                f"{solver} reported 'optimal' on the {L1_WHAT} but its {name} residual is {worst:.1e} > {LP_TOL:.0e}"
             )
-    w_out = ws / scale
-    q = y * (X @ w_out + bias_value)
+    q = y * (Xs @ ws + bias_value)
     return MaxMarginResult(
-        w=w_out,
+        w=_scale.restore("w", ws, -e),
         b=bias_value,
-        margin=float(q.min() / np.abs(w_out).sum()),
+        margin=_scale.restore("margin", q.min() / np.abs(ws).sum(), e),
         support=_support(q, support_tol),
-        dual=np.maximum(alpha, 0.0) / scale,
+        dual_at_unit_scale=np.maximum(alpha, 0.0),
+        dual_exponent=-e,
         status=status,
-        method="lp",
+        method="lp" if solver == SOLVER else "lp-highs",
     )
+
+
+def _l1_solve(Xs, y, *, bias) -> tuple[str, str, tuple[np.ndarray, float, np.ndarray]]:
+    """(status, solver, (w, b, alpha)) of the l1 problem on Xs [n, d]: Clarabel, else HiGHS.
+
+    Clarabel's interior point stops at 'optimal_inaccurate' on some degenerate LPs (e.g. {-1, +1}^d
+    sparse-parity data, n = 100, d = 400); HiGHS's dual simplex on the dual LP (n variables) then
+    returns an exact vertex. Both answers are checked by the caller.
+    """
+    import cvxpy as cp
+
+    w = cp.Variable(Xs.shape[1])
+    b = cp.Variable() if bias else 0.0
+    constraint = cp.multiply(y, Xs @ w + b) >= 1
+    try:
+        with warnings.catch_warnings():  # cvxpy warns on 'optimal_inaccurate'; HiGHS takes over then
+            warnings.simplefilter("ignore", UserWarning)
+            status = solve(cp.Problem(cp.Minimize(cp.norm1(w)), [constraint]), what=L1_WHAT)
+    except SolverError as exc:
+        status = f"error ({exc})"
+    if status == "infeasible":
+        raise not_separable(bias, "Clarabel certified the linear program infeasible")
+    if status == "optimal":
+        return status, SOLVER, (w.value, float(b.value) if bias else 0.0, constraint.dual_value)
+    return "optimal", "HiGHS", _highs_l1(Xs, y, bias=bias, clarabel_status=status)
+
+
+def _highs_l1(Xs, y, *, bias, clarabel_status) -> tuple[np.ndarray, float, np.ndarray]:
+    """The dual LP  min -1^T alpha  s.t.  -1 <= G alpha <= 1 (G = (y * Xs)^T [d, n]), y^T alpha = 0 (bias),
+    alpha >= 0, by HiGHS's dual simplex; w and b are its constraint marginals."""
+    d = Xs.shape[1]
+    G = (y[:, None] * Xs).T  # [d, n]
+    out = linprog(
+        -np.ones(y.size),
+        A_ub=np.vstack([G, -G]),
+        b_ub=np.ones(2 * d),
+        A_eq=y[None] if bias else None,
+        b_eq=[0.0] if bias else None,
+        bounds=(0, None),
+        method="highs-ds",
+    )
+    if out.status == 3:  # dual unbounded: the primal is infeasible
+        raise not_separable(bias, "HiGHS found the dual linear program unbounded")
+    if out.status != 0:
+        raise SolverError(
+            f"{SOLVER} stopped with status {clarabel_status!r} on the {L1_WHAT} and HiGHS with "
+            f"{out.message!r}; no answer is returned"
+        )
+    marginals = out.ineqlin.marginals  # [2d] <= 0
+    return marginals[d:] - marginals[:d], float(out.eqlin.marginals[0]) if bias else 0.0, out.x
 
 
 def _lp_residual(Xs, y, w, b, alpha, *, bias) -> tuple[str, float]:
@@ -312,19 +379,25 @@ def min_norm_interpolant(X, y) -> np.ndarray:
     It is the limit of gradient descent on the square loss from w = 0 (overparameterised least
     squares), the estimator of benign overfitting (Bartlett, Long, Lugosi, Tsigler 2020), and the
     l2 max-margin classifier when support vectors proliferate (Hsu, Muthukumar, Xu 2021).
+    Solved at unit scale: (s X, t y) gives w t / s for any s, t > 0 with w t / s in range.
 
     >>> min_norm_interpolant(np.array([[1.0, 1.0]]), np.array([2.0])).round(12).tolist()
     [1.0, 1.0]
     """
     X = _validate.matrix("X", X)
     y = _validate.vector("y", y, length=X.shape[0])
+    ex, ey = _scale.exponent(X), _scale.exponent(y)
+    X, y = _scale.unit(X, ex), _scale.unit(y, ey)  # exact power-of-two rescaling: w -> w 2^(ey - ex)
+    w = None
     if X.shape[1] >= X.shape[0]:  # fast path: X^T (X X^T)^{-1} y, kept only if it interpolates to 1e-10
         L = cholesky(X @ X.T)
         if L is not None:
             w = X.T @ scipy.linalg.cho_solve((L, True), y)
-            if np.linalg.norm(X @ w - y) <= 1e-10 * np.linalg.norm(y):
-                return w
-    return np.linalg.lstsq(X, y, rcond=None)[0]
+            if np.linalg.norm(X @ w - y) > 1e-10 * np.linalg.norm(y):
+                w = None
+    if w is None:
+        w = np.linalg.lstsq(X, y, rcond=None)[0]
+    return _scale.restore("w", w, ey - ex)
 
 
 def support_vector_proliferation(X, y, *, bias: bool = False) -> bool:
@@ -346,9 +419,10 @@ def support_vector_proliferation(X, y, *, bias: bool = False) -> bool:
     """
     X, y = _checked(X, y, bias=bias)
     n, d = X.shape
-    if d < n:
+    if d < n or not np.any(X):
         return False
-    Xs = X / np.sqrt(np.max(np.einsum("ij,ij->i", X, X)))
+    Xs = _scale.unit(X, _scale.exponent(X))  # exact power-of-two rescaling: the criterion is scale-free
+    Xs = Xs / np.sqrt(np.max(np.einsum("ij,ij->i", Xs, Xs)))
     L = cholesky(Xs @ Xs.T)
     if L is None:
         return False

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from theory import linear_regression as lr
+from theory import max_margin
 
 HYPOTHESIS = settings(max_examples=30, deadline=None, derandomize=True)
 
@@ -130,3 +131,83 @@ def test_linear_regression_input_errors():
         lr.two_tier(5, 2, 1.0, 2.0)
     with pytest.raises(ValueError, match="k must be <= d = 5"):
         lr.two_tier(5, 6, 2.0, 1.0)
+
+
+@HYPOTHESIS
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 25), d=st.integers(1, 25), lam=st.floats(1e-3, 1e3))
+def test_ridge_solves_the_normal_equations(seed, n, d, lam):
+    rng = np.random.default_rng(seed)
+    X, y = rng.standard_normal((n, d)), rng.standard_normal(n)
+    beta = lr.ridge(X, y, lam)
+    np.testing.assert_allclose(beta, np.linalg.solve(X.T @ X + lam * np.eye(d), X.T @ y), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(beta, X.T @ np.linalg.solve(X @ X.T + lam * np.eye(n), y), rtol=1e-9, atol=1e-12)
+
+
+@HYPOTHESIS
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 25), d=st.integers(1, 25))
+def test_ridge_tends_to_min_norm_least_squares(seed, n, d):
+    rng = np.random.default_rng(seed)
+    X, y = rng.standard_normal((n, d)), rng.standard_normal(n)
+    limit = max_margin.min_norm_interpolant(X, y)
+    np.testing.assert_allclose(lr.ridge(X, y, 0.0), limit, rtol=1e-9, atol=1e-10 * np.abs(limit).max())
+    s = np.linalg.svd(X, compute_uv=False)
+    if s.min() > 1e-3 * s.max():  # well conditioned: ridge(lam) - X^+ y = O(lam / s_min^3) -> 0
+        gaps = [np.linalg.norm(lr.ridge(X, y, lam * s.min() ** 2) - limit) for lam in (1e-4, 1e-6)]
+        assert gaps[1] <= 1e-6 * np.linalg.norm(limit) and gaps[1] < gaps[0] / 50
+
+
+@HYPOTHESIS
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 40), d=st.integers(2, 40), sigma=st.floats(0.1, 2.0))
+def test_optimal_ridge_penalty_minimises_the_isotropic_risk_on_a_grid(seed, n, d, sigma):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    theta_norm = rng.uniform(0.5, 3.0)
+    best = lr.optimal_ridge_penalty(d, sigma, theta_norm)
+    grid = best * 2.0 ** np.arange(-8, 9)  # [17] around lam*, which sits at index 8
+    risks = [lr.isotropic_ridge_risk(X, lam, theta_norm, sigma) for lam in grid]
+    assert int(np.argmin(risks)) == 8
+    assert lr.isotropic_ridge_risk(X, 0.0, theta_norm, sigma) > risks[8]
+
+
+def test_isotropic_ridge_risk_matches_monte_carlo():
+    rng = np.random.default_rng(0)
+    n, d, sigma, theta_norm = 15, 20, 0.5, 2.0
+    X = rng.standard_normal((n, d))
+    theta = rng.standard_normal((4000, d))
+    theta *= theta_norm / np.linalg.norm(theta, axis=1, keepdims=True)  # [trials, d] uniform on the sphere
+    noise = sigma * rng.standard_normal((4000, n))
+    for lam in (0.0, 3.0):
+        B = np.stack([lr.ridge(X, e, lam) for e in np.eye(n)], axis=1)  # [d, n]: ridge is linear in y
+        errors = np.sum(((theta @ X.T + noise) @ B.T - theta) ** 2, axis=1)
+        stderr = np.std(errors) / np.sqrt(len(errors))
+        assert abs(np.mean(errors) - lr.isotropic_ridge_risk(X, lam, theta_norm, sigma)) <= 4 * stderr
+        assert stderr < 0.02 * np.mean(errors)  # the check is informative
+
+
+def test_optimal_ridge_removes_the_double_descent_peak():
+    # Averaged over Gaussian designs (Nakkiran et al. 2021): min-norm least squares peaks at n = d,
+    # optimally regularised ridge decreases with n.
+    rng = np.random.default_rng(1)
+    d, sigma, theta_norm = 20, 0.5, 1.0
+    best = lr.optimal_ridge_penalty(d, sigma, theta_norm)
+    sizes = (5, 10, 15, 20, 25, 30, 40)
+    designs = {n: [rng.standard_normal((n, d)) for _ in range(100)] for n in sizes}
+    min_norm = [np.mean([lr.isotropic_ridge_risk(X, 0.0, theta_norm, sigma) for X in designs[n]]) for n in sizes]
+    ridge = [np.mean([lr.isotropic_ridge_risk(X, best, theta_norm, sigma) for X in designs[n]]) for n in sizes]
+    peak = sizes.index(d)
+    assert min_norm[peak] > 5 * max(min_norm[peak - 1], min_norm[peak + 1])
+    assert all(later < earlier for earlier, later in zip(ridge, ridge[1:]))
+    assert all(r <= m for r, m in zip(ridge, min_norm))
+
+
+def test_ridge_input_errors():
+    with pytest.raises(ValueError, match="lam must be >= 0"):
+        lr.ridge(np.eye(2), np.ones(2), -1.0)
+    with pytest.raises(ValueError, match=r"y must have shape \[n\] = \(2,\)"):
+        lr.ridge(np.eye(2), np.ones(3), 1.0)
+    with pytest.raises(ValueError, match="theta_norm must be > 0"):
+        lr.optimal_ridge_penalty(3, 1.0, 0.0)
+    with pytest.raises(ValueError, match="d must be an integer >= 1"):
+        lr.optimal_ridge_penalty(0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="sigma must be >= 0"):
+        lr.isotropic_ridge_risk(np.eye(2), 1.0, 1.0, -0.1)

@@ -86,6 +86,8 @@ def test_recovery_input_errors():
         matrices.nuclear_norm_completion((3, 3), [0, 1], [0.5, 1], [1.0, 2.0])
     with pytest.raises(ValueError, match="tol must be >= 0"):
         matrices.nuclear_norm_completion((3, 3), [0, 1], [0, 1], [1.0, 2.0], tol=-1)
+    with pytest.raises(ValueError, match=r"symmetric=True needs a square shape; got \(3, 2\)"):
+        matrices.nuclear_norm_completion((3, 2), [0, 1], [0, 1], [1.0, 2.0], symmetric=True)
     with pytest.raises(ValueError, match=r"y must have shape \[m\] = \(2,\)"):
         matrices.nuclear_norm_sensing(np.ones((2, 3, 3)), np.ones(3))
     with pytest.raises(ValueError, match="no matrix X satisfies"):  # X_00 = 0 and X_00 = 1

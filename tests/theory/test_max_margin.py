@@ -1,5 +1,7 @@
 """theory.max_margin against scikit-learn's SVC, scipy's linprog, and the KKT conditions."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from hypothesis import event, given, settings
@@ -280,12 +282,38 @@ def test_bad_options_and_kernels_raise():
 
 def test_a_solver_that_stops_short_raises_with_solver_and_status(monkeypatch):
     monkeypatch.setattr(_hard_margin, "solve", lambda problem, what: "optimal_inaccurate")
-    monkeypatch.setattr(max_margin, "solve", lambda problem, what: "solver_error")
     X, y = separable(0, 10, 3, bias=True)
     with pytest.raises(SolverError, match="CLARABEL stopped with status 'optimal_inaccurate'"):
         max_margin.l2_max_margin(X, y, bias=True, method="primal")
-    with pytest.raises(SolverError, match="CLARABEL stopped with status 'solver_error'"):
+    monkeypatch.setattr(max_margin, "solve", lambda problem, what: "solver_error")
+    monkeypatch.setattr(max_margin, "linprog", lambda *args, **kwargs: SimpleNamespace(status=4, message="stalled"))
+    with pytest.raises(SolverError, match="CLARABEL stopped with status 'solver_error' .* HiGHS with 'stalled'"):
         max_margin.l1_max_margin(X, y)
+
+
+@settings(max_examples=12, deadline=None, derandomize=True)
+@given(seed=seeds, n=st.integers(2, 30), d=st.integers(1, 30), bias=st.booleans())
+def test_l1_falls_back_to_highs_when_clarabel_stops_short(seed, n, d, bias):
+    X, y = separable(seed, n, d, bias=bias)
+    reference = max_margin.l1_max_margin(X, y, bias=bias)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(max_margin, "solve", lambda problem, what: "optimal_inaccurate")
+        res = max_margin.l1_max_margin(X, y, bias=bias)
+    assert res.method == "lp-highs" and reference.method == "lp"
+    np.testing.assert_allclose(np.abs(res.w).sum(), linprog_l1(X, y, bias=bias), rtol=LP_RTOL)
+    np.testing.assert_allclose(res.margin, reference.margin, rtol=LP_RTOL)
+    assert np.min(y * res.decision_function(X)) >= 1 - LP_RTOL
+    np.testing.assert_allclose(res.dual.sum(), np.abs(res.w).sum(), rtol=LP_RTOL)  # zero duality gap
+
+
+def test_l1_on_sparse_sign_data_where_clarabel_stops_short():
+    rng = np.random.default_rng(0)
+    X = rng.choice([-1.0, 1.0], size=(100, 400))
+    y = np.sign(X[:, :3] @ np.array([1.0, -1.0, 1.0]))
+    res = max_margin.l1_max_margin(X, y)
+    assert res.method == "lp-highs"  # Clarabel reports 'optimal_inaccurate' on this LP
+    np.testing.assert_allclose(res.w[:3] * res.margin, [1 / 3, -1 / 3, 1 / 3], rtol=1e-9)  # the 3-sparse w*/3
+    assert np.count_nonzero(res.w) == 3 and res.margin == pytest.approx(1 / 3, rel=1e-12)
 
 
 def test_an_answer_failing_the_kkt_check_is_refused():
