@@ -44,8 +44,12 @@ from .sites import NoSitesError, Site, SiteSpec, capture, no_sites_message, reso
 
 __all__ = ["LCResult", "local_complexity", "ensemble_size", "check_finite_model", "finite_members"]
 
-# Default chunk: about this many elements in the widest per-vertex tensor of one chunk (8 MiB in float64).
-CHUNK_ELEMENTS = 2**20
+# Default chunk: about this many elements in the widest per-vertex tensor of one chunk. On a CPU, 2**17 (1 MiB
+# in float64) keeps a layer's pre-activations in a core's L2 cache between the matmul, the hook's min/max and
+# the activation (per vertex ~35% faster than 2**20 for 200 units); elsewhere (GPUs) 2**20, where larger
+# kernels pay and memory is plentiful.
+CHUNK_ELEMENTS = {"cpu": 2**17}
+CHUNK_ELEMENTS_OTHER = 2**20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,7 +285,8 @@ def _crossed(z: torch.Tensor) -> torch.Tensor:
     no strict sign, so it counts as crossed. (amax and amin separately are faster on CPU than aminmax.)
     """
     lo, hi = z.amin(-2), z.amax(-2)
-    return (~((lo > 0) | (hi < 0) | ((lo == 0) & (hi == 0)))).sum(-1)
+    one_sign = (lo > 0) | (hi < 0) | (lo == hi)  # lo == hi with neither > 0 nor < 0: 0 at every vertex
+    return z.shape[-1] - one_sign.sum(-1)
 
 
 def _by_vertex(z: torch.Tensor, lead: int, m: int, n_vert: int) -> torch.Tensor:
@@ -415,9 +420,9 @@ def _points_and_frame(model: nn.Module, x: torch.Tensor, E: int | None, frame, n
     return x.to(device=device, dtype=dtype), per_member, point_shape, N, dirs, frames, P
 
 
-def _default_chunk(n_vert: int, widths: Sequence[int]) -> int:
+def _default_chunk(n_vert: int, widths: Sequence[int], device: torch.device) -> int:
     """Points per chunk so that the widest per-vertex tensor of a chunk holds about CHUNK_ELEMENTS elements."""
-    return max(1, CHUNK_ELEMENTS // (n_vert * max(*widths, 1)))
+    return max(1, CHUNK_ELEMENTS.get(device.type, CHUNK_ELEMENTS_OTHER) // (n_vert * max(*widths, 1)))
 
 
 def local_complexity(model: nn.Module, x: torch.Tensor, *, radius: float, n_dirs: int | None = None,
@@ -444,7 +449,8 @@ def local_complexity(model: nn.Module, x: torch.Tensor, *, radius: float, n_dirs
         (`F.relu(self.fc1(x))`: "fc1"), counted as sites named like the module, besides `sites`. Naming a
         module whose output also enters an activation module would count its units twice.
     include_output: also count the model output's units (the paper's code counts the output layer).
-    chunk_size: points per chunk (None: about 2**20 elements in a chunk's widest per-vertex tensor).
+    chunk_size: points per chunk (None: about 2**17 elements on a CPU, 2**20 elsewhere, in a chunk's widest
+        per-vertex tensor).
     shortcut: run an affine first child (after leading nn.Flatten) once on the frame; False: plain path.
 
     Returns an `LCResult` (counts int64 [N, S] or [E, N, S]). Runs in eval mode under `torch.no_grad()`,
@@ -461,7 +467,8 @@ def local_complexity(model: nn.Module, x: torch.Tensor, *, radius: float, n_dirs
         kept, units, names = _measure_sites(model, x0, x.shape, all_sites, E, include_output, sites is not None)
         plan = _shortcut_plan(model, kept, E, len(point_shape)) if shortcut else None
         first_dirs = plan.first_linear(dirs) if plan is not None and dirs is not None else None  # W V
-        m_chunk = chunk_size or _default_chunk(n_vert, [*units, math.prod(point_shape) if plan is None else 0])
+        widest = [*units, math.prod(point_shape) if plan is None else 0]
+        m_chunk = chunk_size or _default_chunk(n_vert, widest, x.device)
         counter, counts = _CrossingCounter(kept, E, n_vert), []
         with capture(kept, counter):
             for s in range(0, N, m_chunk):
