@@ -137,15 +137,22 @@ def _model_tensors(model: nn.Module):
                 yield kind, name, t
 
 
+def _all_finite(t: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """isfinite(t).all() (over `dim` if given) from amin and amax, which propagate NaN: no t-sized temporary."""
+    if t.numel() == 0:
+        return torch.ones((), dtype=torch.bool) if dim is None else torch.ones(t.shape[0], dtype=torch.bool)
+    lo, hi = (t.amin(), t.amax()) if dim is None else (t.amin(dim), t.amax(dim))
+    return torch.isfinite(lo) & torch.isfinite(hi)
+
+
 def finite_members(model: nn.Module, E: int) -> torch.Tensor:
     """bool [E]: member e has only finite parameters and buffers (a tensor whose dim 0 is E belongs to the
     members row by row; any other tensor is shared, and a non-finite one makes every member non-finite)."""
     ok = torch.ones(E, dtype=torch.bool)
     for _, _, t in _model_tensors(model):
-        fin = torch.isfinite(t.detach())
         if t.dim() >= 1 and t.shape[0] == E:
-            ok &= fin.reshape(E, -1).all(dim=1).cpu()
-        elif not bool(fin.all()):
+            ok &= _all_finite(t.detach().reshape(E, -1), dim=1).cpu()
+        elif not bool(_all_finite(t.detach())):
             ok[:] = False
     return ok
 
@@ -158,14 +165,15 @@ def check_finite_model(model: nn.Module) -> None:
     """
     E = ensemble_size(model)
     for kind, name, t in _model_tensors(model):
+        if bool(_all_finite(t.detach())):
+            continue
         bad = ~torch.isfinite(t.detach())
-        if bool(bad.any()):
-            where = ""
-            if E is not None and t.dim() >= 1 and t.shape[0] == E:
-                where = f" in member(s) {torch.nonzero(bad.reshape(E, -1).any(1)).flatten().tolist()}"
-            raise ValueError(f"model {kind} {name!r} has {int(bad.sum())} non-finite (NaN or inf) entries of "
-                             f"{t.numel()}{where}; local complexity and linear regions of a non-finite model are "
-                             "undefined (did training diverge?)")
+        where = ""
+        if E is not None and t.dim() >= 1 and t.shape[0] == E:
+            where = f" in member(s) {torch.nonzero(bad.reshape(E, -1).any(1)).flatten().tolist()}"
+        raise ValueError(f"model {kind} {name!r} has {int(bad.sum())} non-finite (NaN or inf) entries of "
+                         f"{t.numel()}{where}; local complexity and linear regions of a non-finite model are "
+                         "undefined (did training diverge?)")
 
 
 def _check_radius(radius) -> float:
@@ -401,7 +409,7 @@ def _check_arguments(model, x, radius, chunk_size) -> float:
     if not torch.is_tensor(x) or not x.is_floating_point():
         raise ValueError(f"x must be a floating-point tensor; got {type(x).__name__}"
                          + (f" of dtype {x.dtype}" if torch.is_tensor(x) else ""))
-    if not bool(torch.isfinite(x).all()):
+    if not bool(_all_finite(x)):
         raise ValueError("x must be finite; it has NaN or infinite entries")
     check_finite_model(model)
     return r
