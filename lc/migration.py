@@ -255,17 +255,18 @@ def plane_through(p0, p1, p2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     origin = (p0 + p1 + p2) / 3; basis[0] = (p1 - p0) / |p1 - p0|, basis[1] = the unit part of p2 - p0
     orthogonal to it (Gram-Schmidt); coords[i] = basis (p_i - origin), so p_i = origin + coords[i] @ basis.
+    Points of any shape (e.g. images [1, 28, 28]) are flattened to [D], as an nn.Flatten model sees them.
     Pass origin and basis to `lc.exact2d.partition` to slice through three training points (Humayun et
     al. 2024 draw such slices). Float64 numpy; torch tensors are accepted.
     """
-    pts = [_as_array(p, f"p{i}") for i, p in enumerate((p0, p1, p2))]
-    if any(p.ndim != 1 for p in pts) or len({p.shape[0] for p in pts}) != 1 or pts[0].shape[0] < 2:
-        raise ValueError(f"p0, p1, p2 must be three points [D] of one dimension D >= 2; got shapes "
-                         f"{[p.shape for p in pts]}")
+    pts = [_as_array(p, f"p{i}").reshape(-1) for i, p in enumerate((p0, p1, p2))]
+    if len({p.shape[0] for p in pts}) != 1 or pts[0].shape[0] < 2:
+        raise ValueError(f"p0, p1, p2 must be three points with one number of entries D >= 2; got sizes "
+                         f"{[p.shape[0] for p in pts]}")
     pts = np.stack(pts)
+    scale = max(np.abs(pts - pts[0]).max(), np.finfo(np.float64).tiny)
     e0 = pts[1] - pts[0]
     n0 = np.linalg.norm(e0)
-    scale = max(np.abs(pts - pts[0]).max(), np.finfo(np.float64).tiny)
     if n0 <= 1e-12 * scale:
         raise ValueError("p0 and p1 coincide; the plane through three points needs three distinct points")
     e0 = e0 / n0

@@ -196,6 +196,10 @@ def test_plane_through_three_points_gives_an_orthonormal_slice_through_them():
     t_origin, t_basis, _ = migration.plane_through(*torch.as_tensor(p))
     np.testing.assert_allclose(t_origin, origin, rtol=1e-15)
     np.testing.assert_allclose(t_basis, basis, rtol=1e-15)
+    images = torch.as_tensor(p).reshape(3, 1, 7)  # any shape is flattened, as nn.Flatten does
+    i_origin, i_basis, i_coords = migration.plane_through(*images)
+    np.testing.assert_allclose(i_basis, basis, rtol=1e-15)
+    np.testing.assert_allclose(i_coords, coords, rtol=1e-15)
 
 
 def _contains(poly, c):
@@ -206,7 +210,7 @@ def _contains(poly, c):
 
 @pytest.mark.parametrize("points,match", [
     (([0, 0, 0], [0, 0, 0], [1, 0, 0]), "coincide"), (([0, 0], [1, 1], [2, 2]), "collinear"),
-    (([0, 0], [1, 0], [0, 1, 0]), "one dimension"), (([0], [1], [2]), "D >= 2"),
+    (([0, 0], [1, 0], [0, 1, 0]), "one number of entries"), (([0], [1], [2]), "D >= 2"),
     (([0, np.nan], [1, 0], [0, 1]), "p0 must be finite"),
 ])
 def test_plane_through_bad_points(points, match):
