@@ -248,8 +248,8 @@ def _shortcut_plan(model: nn.Module, sites: Sequence[Site], E: int | None, point
     while E is None and k < len(children) - 2 and _flattened_ndim(children[k], ndim) is not None:
         ndim = _flattened_ndim(children[k], ndim)
         k += 1
-    if any(site.module is m for site in sites for m in children[:k + 1]):
-        return None
+    if any(site.module is m for site in sites for m in [model, *children[:k + 1]]):
+        return None  # the shortcut never calls these modules on the vertices
     lin = _linear_part(children[k], E)
     return None if lin is None else _Shortcut(tuple(children[:k]), children[k], lin, tuple(children[k + 1:]))
 
@@ -488,6 +488,7 @@ def local_complexity(model: nn.Module, x: torch.Tensor, *, radius: float, n_dirs
                     out = model(_input_vertices(xc, dirs, vc, r, per_member, include_center))
                 else:  # the first affine map's output at the vertices, then the rest of the model
                     out = plan.finish(_first_layer_vertices(plan, xc, first_dirs, vc, r, lead, include_center))
+                assert all(torch.is_tensor(c) for c in counter.counts), "a site was not called on the vertices"
                 per_site = counter.counts + ([_crossed(_by_vertex(out, lead, m, n_vert))] if include_output else [])
                 counts.append(torch.stack(per_site, dim=-1).cpu())
     return LCResult(counts=torch.cat(counts, dim=-2).long(), units=torch.tensor(units, dtype=torch.long),
