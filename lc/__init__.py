@@ -2,24 +2,35 @@
 grok and here is why").
 
 - `local_complexity(model, x, radius=, n_dirs=)`: crossed units per point and per site in the
-  cross-polytope {x +- r v_p}; works for plain modules, Conv2d nets and ensemble models (`n_members`).
+  cross-polytope {x +- r v_p}: LC(x) = sum over sites of #{units whose pre-activation is not of one strict
+  sign on the 2P vertices} (a unit 0 at every vertex is not crossed). Works for plain modules, Conv2d nets,
+  image MLPs starting with nn.Flatten, ensemble models (`n_members`), and activations applied as functions
+  in forward (`output_sites=["fc1", ...]`, the modules whose outputs they take).
 - `exact2d.partition(model, origin, basis, bounds=)`: the exact linear regions on a 2-D slice.
+- `migration`: on an exact partition, the length of the region boundaries and its shares within delta of
+  the decision boundary and of given points (`region_migration`), regions meeting a disc
+  (`regions_in_disc`, the exact count LC estimates), the slice through three points (`plane_through`).
 - `Probe(points=, radius=, n_dirs=, seed=)`: mean LC at named point sets for the training engine.
 - `plot`: LC curves and partition figures (matplotlib imported on use).
+
+Models with NaN or infinite parameters or buffers are rejected with a ValueError naming the first one
+(`check_finite_model`); a `Probe` gives NaN to such members of an ensemble instead.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from . import exact2d
-from .complexity import LCResult, local_complexity
+from . import exact2d, migration
+from .complexity import LCResult, check_finite_model, local_complexity
 from .frames import orthonormal_frame
+from .migration import Migration, plane_through, region_migration, regions_in_disc
 from .probe import Probe, random_box_points
 from .sites import NoSitesError, PiecewiseLinear
 
 __all__ = ["local_complexity", "LCResult", "Probe", "PiecewiseLinear", "NoSitesError", "random_box_points",
-           "orthonormal_frame", "exact2d", "plot"]
+           "orthonormal_frame", "check_finite_model", "exact2d", "migration", "region_migration", "Migration",
+           "plane_through", "regions_in_disc", "plot"]
 
 
 def __getattr__(name: str):

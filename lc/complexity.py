@@ -5,41 +5,51 @@ code): the neighbourhood of x is the cross-polytope with the 2P vertices x +- r 
 directions v_p; a unit of a layer is *crossed* when its pre-activation is neither strictly positive at
 every vertex nor strictly negative at every vertex, i.e. when one of the layer's (bent) hyperplanes meets
 the neighbourhood. The LC of x is the number of crossed units summed over layers; a point set is
-summarised by its mean. For one hidden layer the count is exact: unit j is crossed iff
-|w_j.x + b_j| <= r max_p |w_j.v_p| (the hyperplane meets the cross-polytope).
+summarised by its mean. A unit that is exactly 0 at every vertex (a pruned unit) has no kink there
+and is not crossed. For one hidden layer the count is exact: unit j is crossed iff
+|w_j.x + b_j| <= r max_p |w_j.v_p| and not both sides are 0 (the hyperplane meets the cross-polytope).
+
+Two passes with separate hooks: one forward of one centre measures the units of each site (and checks
+that x fits the model); then the chunk loop forwards the vertices of a chunk of points while a
+`_CrossingCounter` hook reduces each site to crossed units per point (amin/amax over the vertices), so
+no activation outlives its layer. Memory is bounded by one chunk, not by N x 2P vertices.
 
 Two evaluation paths give the same counts:
 
-- plain: forward the 2P (+1) vertices of a chunk of points through the model, hooks read each site;
-- shortcut (default where it applies): when the model is an `nn.Sequential` whose first child is an affine
-  map of the input (nn.Linear, nn.Conv1d/2d/3d, or an ensemble linear layer with weight [E, in, out]), its
-  output at the vertices is (W x + b) +- r (W v_p), with W V computed once per call for a shared frame;
-  the rest of the model runs on those values. This skips the widest matmul (the input layer) on 2P vertices.
-  The two paths round differently, so in float32 a pre-activation within rounding of 0 at some vertex may
-  flip a count between them; in float64 they agree (tests check equality in float64).
-
-Memory is bounded by chunking over points: one chunk's vertex activations, not N x 2P of them, are alive
-at a time, and counts are reduced inside the hooks.
+- plain: forward the 2P (+1) vertices of a chunk of points through the model;
+- shortcut (default where it applies): when the model is an `nn.Sequential` whose first children are
+  nn.Flatten modules (plain models; they keep dim 0) followed by an affine map of the input (nn.Linear,
+  nn.Conv1d/2d/3d, or an ensemble linear layer with weight [E, in, out]), that map's output at the
+  vertices is (W x + b) +- r (W v_p), with W V computed once per call for a shared frame (the frame lives
+  in the unflattened input shape; Flatten is linear and per point); the rest of the model runs on those
+  values. This skips the widest matmul (the input layer) on 2P vertices. The two paths round differently,
+  so in float32 a pre-activation within rounding of 0 at some vertex may flip a count between them; in
+  float64 they agree (tests check equality in float64).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import numbers
-from typing import Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from .frames import PerPointFrames, _generator, check_frame, orthonormal_frame
-from .sites import NoSitesError, SiteSpec, capture, find_sites, no_sites_message
+from .sites import NoSitesError, Site, SiteSpec, capture, no_sites_message, resolve_sites
 
-__all__ = ["LCResult", "local_complexity", "ensemble_size"]
+__all__ = ["LCResult", "local_complexity", "ensemble_size", "check_finite_model", "finite_members"]
 
-# Default chunk: about this many elements in the widest per-vertex tensor of one chunk (8 MiB in float64).
-CHUNK_ELEMENTS = 2**20
+# Default chunk: about this many elements in the widest per-vertex tensor of one chunk. On a CPU, 2**17 (1 MiB
+# in float64) keeps a layer's pre-activations in a core's L2 cache between the matmul, the hook's min/max and
+# the activation (per vertex ~35% faster than 2**20 for 200 units); elsewhere (GPUs) 2**20, where larger
+# kernels pay and memory is plentiful.
+CHUNK_ELEMENTS = {"cpu": 2**17}
+CHUNK_ELEMENTS_OTHER = 2**20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +129,53 @@ def _layout(model: nn.Module, x: torch.Tensor, E: int | None) -> tuple[bool, tup
     return False, shape[1:]
 
 
+def _model_tensors(model: nn.Module):
+    """(kind, name, tensor) of every floating parameter and buffer of `model`."""
+    for kind, named in (("parameter", model.named_parameters()), ("buffer", model.named_buffers())):
+        for name, t in named:
+            if t.is_floating_point():
+                yield kind, name, t
+
+
+def _all_finite(t: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """isfinite(t).all() (over `dim` if given) from amin and amax, which propagate NaN: no t-sized temporary."""
+    if t.numel() == 0:
+        return torch.ones((), dtype=torch.bool) if dim is None else torch.ones(t.shape[0], dtype=torch.bool)
+    lo, hi = (t.amin(), t.amax()) if dim is None else (t.amin(dim), t.amax(dim))
+    return torch.isfinite(lo) & torch.isfinite(hi)
+
+
+def finite_members(model: nn.Module, E: int) -> torch.Tensor:
+    """bool [E]: member e has only finite parameters and buffers (a tensor whose dim 0 is E belongs to the
+    members row by row; any other tensor is shared, and a non-finite one makes every member non-finite)."""
+    ok = torch.ones(E, dtype=torch.bool)
+    for _, _, t in _model_tensors(model):
+        if t.dim() >= 1 and t.shape[0] == E:
+            ok &= _all_finite(t.detach().reshape(E, -1), dim=1).cpu()
+        elif not bool(_all_finite(t.detach())):
+            ok[:] = False
+    return ok
+
+
+def check_finite_model(model: nn.Module) -> None:
+    """Raise ValueError naming the first parameter or buffer of `model` with a NaN or infinite entry.
+
+    LC of a model with non-finite weights is undefined (its pre-activations are NaN or infinite), so no
+    count is returned for it. For an ensemble the message names the offending members.
+    """
+    E = ensemble_size(model)
+    for kind, name, t in _model_tensors(model):
+        if bool(_all_finite(t.detach())):
+            continue
+        bad = ~torch.isfinite(t.detach())
+        where = ""
+        if E is not None and t.dim() >= 1 and t.shape[0] == E:
+            where = f" in member(s) {torch.nonzero(bad.reshape(E, -1).any(1)).flatten().tolist()}"
+        raise ValueError(f"model {kind} {name!r} has {int(bad.sum())} non-finite (NaN or inf) entries of "
+                         f"{t.numel()}{where}; local complexity and linear regions of a non-finite model are "
+                         "undefined (did training diverge?)")
+
+
 def _check_radius(radius) -> float:
     if isinstance(radius, bool) or not isinstance(radius, numbers.Real) and not (
             torch.is_tensor(radius) and radius.numel() == 1):
@@ -142,17 +199,59 @@ def _linear_part(first: nn.Module, E: int | None):
     return None
 
 
-def _shortcut_plan(model: nn.Module, site_modules: Sequence[nn.Module], E: int | None):
-    """(first, linear_part, rest) when the first child of a sequential model is an affine map, else None."""
+def _flattened_ndim(m: nn.Module, ndim: int) -> int | None:
+    """Dims after `m` if it is an nn.Flatten that keeps dim 0 (the batch) of an ndim-dim input, else None."""
+    if type(m) is not nn.Flatten:
+        return None
+    start, end = m.start_dim % ndim, m.end_dim % ndim
+    return ndim - (end - start) if 1 <= start <= end else None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Shortcut:
+    """A sequential model as prefix (leading nn.Flatten, linear and per point) -> first (affine) -> rest.
+
+    At a vertex x + r v the first map's output is first(prefix(x)) + r W prefix(v): `first_out` and
+    `first_linear` give the two terms, `finish` runs the rest of the model on the sum.
+    """
+
+    prefix: tuple[nn.Module, ...]
+    first: nn.Module
+    linear: Callable[[torch.Tensor], torch.Tensor]
+    rest: tuple[nn.Module, ...]
+
+    def _pre(self, v: torch.Tensor) -> torch.Tensor:
+        for layer in self.prefix:
+            v = layer(v)
+        return v
+
+    def first_out(self, x: torch.Tensor) -> torch.Tensor:
+        return self.first(self._pre(x))
+
+    def first_linear(self, v: torch.Tensor) -> torch.Tensor:
+        return self.linear(self._pre(v))
+
+    def finish(self, z: torch.Tensor) -> torch.Tensor:
+        for layer in self.rest:
+            z = layer(z)
+        return z
+
+
+def _shortcut_plan(model: nn.Module, sites: Sequence[Site], E: int | None, point_ndim: int) -> _Shortcut | None:
+    """The shortcut split of a sequential model whose first children are nn.Flatten modules (plain models
+    only) followed by an affine map, none of them a site; else None."""
     if not isinstance(model, nn.Sequential) or len(model) < 2:
         return None
     if E is None and type(model).forward is not nn.Sequential.forward:
         return None  # a subclass with its own forward may not run its children in order
-    first = model[0]
-    if any(first is m for m in site_modules):
-        return None
-    lin = _linear_part(first, E)
-    return None if lin is None else (first, lin, list(model)[1:])
+    children, k, ndim = list(model), 0, point_ndim + 1
+    while E is None and k < len(children) - 2 and _flattened_ndim(children[k], ndim) is not None:
+        ndim = _flattened_ndim(children[k], ndim)
+        k += 1
+    if any(site.module is m for site in sites for m in [model, *children[:k + 1]]):
+        return None  # the shortcut never calls these modules on the vertices
+    lin = _linear_part(children[k], E)
+    return None if lin is None else _Shortcut(tuple(children[:k]), children[k], lin, tuple(children[k + 1:]))
 
 
 def _directions(frame, n_dirs, generator, point_shape, N):
@@ -189,43 +288,119 @@ def _vertices(center: torch.Tensor, dirs: torch.Tensor, r: float, vdim: int, inc
 def _crossed(z: torch.Tensor) -> torch.Tensor:
     """Crossed units per point: z [..., m, n_vert, U] -> int64 [..., m].
 
-    A unit is crossed unless it is > 0 at every vertex or < 0 at every vertex; NaN has no strict sign,
-    so it counts as crossed. (amax and amin separately are faster on CPU than one aminmax here.)
+    A unit is crossed unless it is > 0 at every vertex, < 0 at every vertex, or exactly 0 at every vertex
+    (a pruned unit: zero weights and bias, or a unit fed only by dead units, has no kink there). NaN has
+    no strict sign, so it counts as crossed. (amax and amin separately are faster on CPU than aminmax.)
     """
     lo, hi = z.amin(-2), z.amax(-2)
-    return (~((lo > 0) | (hi < 0))).sum(-1)
+    one_sign = (lo > 0) | (hi < 0) | (lo == hi)  # lo == hi with neither > 0 nor < 0: 0 at every vertex
+    return z.shape[-1] - one_sign.sum(-1)
 
 
-def local_complexity(model: nn.Module, x: torch.Tensor, *, radius: float, n_dirs: int | None = None,
-                     generator: torch.Generator | None = None, frame="shared", include_center: bool = False,
-                     sites: SiteSpec = None, include_output: bool = False, chunk_size: int | None = None,
-                     shortcut: bool = True) -> LCResult:
-    """Local complexity of `model` around each point of `x` (Humayun, Balestriero, Baraniuk 2024).
+def _by_vertex(z: torch.Tensor, lead: int, m: int, n_vert: int) -> torch.Tensor:
+    """[(E,) m * n_vert, ...] -> [(E,) m, n_vert, U]: a site's values grouped by point."""
+    return z.reshape(*z.shape[:lead - 1], m, n_vert, -1)
 
-    model: a module. One with an integer `n_members` = E (an ensemble: input [M, *in] or [E, M, *in],
-        output [E, M, out], site inputs [E, M, ...]) gets counts per member.
-    x: [N, *in], or for an ensemble [N, *in] (the same points for every member) or [E, N, *in] (member e
-        uses x[e]). Cast to the model's dtype and device.
-    radius: r > 0, the cross-polytope has vertices x +- r v_p.
-    n_dirs: P, 1 <= P <= prod(in). May be None when `frame` is a tensor.
-    generator: CPU `torch.Generator` for the directions; None uses a fresh one seeded with
-        `lc.frames.DEFAULT_SEED` (0). The global RNG is never used.
-    frame: "shared" (one frame for all points), "per_point" (one per point, shared by the members for
-        point i), or a tensor of directions [P, *in] or [N, P, *in] with orthonormal rows (to compare two
-        models or checkpoints on the same vertices; see `orthonormal_frame`).
-    include_center: also use x itself as a vertex.
-    sites: None (inputs of every nn.ReLU, nn.LeakyReLU, nn.PReLU and `lc.PiecewiseLinear` module),
-        module names, or a filter f(name, module) -> bool. A module called k times per forward counts
-        the units of all k calls. Default sites never called in forward are left out.
-    include_output: also count the model output's units (the paper's code counts the output layer).
-    chunk_size: points per chunk; None picks one so that the widest per-vertex tensor of a chunk holds
-        about 1M (2**20) elements.
-    shortcut: evaluate an affine first child on the frame once (see the module docstring); False forces
-        the plain path.
 
-    The model is evaluated in eval mode under `torch.no_grad()`; each module's mode is restored after.
-    Raises `NoSitesError` (a ValueError) when the model has no site, ValueError for bad arguments.
+def _check_site_shape(site: Site, z: torch.Tensor, want: tuple[int, ...], lead: int) -> None:
+    if tuple(z.shape[:lead]) != want:
+        raise ValueError(f"site {site.name!r} ({site.reads}) has shape {tuple(z.shape)}; expected leading dims "
+                         f"{want} (sites must keep the batch layout of the model input)")
+
+
+def _measure_sites(model: nn.Module, x0: torch.Tensor, x_shape, sites: Sequence[Site], E: int | None,
+                   include_output: bool, named_by_user: bool):
+    """One forward of one centre x0 ([1, *in] or [E, 1, *in]): (the sites forward calls, their units,
+    their names), with the output's units and "output" appended if include_output.
+
+    Checks that x fits the model and that every site keeps the batch layout; a site the user named
+    (and every output site) must be called.
     """
+    lead, want = (1, (1,)) if E is None else (2, (E, 1))
+    units: list[int | None] = [None] * len(sites)
+
+    def record(i: int, z: torch.Tensor) -> None:
+        _check_site_shape(sites[i], z, want, lead)
+        units[i] = (units[i] or 0) + math.prod(z.shape[lead:])
+
+    with capture(sites, record):
+        try:
+            out = model(x0)
+        except (RuntimeError, ValueError, IndexError, TypeError) as err:
+            raise ValueError(f"x of shape {tuple(x_shape)} does not fit the model: {err}") from err
+    if not torch.is_tensor(out) or tuple(out.shape[:lead]) != want:
+        raise ValueError(f"model output for x of shape {tuple(x0.shape)} has shape "
+                         f"{tuple(getattr(out, 'shape', ()))}; expected leading dims {want}")
+    missing = [s.name for s, u in zip(sites, units) if u is None and (named_by_user or s.reads == "output")]
+    if missing:
+        raise ValueError(f"sites {missing} are never called in the model's forward")
+    kept = [(s, u) for s, u in zip(sites, units) if u is not None]
+    if not kept:
+        raise NoSitesError(no_sites_message(model) + " (its activation modules are never called in forward)")
+    units_out = [math.prod(out.shape[lead:])] if include_output else []
+    names_out = ("output",) if include_output else ()
+    return [s for s, _ in kept], [u for _, u in kept] + units_out, tuple(s.name for s, _ in kept) + names_out
+
+
+class _CrossingCounter:
+    """Hook callback of the chunk loop: sums each site's crossed units per point over one chunk's forward.
+
+    `start(m)` before the chunk's forward; afterwards `counts[i]` is int64 [(E,) m] for site i (a site
+    called k times per forward adds the crossed units of all k calls).
+    """
+
+    def __init__(self, sites: Sequence[Site], E: int | None, n_vert: int):
+        self.sites, self.E, self.n_vert = sites, E, n_vert
+        self.lead = 1 if E is None else 2
+        self.start(0)
+
+    def start(self, m: int) -> None:
+        self.m, self.counts = m, [0] * len(self.sites)
+
+    def __call__(self, i: int, z: torch.Tensor) -> None:
+        rows = self.m * self.n_vert
+        _check_site_shape(self.sites[i], z, (rows,) if self.E is None else (self.E, rows), self.lead)
+        self.counts[i] = self.counts[i] + _crossed(_by_vertex(z, self.lead, self.m, self.n_vert))
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """model.eval() inside the block; every module's training flag restored afterwards."""
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        yield
+    finally:
+        for m, was in modes:
+            m.training = was
+
+
+def _first_layer_vertices(plan: _Shortcut, xc, first_dirs, vc, r: float, lead: int, include_center: bool):
+    """The first affine map's output at the vertices of chunk xc: [(E,) m * n_vert, *h].
+
+    first_dirs: W V of the shared frame ([P, *h] or [E, P, H]); vc: per-point directions [m, P, *in] (or None).
+    """
+    z0 = plan.first_out(xc)  # [m, *h] or [E, m, H]
+    if vc is None:
+        d = first_dirs.unsqueeze(lead - 1)  # [1, P, *h] or [E, 1, P, H]
+    else:
+        m, P = vc.shape[:2]
+        d = plan.first_linear(vc.flatten(0, 1))
+        d = d.reshape(*d.shape[:lead - 1], m, P, *d.shape[lead:])  # [(E,) m, P, *h]
+    return _vertices(z0, d, r, lead, include_center)
+
+
+def _input_vertices(xc, dirs, vc, r: float, per_member: bool, include_center: bool):
+    """The vertices of chunk xc [(E,) m, *in] in input space: [(E,) m * n_vert, *in].
+
+    dirs: the shared directions [P, *in]; vc: per-point directions [m, P, *in] (or None).
+    """
+    d = dirs.unsqueeze(0) if vc is None else vc  # [1 or m, P, *in]
+    return _vertices(xc, d.unsqueeze(0) if per_member else d, r, 2 if per_member else 1, include_center)
+
+
+def _check_arguments(model, x, radius, chunk_size) -> float:
+    """Validate the arguments checked before anything runs; returns the radius as a float."""
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
     r = _check_radius(radius)
@@ -234,97 +409,87 @@ def local_complexity(model: nn.Module, x: torch.Tensor, *, radius: float, n_dirs
     if not torch.is_tensor(x) or not x.is_floating_point():
         raise ValueError(f"x must be a floating-point tensor; got {type(x).__name__}"
                          + (f" of dtype {x.dtype}" if torch.is_tensor(x) else ""))
-    if not bool(torch.isfinite(x).all()):
+    if not bool(_all_finite(x)):
         raise ValueError("x must be finite; it has NaN or infinite entries")
-    E = ensemble_size(model)
+    check_finite_model(model)
+    return r
+
+
+def _points_and_frame(model: nn.Module, x: torch.Tensor, E: int | None, frame, n_dirs, generator):
+    """(x in the model's dtype and device, per_member, point_shape, N, shared directions [P, *in] or None,
+    per-point frames or None, P)."""
     per_member, point_shape = _layout(model, x, E)
     N = x.shape[1] if per_member else x.shape[0]
     if N < 1:
         raise ValueError(f"x must hold at least one point; got shape {tuple(x.shape)}")
     dtype, device = _model_dtype_device(model, x)
-    x = x.to(device=device, dtype=dtype)
-
     dirs, frames, P = _directions(frame, n_dirs, generator, point_shape, N)
-    if dirs is not None:
-        dirs = dirs.to(device, dtype)
-    n_vert = 2 * P + int(include_center)
+    dirs = None if dirs is None else dirs.to(device, dtype)
+    return x.to(device=device, dtype=dtype), per_member, point_shape, N, dirs, frames, P
 
-    named = find_sites(model, sites)
-    modules = [m for _, m in named]
-    lead = 1 if E is None else 2  # leading (member,) point dims of every site input and of the output
-    state: dict = {}
 
-    def on_site(i: int, z: torch.Tensor) -> None:
-        m, nv = state["m"], state["n_vert"]
-        want = (m * nv,) if E is None else (E, m * nv)
-        if tuple(z.shape[:lead]) != want:
-            raise ValueError(f"site {named[i][0]!r} input has shape {tuple(z.shape)}; expected leading dims {want} "
-                             "(sites must keep the batch layout of the model input)")
-        if state["units"] is not None:
-            state["units"][i] += math.prod(z.shape[lead:])
-            state["fired"][i] = True
-            return
-        state["acc"][i] = state["acc"][i] + _crossed(z.reshape(*want[:-1], m, nv, -1))
+def _default_chunk(n_vert: int, widths: Sequence[int], device: torch.device) -> int:
+    """Points per chunk so that the widest per-vertex tensor of a chunk holds about CHUNK_ELEMENTS elements."""
+    return max(1, CHUNK_ELEMENTS.get(device.type, CHUNK_ELEMENTS_OTHER) // (n_vert * max(*widths, 1)))
 
-    modes = [(m, m.training) for m in model.modules()]
-    try:
-        model.eval()
-        with torch.no_grad(), capture(modules, on_site):
-            # one centre through the model: checks that x fits, counts units per site
-            state.update(m=1, n_vert=1, units=[0] * len(named), fired=[False] * len(named))
-            x0 = x[:, :1] if per_member else x[:1]
-            try:
-                out0 = model(x0)
-            except (RuntimeError, ValueError, IndexError, TypeError) as err:
-                raise ValueError(f"x of shape {tuple(x.shape)} does not fit the model: {err}") from err
-            want = (1,) if E is None else (E, 1)
-            if not torch.is_tensor(out0) or tuple(out0.shape[:lead]) != want:
-                raise ValueError(f"model output for x of shape {tuple(x0.shape)} has shape "
-                                 f"{tuple(getattr(out0, 'shape', ()))}; expected leading dims {want}")
-            keep = [i for i, f in enumerate(state["fired"]) if f]
-            if sites is not None and len(keep) < len(named):
-                raise ValueError(f"sites {[named[i][0] for i in range(len(named)) if i not in keep]} are never "
-                                 "called in the model's forward")
-            if not keep:
-                raise NoSitesError(no_sites_message(model) + " (its activation modules are never called in forward)")
-            units = [state["units"][i] for i in keep] + ([math.prod(out0.shape[lead:])] if include_output else [])
-            names = tuple(named[i][0] for i in keep) + (("output",) if include_output else ())
-            state["units"] = None
 
-            plan = _shortcut_plan(model, modules, E) if shortcut else None
-            D = math.prod(point_shape)
-            first_width = D if plan is None else 0
-            m_chunk = chunk_size or max(1, CHUNK_ELEMENTS // (n_vert * max(first_width, max(units), 1)))
-            if plan is not None and dirs is not None:
-                first_lin = plan[1](dirs.reshape(P, *point_shape))  # [P, *h] or [E, P, H]
-            counts = []
+def local_complexity(model: nn.Module, x: torch.Tensor, *, radius: float, n_dirs: int | None = None,
+                     generator: torch.Generator | None = None, frame="shared", include_center: bool = False,
+                     sites: SiteSpec = None, include_output: bool = False, chunk_size: int | None = None,
+                     shortcut: bool = True, output_sites: Sequence[str] | None = None) -> LCResult:
+    """Local complexity around each point of x (Humayun, Balestriero, Baraniuk 2024): per site, the units
+    whose pre-activation is not of one strict sign on the vertices x +- r v_p (see `_crossed`).
+
+    model: a module with finite parameters and buffers; one with an integer `n_members` = E (ensemble:
+        input [M, *in] or [E, M, *in], output and site tensors [E, M, ...]) gets counts per member.
+    x: [N, *in], or for an ensemble [N, *in] (shared by the members) or [E, N, *in] (member e uses x[e]);
+        cast to the model's dtype and device.
+    radius: r > 0. n_dirs: P, 1 <= P <= prod(in) (None when `frame` is a tensor).
+    generator: CPU `torch.Generator` for the directions (None: seeded with `lc.frames.DEFAULT_SEED`);
+        the global RNG is never used.
+    frame: "shared" (one frame for all points), "per_point" (one per point, shared by the members), or
+        orthonormal directions [P, *in] or [N, P, *in] (same vertices for two models; `orthonormal_frame`).
+    include_center: also use x itself as a vertex.
+    sites: None (inputs of every nn.ReLU, nn.LeakyReLU, nn.PReLU and `lc.PiecewiseLinear` module that
+        forward calls), module names, or a filter f(name, module) -> bool. A module called k times per
+        forward counts the units of all k calls.
+    output_sites: names of modules whose OUTPUT enters an activation applied as a function in forward
+        (`F.relu(self.fc1(x))`: "fc1"), counted as sites named like the module, besides `sites`. Naming a
+        module whose output also enters an activation module would count its units twice.
+    include_output: also count the model output's units (the paper's code counts the output layer).
+    chunk_size: points per chunk (None: about 2**17 elements on a CPU, 2**20 elsewhere, in a chunk's widest
+        per-vertex tensor).
+    shortcut: run an affine first child (after leading nn.Flatten) once on the frame; False: plain path.
+
+    Returns an `LCResult` (counts int64 [N, S] or [E, N, S]). Runs in eval mode under `torch.no_grad()`,
+    restoring each module's mode. Raises `NoSitesError` (a ValueError) for a model without sites and
+    ValueError for bad arguments or a model with NaN or infinite parameters or buffers.
+    """
+    r = _check_arguments(model, x, radius, chunk_size)
+    E = ensemble_size(model)
+    x, per_member, point_shape, N, dirs, frames, P = _points_and_frame(model, x, E, frame, n_dirs, generator)
+    n_vert, lead = 2 * P + int(include_center), 1 if E is None else 2
+    all_sites = resolve_sites(model, sites, output_sites)
+    with _eval_mode(model), torch.no_grad():
+        x0 = x[:, :1] if per_member else x[:1]  # one centre through the model: x fits, units per site
+        kept, units, names = _measure_sites(model, x0, x.shape, all_sites, E, include_output, sites is not None)
+        plan = _shortcut_plan(model, kept, E, len(point_shape)) if shortcut else None
+        first_dirs = plan.first_linear(dirs) if plan is not None and dirs is not None else None  # W V
+        widest = [*units, math.prod(point_shape) if plan is None else 0]
+        m_chunk = chunk_size or _default_chunk(n_vert, widest, x.device)
+        counter, counts = _CrossingCounter(kept, E, n_vert), []
+        with capture(kept, counter):
             for s in range(0, N, m_chunk):
                 m = min(m_chunk, N - s)
-                xc = x[:, s:s + m] if per_member else x[s:s + m]
-                if dirs is None:
-                    vc = frames[s:s + m].to(device, dtype)  # [m, P, *in]
-                state.update(m=m, n_vert=n_vert, acc=[0] * len(named))
-                if plan is None:  # forward the vertices [(E,) m * n_vert, *in]
-                    d = dirs.unsqueeze(0) if dirs is not None else vc  # [1 or m, P, *in]
-                    vdim = 2 if per_member else 1
-                    out = model(_vertices(xc, d.unsqueeze(0) if per_member else d, r, vdim, include_center))
-                else:  # the first child's outputs at the vertices, then the rest of the model
-                    first, lin, rest = plan
-                    z0 = first(xc)  # [m, *h] or [E, m, H]
-                    if dirs is not None:
-                        d = first_lin.unsqueeze(lead - 1)  # [1, P, *h] or [E, 1, P, H]
-                    else:
-                        d = lin(vc.reshape(m * P, *point_shape))
-                        d = d.reshape(*d.shape[:lead - 1], m, P, *d.shape[lead:])  # [(E,) m, P, *h]
-                    out = _vertices(z0, d, r, lead, include_center)
-                    for layer in rest:
-                        out = layer(out)
-                per_site = [state["acc"][i] for i in keep]
-                if include_output:
-                    per_site.append(_crossed(out.reshape(*out.shape[:lead - 1], m, n_vert, -1)))
+                xc = x[:, s:s + m] if per_member else x[s:s + m]  # [(E,) m, *in]
+                vc = None if frames is None else frames[s:s + m].to(x.device, x.dtype)  # per-point [m, P, *in]
+                counter.start(m)
+                if plan is None:  # forward every vertex [(E,) m * n_vert, *in]
+                    out = model(_input_vertices(xc, dirs, vc, r, per_member, include_center))
+                else:  # the first affine map's output at the vertices, then the rest of the model
+                    out = plan.finish(_first_layer_vertices(plan, xc, first_dirs, vc, r, lead, include_center))
+                assert all(torch.is_tensor(c) for c in counter.counts), "a site was not called on the vertices"
+                per_site = counter.counts + ([_crossed(_by_vertex(out, lead, m, n_vert))] if include_output else [])
                 counts.append(torch.stack(per_site, dim=-1).cpu())
-    finally:
-        for mod, was in modes:
-            mod.training = was
     return LCResult(counts=torch.cat(counts, dim=-2).long(), units=torch.tensor(units, dtype=torch.long),
                     site_names=names, radius=r, n_dirs=P, include_center=include_center)

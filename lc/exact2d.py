@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .complexity import check_finite_model
+
 __all__ = ["Partition", "partition"]
 
 CHUNK = 1 << 22  # elements per temporary array when gathering per-region affine maps
@@ -107,7 +109,8 @@ def _ops(model: nn.Module) -> list[tuple]:
             continue
         else:
             raise ValueError(f"model contains {type(m).__name__}; exact2d supports nn.Sequential MLPs of nn.Linear, "
-                             "nn.BatchNorm1d (eval mode), nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.Identity, nn.Dropout")
+                             "nn.BatchNorm1d (eval mode), nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.Identity, nn.Dropout, "
+                             "nn.Flatten")
     return ops
 
 
@@ -351,14 +354,58 @@ def _domain(bounds) -> np.ndarray:
     return arr if turn[0] > 0 else arr[::-1].copy()
 
 
+def _plane(origin, basis, ops) -> tuple[np.ndarray, np.ndarray]:
+    """Validated origin [D] and basis [2, D] (independent rows, D the model's input dimension)."""
+    origin, basis = _as_array(origin, "origin"), _as_array(basis, "basis")
+    if origin.ndim != 1 or basis.shape != (2, origin.shape[0]):
+        raise ValueError(f"origin must be [D] and basis [2, D]; got shapes {origin.shape} and {basis.shape}")
+    sv = np.linalg.svd(basis, compute_uv=False)
+    if sv[1] <= 1e-12 * sv[0]:
+        raise ValueError(f"basis rows must be linearly independent (singular values {sv.tolist()})")
+    affine = [op for op in ops if op[0] == "affine"]
+    if affine and affine[0][1].shape[1] != origin.shape[0]:
+        raise ValueError(f"origin and basis have dimension {origin.shape[0]}, the model's input dimension is "
+                         f"{affine[0][1].shape[1]}")
+    return origin, basis
+
+
+def _regions(ops, maps, domain, eps_geom, area_min):
+    """Split the domain layer by layer. maps [1, 3, D]: the plane as an affine map of (a, b).
+
+    Returns (vertices, offsets, patterns bool [R, U], output maps [R, 3, K], layer sizes).
+    """
+    verts, off = domain.copy(), np.array([0, len(domain)])
+    pending, parents, patterns, sizes = None, [], [], []
+    for op in ops:
+        if op[0] == "affine":
+            maps, pending = _advance(maps, pending, op), None
+            continue
+        maps = _advance(maps, pending, None)
+        slope = np.broadcast_to(np.asarray(op[1], dtype=np.float64), (maps.shape[2],))
+        verts, off, parent, pattern = _split(verts, off, maps, eps_geom, area_min)
+        pending = (parent, pattern, slope)
+        parents.append(parent)
+        patterns.append(pattern)
+        sizes.append(maps.shape[2])
+    maps = _advance(maps, pending, None)
+    idx, pats = np.arange(len(off) - 1), []  # each region's pattern: walk its ancestors back through the layers
+    for parent, pattern in zip(reversed(parents), reversed(patterns)):
+        pats.append(pattern[idx])
+        idx = parent[idx]
+    pats = np.concatenate(pats[::-1], axis=1) if pats else np.zeros((len(off) - 1, 0), bool)
+    return verts, off, pats, maps, tuple(sizes)
+
+
 def partition(model: nn.Module, origin, basis, *, bounds, member: int | None = None, tol: float = 1e-10,
               min_area: float = 1e-12) -> Partition:
     """Exact linear regions of `model` on the plane origin + a basis[0] + b basis[1], (a, b) in `bounds`.
 
     model: an `nn.Sequential` MLP of nn.Linear, nn.ReLU / nn.LeakyReLU / nn.PReLU, nn.BatchNorm1d
-        (evaluated with its running statistics, as in eval mode), nn.Identity, nn.Dropout (identity). An
-        ensemble (integer `n_members`) needs `member=e` and is read through `model.member(e)`.
-    origin: [D]; basis: [2, D], two linearly independent directions (not necessarily orthonormal).
+        (evaluated with its running statistics, as in eval mode), nn.Identity, nn.Dropout (identity),
+        nn.Flatten; its parameters and buffers must be finite (else ValueError naming the first offending
+        one). An ensemble (integer `n_members`) needs `member=e` and is read through `model.member(e)`.
+    origin: [D]; basis: [2, D], two linearly independent directions (not necessarily orthonormal;
+        `lc.migration.plane_through` gives the plane through three points).
     bounds: ((a_min, a_max), (b_min, b_max)) or the vertices [k, 2] of a convex polygon in (a, b).
     tol: a vertex within tol * diameter(bounds) of a unit's line is on the line (no split there).
     min_area: pieces with area below min_area * area(bounds) are dropped as degenerate slivers, so the
@@ -380,45 +427,15 @@ def partition(model: nn.Module, origin, basis, *, bounds, member: int | None = N
     for name, v in (("tol", tol), ("min_area", min_area)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
             raise ValueError(f"{name} must be a number in [0, 1); got {v!r}")
+    check_finite_model(model)
     ops = _ops(model)
-    origin, basis = _as_array(origin, "origin"), _as_array(basis, "basis")
-    if origin.ndim != 1 or basis.shape != (2, origin.shape[0]):
-        raise ValueError(f"origin must be [D] and basis [2, D]; got shapes {origin.shape} and {basis.shape}")
-    sv = np.linalg.svd(basis, compute_uv=False)
-    if sv[1] <= 1e-12 * sv[0]:
-        raise ValueError(f"basis rows must be linearly independent (singular values {sv.tolist()})")
-    affine = [op for op in ops if op[0] == "affine"]
-    if affine and affine[0][1].shape[1] != origin.shape[0]:
-        raise ValueError(f"origin and basis have dimension {origin.shape[0]}, the model's input dimension is "
-                         f"{affine[0][1].shape[1]}")
+    origin, basis = _plane(origin, basis, ops)
     domain = _domain(bounds)
     box_area = float(_areas(domain, np.array([0, len(domain)]))[0])
     diam = float(np.max(np.linalg.norm(domain[:, None] - domain[None], axis=-1)))
-    eps_geom, area_min = tol * diam, min_area * box_area
-
     maps = np.concatenate([basis, origin[None]])[None]  # [1, 3, D]: rows a, b, constant
-    verts, off = domain.copy(), np.array([0, len(domain)])
-    pending, parents, patterns, sizes = None, [], [], []
-    for op in ops:
-        if op[0] == "affine":
-            maps, pending = _advance(maps, pending, op), None
-            continue
-        maps = _advance(maps, pending, None)
-        slope = np.broadcast_to(np.asarray(op[1], dtype=np.float64), (maps.shape[2],))
-        verts, off, parent, pattern = _split(verts, off, maps, eps_geom, area_min)
-        pending = (parent, pattern, slope)
-        parents.append(parent)
-        patterns.append(pattern)
-        sizes.append(maps.shape[2])
-    maps = _advance(maps, pending, None)
-
-    R = len(off) - 1
-    idx, pats = np.arange(R), []
-    for parent, pattern in zip(reversed(parents), reversed(patterns)):
-        pats.append(pattern[idx])
-        idx = parent[idx]
-    pats = np.concatenate(pats[::-1], axis=1) if pats else np.zeros((R, 0), bool)
-    seg, seg_reg = _boundary(verts, off, maps, eps_geom)
+    verts, off, pats, maps, sizes = _regions(ops, maps, domain, tol * diam, min_area * box_area)
+    seg, seg_reg = _boundary(verts, off, maps, tol * diam)
     return Partition(vertices=verts, offsets=off.astype(np.int64), patterns=pats, output_slope=maps[:, :2],
                      output_offset=maps[:, 2], boundary=seg, boundary_regions=seg_reg, domain=domain,
-                     origin=origin, basis=basis, layer_sizes=tuple(sizes))
+                     origin=origin, basis=basis, layer_sizes=sizes)

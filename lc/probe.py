@@ -6,15 +6,17 @@ the data's bounding box) through training: descent, ascent, and a final descent 
 
 from __future__ import annotations
 
+import copy
 import numbers
 from typing import Mapping, Sequence
 
 import torch
 from torch import nn
 
-from .complexity import _check_radius, _layout, ensemble_size, local_complexity
+from .complexity import (_check_radius, _layout, _model_tensors, check_finite_model, ensemble_size,
+                         finite_members, local_complexity)
 from .frames import orthonormal_frame
-from .sites import NoSitesError, SiteSpec, find_sites
+from .sites import NoSitesError, SiteSpec, resolve_sites
 
 __all__ = ["Probe", "random_box_points"]
 
@@ -49,16 +51,21 @@ class Probe:
     n_dirs: P, directions of the cross-polytope.
     seed: the frame is drawn once (lazily, per input shape) from `torch.Generator().manual_seed(seed)`
         and reused at every call, so successive evaluations see the same vertices.
-    include_center, sites, include_output, chunk_size: passed to `local_complexity`.
+    include_center, sites, output_sites, include_output, chunk_size: passed to `local_complexity`.
 
     `probe(model)` returns {"lc_<set>": [E], "lc_<set>/<site>": [E], ...} as float64 CPU tensors (E = 1
     for a plain model): the mean over the set's points of the LC summed over sites, and the mean count
-    per site. It runs under `torch.no_grad()` in eval mode and restores each module's mode.
+    per site. It runs under `torch.no_grad()` in eval mode and restores each module's mode (as
+    `local_complexity` does).
+    Non-finite models: a plain module with a NaN or infinite parameter or buffer raises ValueError naming
+    it; in an ensemble, the members with one get NaN in every entry (the others are measured as usual),
+    so that a training run whose member diverged records that member as undefined and goes on.
     """
 
     def __init__(self, points: Mapping[str, torch.Tensor], radius: float | Sequence[float], n_dirs: int,
                  seed: int = 0, *, include_center: bool = False, sites: SiteSpec = None,
-                 include_output: bool = False, chunk_size: int | None = None):
+                 include_output: bool = False, chunk_size: int | None = None,
+                 output_sites: Sequence[str] | None = None):
         if not isinstance(points, Mapping) or not points:
             raise ValueError(f"points must be a non-empty dict {{name: tensor}}; got {points!r}")
         for name, pts in points.items():
@@ -90,8 +97,8 @@ class Probe:
             raise ValueError(f"seed must be an integer; got {seed!r}")
         self.points = dict(points)
         self.n_dirs, self.seed = n_dirs, int(seed)
-        self.options = dict(include_center=include_center, sites=sites, include_output=include_output,
-                            chunk_size=chunk_size)
+        self.options = dict(include_center=include_center, sites=sites, output_sites=output_sites,
+                            include_output=include_output, chunk_size=chunk_size)
         self._frames: dict[tuple[int, ...], torch.Tensor] = {}
 
     def frame(self, shape: Sequence[int]) -> torch.Tensor:
@@ -105,30 +112,40 @@ class Probe:
     def reason_not_applicable(self, model: nn.Module) -> str | None:
         """Why LC does not apply to `model` (no piecewise-linear site), or None when it does."""
         try:
-            find_sites(model, self.options["sites"])
+            resolve_sites(model, self.options["sites"], self.options["output_sites"])
         except NoSitesError as err:
             return str(err)
         return None
 
     def __call__(self, model: nn.Module) -> dict[str, torch.Tensor]:
         E = ensemble_size(model)
+        if E is None:
+            check_finite_model(model)
+        finite = torch.ones(E or 1, dtype=torch.bool) if E is None else finite_members(model, E)
+        measured = model if bool(finite.all()) else _zero_members(model, ~finite)
         suffix = (lambda r: f"@r{r:g}") if len(self.radii) > 1 else (lambda r: "")
         out: dict[str, torch.Tensor] = {}
-        modes = [(m, m.training) for m in model.modules()]
-        try:
-            model.eval()
-            with torch.no_grad():
-                for name, pts in self.points.items():
-                    _, point_shape = _layout(model, pts, E)
-                    frame = self.frame(point_shape)
-                    for r in self.radii:
-                        res = local_complexity(model, pts, radius=r, frame=frame, **self.options)
-                        counts = res.counts.double().reshape(-1, *res.counts.shape[-2:])  # [E, N, S]
-                        out[f"lc_{name}{suffix(r)}"] = counts.sum(-1).mean(-1)
-                        site_means = counts.mean(-2)  # [E, S]
-                        for s, site in enumerate(res.site_names):
-                            out[f"lc_{name}/{site}{suffix(r)}"] = site_means[:, s]
-        finally:
-            for m, was in modes:
-                m.training = was
+        for name, pts in self.points.items():
+            _, point_shape = _layout(measured, pts, E)
+            frame = self.frame(point_shape)
+            for r in self.radii:
+                res = local_complexity(measured, pts, radius=r, frame=frame, **self.options)
+                counts = res.counts.double().reshape(-1, *res.counts.shape[-2:])  # [E, N, S]
+                counts[~finite] = float("nan")
+                out[f"lc_{name}{suffix(r)}"] = counts.sum(-1).mean(-1)
+                site_means = counts.mean(-2)  # [E, S]
+                for s, site in enumerate(res.site_names):
+                    out[f"lc_{name}/{site}{suffix(r)}"] = site_means[:, s]
         return out
+
+
+def _zero_members(model: nn.Module, bad: torch.Tensor) -> nn.Module:
+    """A copy of an ensemble whose members `bad` (bool [E]) have all parameters and buffers set to 0, and
+    whose other non-finite entries (in tensors shared by the members) are 0 too: finite, same layout."""
+    clean = copy.deepcopy(model)
+    with torch.no_grad():
+        for _, _, t in _model_tensors(clean):
+            if t.dim() >= 1 and t.shape[0] == len(bad):
+                t[bad.to(t.device)] = 0
+            t.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+    return clean

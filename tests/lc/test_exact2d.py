@@ -172,3 +172,17 @@ def test_unsupported_modules_and_ensembles_without_member():
         exact2d.partition(nn.Sequential(nn.Conv2d(1, 2, 3)), np.zeros(2), np.eye(2), bounds=((-1, 1), (-1, 1)))
     with pytest.raises(ValueError, match="member"):
         exact2d.partition(MLP(2, 4, 1, 2, make_generators([0, 1])), np.zeros(2), np.eye(2), bounds=((-1, 1), (-1, 1)))
+
+
+def test_non_finite_models_raise_naming_the_parameter_and_members_are_checked_alone():
+    model = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 1)).double()
+    with torch.no_grad():
+        model[0].bias[2] = float("nan")
+    with pytest.raises(ValueError, match=r"parameter '0\.bias' has 1 non-finite"):
+        exact2d.partition(model, np.zeros(2), np.eye(2), bounds=((-1, 1), (-1, 1)))
+    ens = MLP(2, 6, 1, 2, make_generators([0, 1]), dtype=F64)
+    with torch.no_grad():
+        ens[2].weight[1, 0, 0] = float("inf")
+    assert exact2d.partition(ens, np.zeros(2), np.eye(2), bounds=((-1, 1), (-1, 1)), member=0).count >= 1
+    with pytest.raises(ValueError, match=r"parameter '2\.weight'"):
+        exact2d.partition(ens, np.zeros(2), np.eye(2), bounds=((-1, 1), (-1, 1)), member=1)

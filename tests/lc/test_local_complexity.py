@@ -357,3 +357,223 @@ def test_ensemble_points_must_fit_the_members():
     model = MLP(4, 8, 1, 2, make_generators([0, 1]))
     with pytest.raises(ValueError, match=r"x must be \[N, 4\].*\[2, N, 4\]"):
         local_complexity(model, torch.randn(3, 5, 4), radius=0.5, n_dirs=2)
+
+
+# ------------------------------------------------------------------------------------------ Flatten shortcut
+
+def image_mlp(shape=(1, 5, 5), widths=(16, 12), out=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    sizes = [math.prod(shape), *widths]
+    layers = [nn.Flatten()]
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    model = nn.Sequential(*layers, nn.Linear(sizes[-1], out)).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=F64) / math.sqrt(p.shape[-1]))
+    return model
+
+
+def rows_seen_by(module):
+    """A forward hook recording the batch size of every call of `module` (to see which path ran)."""
+    rows = []
+    return rows, module.register_forward_hook(lambda mod, args, out: rows.append(args[0].shape[0]))
+
+
+@pytest.mark.parametrize("frame", ["shared", "per_point"])
+@pytest.mark.parametrize("include_center", [False, True])
+def test_flatten_then_linear_takes_the_shortcut_with_the_counts_of_the_plain_path(frame, include_center):
+    model = image_mlp()
+    x = torch.rand(17, 1, 5, 5, generator=torch.Generator().manual_seed(1), dtype=F64)
+    kw = dict(radius=0.4, n_dirs=6, frame=frame, include_center=include_center, include_output=True)
+    plain = local_complexity(model, x, shortcut=False, **kw)
+    assert plain.counts.sum() > 0
+    rows, handle = rows_seen_by(model[1])
+    try:
+        for chunk in (None, 4):
+            rows.clear()
+            res = local_complexity(model, x, chunk_size=chunk, **kw)
+            assert torch.equal(res.counts, plain.counts), chunk
+            # the input layer module ran on the 1 + 17 centres only, never on the 17 x 12 vertices
+            assert sum(rows) == 1 + 17
+    finally:
+        handle.remove()
+
+
+def test_flatten_shortcut_equals_the_flat_model_on_the_flattened_frame():
+    model = image_mlp(shape=(2, 3, 3))
+    flat = nn.Sequential(*list(model)[1:])
+    x = torch.randn(12, 2, 3, 3, generator=torch.Generator().manual_seed(2), dtype=F64)
+    frame = lc.orthonormal_frame((2, 3, 3), 5, generator=torch.Generator().manual_seed(3))
+    img = local_complexity(model, x, radius=0.5, frame=frame)
+    ref = local_complexity(flat, x.reshape(12, 18), radius=0.5, frame=frame.reshape(5, 18))
+    assert img.site_names == ("2", "4") and ref.site_names == ("1", "3")
+    assert torch.equal(img.counts, ref.counts) and img.counts.sum() > 0
+
+
+def test_no_shortcut_when_a_flatten_would_merge_the_batch_or_a_leading_module_is_a_site():
+    from lc.complexity import _shortcut_plan
+    from lc.sites import resolve_sites
+
+    model = image_mlp()
+    assert _shortcut_plan(model, resolve_sites(model), None, 3).prefix == (model[0],)
+    merged = nn.Sequential(nn.Flatten(0), nn.Linear(25, 4), nn.ReLU())
+    assert _shortcut_plan(merged, resolve_sites(merged), None, 3) is None
+    assert _shortcut_plan(model, resolve_sites(model, output_sites=["1"]), None, 3) is None
+
+
+# ------------------------------------------------------------------------------------------ functional activations
+
+class FunctionalMLP(nn.Module):
+    """relu or leaky relu applied as functions: no activation module to hook."""
+
+    def __init__(self, d, widths, out, seed, slope=0.0):
+        super().__init__()
+        ref = deep(d, widths, seed, out)
+        self.fc1, self.fc2, self.fc3 = ref[0], ref[2], ref[4]
+        self.slope = slope
+
+    def forward(self, x):
+        act = (lambda z: F.leaky_relu(z, self.slope)) if self.slope else F.relu
+        return self.fc3(act(self.fc2(act(self.fc1(x)))))
+
+    def as_sequential(self):
+        act = (lambda: nn.LeakyReLU(self.slope)) if self.slope else nn.ReLU
+        return nn.Sequential(self.fc1, act(), self.fc2, act(), self.fc3)
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.1])
+@pytest.mark.parametrize("frame", ["shared", "per_point"])
+def test_output_sites_count_functional_activations_like_activation_modules(slope, frame):
+    model = FunctionalMLP(5, [14, 9], 3, 0, slope)
+    x = torch.randn(30, 5, generator=torch.Generator().manual_seed(1), dtype=F64)
+    kw = dict(radius=0.6, n_dirs=3, frame=frame, include_output=True)
+    res = local_complexity(model, x, output_sites=["fc1", "fc2"], **kw)
+    ref = local_complexity(model.as_sequential(), x, **kw)
+    assert res.site_names == ("fc1", "fc2", "output") and res.units.tolist() == [14, 9, 3]
+    assert torch.equal(res.counts, ref.counts) and ref.counts[:, :2].sum() > 0
+    for chunk in (1, 7):
+        assert torch.equal(local_complexity(model, x, output_sites=["fc1", "fc2"], chunk_size=chunk, **kw).counts,
+                           ref.counts)
+
+
+def test_output_sites_join_the_default_activation_modules_in_module_order():
+    class Mixed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            ref = deep(4, [10, 8], 2)
+            self.fc1, self.act, self.fc2, self.head = ref[0], nn.ReLU(), ref[2], ref[4]
+
+        def forward(self, x):
+            return self.head(F.relu(self.fc2(self.act(self.fc1(x)))))
+
+    model = Mixed()
+    x = torch.randn(20, 4, generator=torch.Generator().manual_seed(0), dtype=F64)
+    res = local_complexity(model, x, radius=0.5, n_dirs=2, output_sites=["fc2"])
+    ref = local_complexity(deep(4, [10, 8], 2), x, radius=0.5, n_dirs=2)
+    assert res.site_names == ("act", "fc2") and torch.equal(res.counts, ref.counts)
+
+
+def test_the_no_sites_error_names_output_sites_and_the_candidate_modules():
+    with pytest.raises(lc.NoSitesError, match=r"output_sites=\['fc1'\].*'fc1', 'fc2'"):
+        local_complexity(FunctionalReLU(), torch.randn(4, 3), radius=0.1, n_dirs=2)
+    probe = lc.Probe(points={"train": torch.randn(6, 3)}, radius=0.5, n_dirs=2, output_sites=["fc1"])
+    model = FunctionalReLU()
+    assert probe.reason_not_applicable(model) is None
+    out = probe(model)
+    assert set(out) == {"lc_train", "lc_train/fc1"} and out["lc_train"].shape == (1,)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(output_sites=["fc9"]), r"output_sites names unknown modules \['fc9'\]"),
+    (dict(output_sites="fc1"), "output_sites must be"), (dict(output_sites=["fc1", "fc1"]), "twice"),
+    (dict(output_sites=[]), "output_sites is empty"),
+    (dict(output_sites=["fc1"], sites=["fc1"]), r"both input sites and output_sites"),
+    (dict(output_sites=["unused"]), r"sites \['unused'\] are never called"),
+])
+def test_bad_output_sites(kwargs, match):
+    model = FunctionalReLU().double()
+    model.unused = nn.Linear(3, 3)
+    with pytest.raises(ValueError, match=match):
+        local_complexity(model, torch.randn(4, 3, dtype=F64), radius=0.1, n_dirs=2, **kwargs)
+
+
+# ------------------------------------------------------------------------------------------ pruned units
+
+def test_units_zero_at_every_vertex_are_not_crossed_and_the_rest_is_unchanged():
+    model = deep(5, [12, 10], 4)
+    x = torch.randn(25, 5, generator=torch.Generator().manual_seed(5), dtype=F64)
+    pruned = deep(5, [12, 10], 4)
+    with torch.no_grad():
+        for layer, units in ((0, [1, 6]), (2, [0, 3, 9])):
+            pruned[layer].weight[units] = 0.0
+            pruned[layer].bias[units] = 0.0
+    kw = dict(radius=0.8, n_dirs=4, include_output=True)
+    res = local_complexity(pruned, x, **kw)
+    assert torch.equal(res.counts, local_complexity(pruned, x, shortcut=False, **kw).counts)
+    # the same net with the pruned units removed (layer 2 still sees layer 1's remaining units)
+    keep1, keep2 = [i for i in range(12) if i not in (1, 6)], [i for i in range(10) if i not in (0, 3, 9)]
+    small = nn.Sequential(nn.Linear(5, 10), nn.ReLU(), nn.Linear(10, 7), nn.ReLU(), nn.Linear(7, 3)).double()
+    with torch.no_grad():
+        small[0].weight.copy_(pruned[0].weight[keep1])
+        small[0].bias.copy_(pruned[0].bias[keep1])
+        small[2].weight.copy_(pruned[2].weight[keep2][:, keep1])
+        small[2].bias.copy_(pruned[2].bias[keep2])
+        small[4].weight.copy_(pruned[4].weight[:, keep2])
+        small[4].bias.copy_(pruned[4].bias)
+    ref = local_complexity(small, x, **kw)
+    assert torch.equal(res.counts, ref.counts) and res.counts[:, 0].sum() > 0
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), width=st.integers(2, 20), radius=st.floats(0.05, 3.0), data=st.data())
+def test_hyperplane_identity_holds_with_pruned_units(seed, width, radius, data):
+    dead = data.draw(st.lists(st.integers(0, width - 1), min_size=1, max_size=width, unique=True), label="dead")
+    model = one_hidden(4, width, seed)
+    with torch.no_grad():
+        model[0].weight[dead] = 0.0
+        model[0].bias[dead] = 0.0
+    x = torch.randn(8, 4, generator=torch.Generator().manual_seed(seed + 1), dtype=F64)
+    frame = lc.orthonormal_frame((4,), 3, generator=torch.Generator().manual_seed(seed + 2))
+    expected = hyperplanes_meeting(model, x, radius, frame)  # |w.c + b| < r max |w.v|: 0 < 0 is false
+    for shortcut in (True, False):
+        assert torch.equal(local_complexity(model, x, radius=radius, frame=frame, shortcut=shortcut).counts[:, 0],
+                           expected)
+    assert (expected <= width - len(dead)).all()
+
+
+def test_a_unit_touching_zero_at_one_vertex_is_still_crossed():
+    model = nn.Sequential(nn.Linear(2, 1), nn.ReLU()).double()
+    with torch.no_grad():  # z = x_1 - 0.5: 0 at the vertex +r e_1 of x = 0 with r = 0.5, negative elsewhere
+        model[0].weight.copy_(torch.tensor([[1.0, 0.0]]))
+        model[0].bias.fill_(-0.5)
+    res = local_complexity(model, torch.zeros(1, 2, dtype=F64), radius=0.5, frame=torch.eye(2, dtype=F64))
+    assert res.counts.tolist() == [[1]]
+
+
+# ------------------------------------------------------------------------------------------ non-finite models
+
+@pytest.mark.parametrize("where,value,match", [
+    ("2.weight", float("nan"), r"parameter '2\.weight' has 1 non-finite"),
+    ("0.bias", float("inf"), r"parameter '0\.bias'"),
+])
+def test_non_finite_parameters_raise_naming_the_first_one(where, value, match):
+    model = deep(4, [6, 6], 0)
+    with torch.no_grad():
+        model.get_parameter(where).view(-1)[0] = value
+        model[4].bias[0] = float("nan")  # a later offender is not the one named
+    with pytest.raises(ValueError, match=match):
+        local_complexity(model, torch.randn(5, 4, dtype=F64), radius=0.5, n_dirs=2)
+
+
+def test_non_finite_buffers_and_ensemble_members_raise():
+    bn = MLP(4, 8, 1, 2, make_generators([0]), batch_norm=True, dtype=F64)
+    with torch.no_grad():
+        bn[1].running_var[0, 3] = float("inf")
+    with pytest.raises(ValueError, match=r"buffer '1\.running_var'"):
+        local_complexity(bn, torch.randn(5, 4, dtype=F64), radius=0.5, n_dirs=2)
+    ens = MLP(4, 8, 1, 2, make_generators([0, 1, 2]), dtype=F64)
+    with torch.no_grad():
+        ens[2].weight[1, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"parameter '2\.weight'.*member\(s\) \[1\]"):
+        local_complexity(ens, torch.randn(5, 4, dtype=F64), radius=0.5, n_dirs=2)

@@ -98,3 +98,30 @@ def test_bad_random_box_arguments(args, match):
         args = (*args, torch.Generator())
     with pytest.raises(ValueError, match=match):
         lc.random_box_points(*args)
+
+
+def test_non_finite_plain_model_raises_naming_the_parameter():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 12), nn.ReLU(), nn.Linear(12, 1)).double()
+    with torch.no_grad():
+        model[2].weight[0, 3] = float("inf")
+    probe = lc.Probe(points={"train": torch.randn(6, 5, dtype=F64)}, radius=0.5, n_dirs=2)
+    with pytest.raises(ValueError, match=r"parameter '2\.weight' has 1 non-finite"):
+        probe(model)
+
+
+def test_ensemble_members_with_non_finite_parameters_get_nan_and_the_others_are_unchanged():
+    model = MLP(5, 16, 2, 3, make_generators([0, 1, 2]), batch_norm=True, dtype=F64)
+    probe = lc.Probe(points=point_sets(), radius=0.5, n_dirs=3, seed=4)
+    healthy = probe(model)
+    with torch.no_grad():
+        model[0].weight[1, 2, 3] = float("nan")
+    sick = probe(model)
+    assert sick.keys() == healthy.keys()
+    for k in healthy:
+        assert torch.isnan(sick[k][1]) and torch.equal(sick[k][[0, 2]], healthy[k][[0, 2]]), k
+    assert torch.isnan(model[0].weight[1, 2, 3])  # the model itself is left as it was
+    with torch.no_grad():
+        model[1].running_var[0, 0] = float("inf")
+        model[3].bias[2, 0, 0] = -float("inf")
+    assert all(torch.isnan(v).all() for v in probe(model).values())
