@@ -131,7 +131,7 @@ class RunView:
     def summary(self) -> dict:
         """The run's summary with the per-member entries restricted to the viewed members."""
         s = dict(self.run.summary)
-        for key in ("seeds", "member_status", "ended", "members"):
+        for key in ("seeds", "member_status", "ended", "members", "transitions"):
             if isinstance(s.get(key), list):
                 s[key] = [s[key][e] for e in self.idx]
         if isinstance(s.get("final"), dict):
@@ -264,6 +264,10 @@ def _execute(sim, members, task, run_dir, ckpt, quiet, figures, log, n_threads) 
         store.write_json(summary_path, summary)
         raise RunFailed(f"run {run_dir} failed: {type(exc).__name__}: {exc}") from exc
     r = Run(run_dir)
+    if sim.transitions is not None and r.summary.get("status") == "completed":
+        summary = r.summary
+        summary["transitions"] = sim.transitions(r)
+        store.write_json(run_dir / "summary.json", summary)
     if figures:
         r.figures()
     return r

@@ -37,6 +37,7 @@ class Simulation:
     cpu_runtime: str  # runtime of the default preset on a 2-core CPU
     kind: str = "trained"  # "trained" | "grid"
     memberwise: tuple[str, ...] = ("seed",)  # fields that may differ between the members of one ensemble
+    transitions: Callable | None = None  # (run) -> per-member transition records (sims.transitions.record)
     description: str = ""
     doc: str = ""
 
@@ -46,11 +47,14 @@ _REGISTRY = _CATALOG.entries  # name -> Simulation (tests swap entries in and ou
 
 
 def register(name: str, config_cls: type, *, presets: Mapping[str, Mapping[str, Any]], cpu_runtime: str,
-             figures: Callable | None = None, memberwise: Sequence[str] = ("seed",), kind: str = "trained"):
+             figures: Callable | None = None, memberwise: Sequence[str] = ("seed",), kind: str = "trained",
+             transitions: Callable | None = None):
     """Decorator registering `build` as simulation `name`. Presets must include ci, default, paper.
 
     memberwise: the config fields that may differ between members of one ensemble (seed always may); the
     build function and the engine must honour per-member values of each (tested against one-member runs).
+    transitions: for a setting with a generalisation transition, `fn(run) -> [record per member]`
+    (`sims.transitions.record`), written into summary.json under 'transitions' when the run completes.
     """
 
     def deco(build: Callable) -> Callable:
@@ -65,7 +69,7 @@ def register(name: str, config_cls: type, *, presets: Mapping[str, Mapping[str, 
             raise ValueError(f"simulation {name!r} declares unknown member-wise fields {unknown}")
         doc = (build.__doc__ or "").strip()
         sim = Simulation(name, config_cls, build, dict(presets), figures, cpu_runtime, kind=kind,
-                         memberwise=tuple(dict.fromkeys(("seed", *memberwise))),
+                         memberwise=tuple(dict.fromkeys(("seed", *memberwise))), transitions=transitions,
                          description=doc.splitlines()[0] if doc else "", doc=doc)
         for preset in presets:  # every preset must resolve to a valid config
             resolve(sim, preset, {})

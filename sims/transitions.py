@@ -12,7 +12,9 @@ A curve is `values[i]` at eval step `steps[i]` (increasing). Functions here answ
   `min_rel_change` (relative to the extremum's magnitude, with an absolute floor `atol`) before the next
   opposite extremum (a zig-zag filter, so noise below that size never makes a turn);
 - `descent_ascent_descent`: the LC paper's three phases (Humayun, Balestriero, Baraniuk 2024) found from the
-  turning points: a minimum, then a maximum, then a fall of at least `min_fall` of the maximum.
+  turning points: a minimum, then a maximum, then a fall of at least `min_fall` of the maximum;
+- `record`: all of the above for one member's test, train and LC curves, as the JSON record every setting
+  with a transition writes into summary.json (and the atlas reads).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["Crossing", "Turn", "crossing", "fraction_step", "plateaus", "smooth", "turning_points",
-           "descent_ascent_descent", "last_descent"]
+           "descent_ascent_descent", "last_descent", "record"]
 
 
 @dataclass(frozen=True)
@@ -180,3 +182,38 @@ def last_descent(steps, values, *, window: int = 3, min_rel_change: float = 0.1)
         return turns[-1] if turns[-1].kind == "max" else None
     fell = v[0] - v.min() > max(min_rel_change * abs(v[0]), 1e-12)
     return Turn("max", 0, int(s[0]), float(v[0])) if fell and v[-1] < v[0] else None
+
+
+def record(steps, *, test, train=None, lc: dict | None = None, start: float | None = None, fraction: float = 0.5,
+           time_per_step: float | None = None, window: int = 3, min_rel_change: float = 0.1) -> dict:
+    """The transition record of one member's curves (what `summary.json` keeps under 'transitions').
+
+    test: the generalisation curve (test accuracy, or minus the test loss: it must rise); train: training
+    accuracy (memorisation = the first step it reaches 1); lc: {point set: LC curve}; start: the step from
+    which the transition is measured (e.g. 1 after a catastrophic first step); time_per_step: lr, for the
+    continuous time of the transition. Returns plain JSON-able values (None where absent):
+    {generalisation_step, generalisation_between, generalisation_time, memorisation_step, delay (generalisation
+    / memorisation step), test_start, test_end, lc: {set: {turns, last_descent_step, three_phases}}}.
+    """
+    s, v = _curve(steps, test)
+    cross = fraction_step(s, v, fraction, start=start)
+    out = dict(generalisation_step=None if cross is None else cross.step,
+               generalisation_between=None if cross is None else list(cross.between),
+               generalisation_time=None if cross is None or time_per_step is None else cross.step * time_per_step,
+               test_start=float(v[0 if start is None else int(np.flatnonzero(s == start)[0])]), test_end=float(v[-1]),
+               memorisation_step=None, delay=None, lc={})
+    if train is not None:
+        mem = crossing(s, train, 1.0 - 1e-9)
+        out["memorisation_step"] = None if mem is None else int(s[mem.index])
+        if mem is not None and cross is not None and s[mem.index] > 0:
+            out["delay"] = cross.step / s[mem.index]
+    for name, curve in (lc or {}).items():
+        turns = turning_points(s, curve, window=window, min_rel_change=min_rel_change)
+        last = last_descent(s, curve, window=window, min_rel_change=min_rel_change)
+        three = descent_ascent_descent(s, curve, window=window, min_rel_change=min_rel_change)
+        out["lc"][name] = dict(turns=[dict(kind=t.kind, step=t.step, value=t.value) for t in turns],
+                               last_descent_step=None if last is None else last.step,
+                               three_phases=None if three is None else dict(
+                                   min_step=three["min"].step, max_step=three["max"].step,
+                                   fall_step=three["fall_step"], fall=three["fall"]))
+    return out

@@ -74,6 +74,17 @@ def transition(run) -> transitions.Crossing | None:
     return transitions.fraction_step(run.steps, np.nanmean(run.metric("test_acc"), axis=1), 0.5, start=1)
 
 
+def transition_records(run) -> list[dict]:
+    """Per member: the transition record (`sims.transitions.record`) measured from step 1 (after the
+    catastrophic first step), with LC turning points at train / test / random points."""
+    if 1 not in run.steps:
+        return [None] * run.n_members
+    lc = {s: run.metric(f"lc_{s}") for s in plots.LC_SETS if f"lc_{s}" in run.metric_names}
+    return [transitions.record(run.steps, test=run.metric("test_acc")[:, e], train=run.metric("train_acc")[:, e],
+                               lc={s: v[:, e] for s, v in lc.items()}, start=1, time_per_step=run.config.lr)
+            for e in range(run.n_members)]
+
+
 def transition_steps(run) -> dict[str, int]:
     """The snapshot steps drawn as init / before / during / after the transition (member-mean test accuracy).
 
@@ -144,7 +155,8 @@ def figures(run) -> list:
     return out
 
 
-@register("xor-cluster", Config, presets=PRESETS, cpu_runtime="~2 min", figures=figures)
+@register("xor-cluster", Config, presets=PRESETS, cpu_runtime="~2 min", figures=figures,
+          transitions=transition_records)
 def build(members: Members, env: Env) -> Task:
     """XOR clusters: catastrophic then benign overfitting through grokking (Xu et al. 2024).
 
