@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -11,7 +12,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from . import engine, registry, store
+from . import engine, memory, registry, store
 from .config import ConfigError, Members, apply_overrides, config_hash, to_dict
 
 __all__ = ["Run", "RunView", "RunFailed", "run", "run_members", "load", "resume", "default_root"]
@@ -181,6 +182,8 @@ def run_members(sim, preset: str, members: Members, *, device: str = "auto", out
     env = engine.Env(dev, engine.resolve_dtype(members[0].dtype))
     if run_dir is not None and Path(run_dir).exists():
         raise ConfigError(f"run directory {run_dir} already exists; results are never overwritten")
+    store.check_root(out if out is not None else (default_root() if run_dir is None else Path(run_dir).parent))
+    memory.check(sim, members, dev, torch.empty(0, dtype=env.dtype).element_size())
     task = sim.build(members, env)
     n_threads, how = _thread_choice(sim, task, threads)
     meta = dict(sim=sim.name, preset=preset, seeds=members.seeds, config=to_dict(members[0]),
@@ -269,5 +272,9 @@ def _execute(sim, members, task, run_dir, ckpt, quiet, figures, log, n_threads) 
         summary["transitions"] = sim.transitions(r)
         store.write_json(run_dir / "summary.json", summary)
     if figures:
-        r.figures()
+        try:
+            r.figures()
+        except Exception as exc:  # the run is complete and kept; a figure that cannot be drawn is reported
+            warnings.warn(f"figures of {run_dir} could not be drawn ({type(exc).__name__}: {exc}); redraw with "
+                          f"`sims plot {run_dir}`")
     return r

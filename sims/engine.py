@@ -267,11 +267,11 @@ def _restore_frozen(state: _State, model: nn.Module) -> None:
 
 
 def _check_finite(state: _State, model: nn.Module, step: int, say) -> None:
-    """Members whose last loss or parameters are non-finite: reset to their last evaluated parameters, frozen."""
+    """Members whose last loss is non-finite, or whose squared parameter norm is (a parameter is NaN or inf, or
+    they are so large that every norm overflows the dtype): reset to their last evaluated parameters, frozen."""
     E = model.n_members
-    ok = torch.ones(E, dtype=torch.bool, device=state.active.device)
-    for p in model.parameters():
-        ok &= torch.isfinite(p.detach()).reshape(E, -1).all(dim=1)
+    sq = sum(p.detach().pow(2).reshape(E, -1).sum(dim=1) for p in model.parameters())  # [E], in the dtype
+    ok = torch.isfinite(sq)
     if state.last_losses is not None:
         ok &= torch.isfinite(state.last_losses.detach())
     newly = state.active & ~ok
@@ -279,7 +279,8 @@ def _check_finite(state: _State, model: nn.Module, step: int, say) -> None:
         with torch.no_grad():
             for k, p in model.named_parameters():
                 p[newly] = state.safe[k][newly]
-        _freeze(state, model, newly, step, "diverged", "the loss or the parameters became non-finite", say)
+        _freeze(state, model, newly, step, "diverged",
+                "the loss or the parameters became non-finite (or their squared norm overflowed)", say)
     for k, p in model.named_parameters():
         state.safe[k].copy_(p.detach())
 

@@ -54,7 +54,7 @@ def finish(ax, ylabel: str, *, steps=None, log: bool = False, title: str | None 
     """Label, grid and legend of a panel; a symlog step axis when `steps` is given; a log y axis if `log`."""
     if steps is not None:
         step_axis(ax, steps)
-    if log:
+    if log and _has_positive_data(ax):
         ax.set_yscale("log")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3, which="both")
@@ -62,6 +62,12 @@ def finish(ax, ylabel: str, *, steps=None, log: bool = False, title: str | None 
         ax.set_title(title, fontsize=9)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
+
+
+def _has_positive_data(ax) -> bool:
+    """Whether a log y axis can show anything (some finite positive value is drawn)."""
+    ys = [np.asarray(line.get_ydata(), dtype=np.float64) for line in ax.get_lines()]
+    return any(np.any(np.isfinite(y) & (y > 0)) for y in ys)
 
 
 def save(fig, path, *, title: str | None = None, dpi: int = 120) -> Path:

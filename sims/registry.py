@@ -38,6 +38,7 @@ class Simulation:
     kind: str = "trained"  # "trained" | "grid"
     memberwise: tuple[str, ...] = ("seed",)  # fields that may differ between the members of one ensemble
     transitions: Callable | None = None  # (run) -> per-member transition records (sims.transitions.record)
+    memory: Callable | None = None  # (members, itemsize) -> {part: bytes}, checked before anything is allocated
     description: str = ""
     doc: str = ""
 
@@ -48,13 +49,15 @@ _REGISTRY = _CATALOG.entries  # name -> Simulation (tests swap entries in and ou
 
 def register(name: str, config_cls: type, *, presets: Mapping[str, Mapping[str, Any]], cpu_runtime: str,
              figures: Callable | None = None, memberwise: Sequence[str] = ("seed",), kind: str = "trained",
-             transitions: Callable | None = None):
+             transitions: Callable | None = None, memory: Callable | None = None):
     """Decorator registering `build` as simulation `name`. Presets must include ci, default, paper.
 
     memberwise: the config fields that may differ between members of one ensemble (seed always may); the
     build function and the engine must honour per-member values of each (tested against one-member runs).
     transitions: for a setting with a generalisation transition, `fn(run) -> [record per member]`
     (`sims.transitions.record`), written into summary.json under 'transitions' when the run completes.
+    memory: `fn(members, itemsize) -> {part: bytes}`, a rough upper estimate checked against the device's free
+    memory before anything is allocated (`sims.memory`).
     """
 
     def deco(build: Callable) -> Callable:
@@ -70,6 +73,7 @@ def register(name: str, config_cls: type, *, presets: Mapping[str, Mapping[str, 
         doc = (build.__doc__ or "").strip()
         sim = Simulation(name, config_cls, build, dict(presets), figures, cpu_runtime, kind=kind,
                          memberwise=tuple(dict.fromkeys(("seed", *memberwise))), transitions=transitions,
+                         memory=memory,
                          description=doc.splitlines()[0] if doc else "", doc=doc)
         for preset in presets:  # every preset must resolve to a valid config
             resolve(sim, preset, {})
@@ -80,9 +84,10 @@ def register(name: str, config_cls: type, *, presets: Mapping[str, Mapping[str, 
 
 
 def register_grid(name: str, config_cls: type, *, presets: Mapping[str, Mapping[str, Any]], cpu_runtime: str,
-                  figures: Callable | None = None):
+                  figures: Callable | None = None, memory: Callable | None = None):
     """Decorator registering a grid simulation (see the module docstring); members differ in seed only."""
-    return register(name, config_cls, presets=presets, cpu_runtime=cpu_runtime, figures=figures, kind="grid")
+    return register(name, config_cls, presets=presets, cpu_runtime=cpu_runtime, figures=figures, kind="grid",
+                    memory=memory)
 
 
 def names() -> list[str]:

@@ -27,6 +27,7 @@ import platform
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -34,7 +35,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["RunDirError", "new_run_dir", "write_json", "read_json", "MetricsWriter", "read_metrics",
+__all__ = ["RunDirError", "check_root", "new_run_dir", "write_json", "read_json", "MetricsWriter", "read_metrics",
            "save_checkpoint", "load_checkpoint", "environment", "RunLock"]
 
 
@@ -76,18 +77,45 @@ def read_json(path: Path) -> Any:
         raise RunDirError(f"{path} is not valid JSON ({err}); the file is damaged") from None
 
 
+def check_root(root) -> Path:
+    """A root for run directories that can be used: not empty, not a file, writable (or creatable).
+
+    Raises RunDirError naming the problem; creates nothing.
+    """
+    if root is None or str(root).strip() == "":
+        raise RunDirError("--out is empty; give a directory")
+    root = Path(root)
+    existing = next((p for p in [root, *root.parents] if p.exists()), None)
+    if root.exists() and not root.is_dir():
+        raise RunDirError(f"--out {root} is a file, not a directory")
+    if existing is not None and not existing.is_dir():
+        raise RunDirError(f"--out {root}: {existing} is a file, not a directory")
+    if existing is not None:  # probe: can a file be made there? (os.access says yes to root everywhere)
+        try:
+            fd, probe = tempfile.mkstemp(dir=existing, prefix=".sims-write-test-")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as err:
+            raise RunDirError(f"--out {root}: cannot write in {existing} ({err.strerror or err})") from None
+    return root
+
+
 def new_run_dir(root: Path, sim: str, config: dict) -> Path:
-    """Create runs/<sim>/<timestamp>-<short-hash>/ (with figures/); the hash is of the config."""
+    """Create runs/<sim>/<timestamp>-<short-hash>/ (with figures/); the hash is of the config. Never reuses a
+    directory that exists (also when two processes start the same config in the same second)."""
     digest = hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:8]
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = Path(root) / sim
-    d = base / f"{stamp}-{digest}"
-    k = 1
-    while d.exists():
-        d = base / f"{stamp}-{digest}-{k}"
-        k += 1
-    (d / "figures").mkdir(parents=True)
-    return d
+    base = check_root(root) / sim
+    base.mkdir(parents=True, exist_ok=True)
+    for k in range(10_000):
+        d = base / (f"{stamp}-{digest}" + (f"-{k}" if k else ""))
+        try:
+            d.mkdir()
+        except FileExistsError:
+            continue
+        (d / "figures").mkdir()
+        return d
+    raise RunDirError(f"could not create a new run directory under {base}")
 
 
 class MetricsWriter:

@@ -213,13 +213,45 @@ def execute(groups: Sequence[Group], root: Path, *, device: str = "auto", worker
     return _execute_dask(groups, dirs, device, workers, scheduler, threads, retries, say)
 
 
-def _execute_dask(groups, dirs, device, workers, scheduler, threads, retries, say):
+def check_groups(groups: Sequence[Group], device: str) -> None:
+    """Validate every group's members and their memory estimate on `device` before anything runs."""
+    import torch
+
+    from . import engine, memory
+
+    dev = engine.resolve_device(device)
+    for g in groups:
+        members = g.members()
+        itemsize = torch.empty(0, dtype=engine.resolve_dtype(members[0].dtype)).element_size()
+        memory.check(registry.get(g.sim), members, dev, itemsize)
+
+
+def check_executor(workers: int, scheduler: str | None, *, timeout_s: float = 5.0) -> None:
+    """Raise ConfigError for workers < 0, a missing Dask, or a scheduler that is malformed or does not answer
+    within `timeout_s` (checked before anything is written)."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ConfigError(f"workers must be an integer >= 1 (or 0 to run here without Dask); got {workers!r}")
+    if scheduler is None and workers == 0:
+        return
     try:
-        from dask.distributed import Client, LocalCluster, as_completed
+        from dask.distributed import Client
     except ImportError as exc:
         raise ConfigError("Dask sweeps need the 'dask' extra: pip install 'implicit-bias-lab[dask]'") from exc
-    if scheduler is None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise ConfigError(f"workers must be an integer >= 1 (0 runs here without Dask); got {workers!r}")
+    if scheduler is None:
+        return
+    if not isinstance(scheduler, str) or "://" not in scheduler and ":" not in scheduler:
+        raise ConfigError(f"--scheduler must be an address like tcp://HOST:8786; got {scheduler!r}")
+    try:
+        with Client(scheduler, timeout=f"{timeout_s}s"):
+            pass
+    except (OSError, ValueError, TypeError) as err:
+        raise ConfigError(f"cannot reach the Dask scheduler {scheduler!r} within {timeout_s:g} s: "
+                          f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
+
+
+def _execute_dask(groups, dirs, device, workers, scheduler, threads, retries, say):
+    from dask.distributed import Client, LocalCluster, as_completed
+
     results: list[dict] = [dict(dir=d, status="pending") for d in dirs]
     cluster = None if scheduler is not None else LocalCluster(
         n_workers=workers, threads_per_worker=1, host="127.0.0.1", dashboard_address=None, processes=True)
@@ -256,9 +288,12 @@ def sweep(name: str, grid: Mapping[str, Sequence[Any]], *, preset: str = "defaul
     """Run the grid; returns the index written to <out>/sweep.json (with its directory under 'dir')."""
     points = plan(name, grid, preset=preset, seeds=seeds, base=base)
     groups = group(points, cap=cap)
+    check_groups(groups, device)
+    check_executor(workers, scheduler)
     spec = dict(sim=name, preset=preset, grid={k: list(v) for k, v in grid.items()}, base=dict(base or {}),
                 seeds=seeds)
-    root = Path(out) if out is not None else api.default_root() / "sweeps" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    root = store.check_root(out) if out is not None else (
+        api.default_root() / "sweeps" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
     _claim_directory(root, spec)
     say = log or (lambda m: None)
     say(f"plan: {len(points)} point(s) in {len(groups)} ensemble run(s): "
@@ -278,8 +313,7 @@ def sweep(name: str, grid: Mapping[str, Sequence[Any]], *, preset: str = "defaul
 
 def _claim_directory(root: Path, spec: dict) -> None:
     """Create the sweep directory, or accept it when it holds the same sweep; refuse anything else."""
-    if root.exists() and not root.is_dir():
-        raise ConfigError(f"--out {root} is a file, not a directory")
+    store.check_root(root)
     index = root / "sweep.json"
     if index.exists():
         old = store.read_json(index)
@@ -288,13 +322,7 @@ def _claim_directory(root: Path, spec: dict) -> None:
                               "another --out (results are never overwritten)")
     elif root.exists() and any(root.iterdir()):
         raise ConfigError(f"--out {root} is not empty and holds no sweep; choose another directory")
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        probe = root / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise ConfigError(f"cannot write to --out {root}: {err.strerror or err}") from None
+    root.mkdir(parents=True, exist_ok=True)
 
 
 def _point_rows(points: Sequence[Point], groups: Sequence[Group], results: Sequence[dict]) -> list[dict]:

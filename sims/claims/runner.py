@@ -93,6 +93,10 @@ def reproduce(key: str, *, preset: str = "default", out: Path | None = None, dev
     """
     paper = get_claims(key)
     specs, points, groups = _plan(paper, preset, seed)  # raises ConfigError before anything is written
+    sweep.check_groups(groups, device)
+    sweep.check_executor(workers, scheduler)
+    if out is not None:
+        store.check_root(out)
     tag = f"{key}-{preset}" + (f"-seed{seed}" if seed is not None else "")
     out = Path(out) if out is not None else api.default_root() / "reproduce" / f"{tag}-{time.strftime('%Y%m%d-%H%M%S')}"
     (out / "figures").mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from ..config import ProbedConfig, param
 from ..nn import make_generators
 
 __all__ = ["logistic_loss", "sign_accuracy", "squared_loss", "cross_entropy", "argmax_accuracy", "make_probe",
-           "TwoLayerConfig"]
+           "TwoLayerConfig", "two_layer_memory"]
 
 
 def logistic_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -57,6 +57,17 @@ class TwoLayerConfig(ProbedConfig):
     steps: int = param(600, "number of GD steps", low=0)
     n_evals: int = param(40, "number of evaluation points (log-spaced plus linear, with 0 and the last step)",
                          low=2)
+
+
+def two_layer_memory(members, itemsize: int) -> dict:
+    """Rough bytes of a two-layer setting: data (and float64 training copies for margins), parameters with
+    their copies (`sims.memory.PARAM_COPIES`), and activations of train and test points."""
+    from ..memory import PARAM_COPIES
+
+    c, E = members[0], len(members)
+    points = c.n + c.n_test
+    return dict(data=E * (points * c.d * itemsize + c.n * c.d * 8), parameters=E * PARAM_COPIES * c.d * c.width * itemsize,
+                activations=4 * E * points * c.width * itemsize)
 
 
 def make_probe(cfg, seeds, *, train: torch.Tensor, test: torch.Tensor, radius=None):

@@ -157,6 +157,16 @@ def _baseline(cfg: Config, W_star, x, y, sensing: bool) -> list[dict]:
     return out
 
 
+def memory(members: Members, itemsize: int) -> dict:
+    """Rough bytes: the factors with their copies, the end-to-end products, and the observations (sensing
+    stores n_obs measurement matrices of n x n; completion only positions)."""
+    from ..memory import PARAM_COPIES
+
+    c, E = members[0], len(members)
+    return dict(parameters=E * (PARAM_COPIES + 2) * c.depth * c.n * c.n * itemsize,
+                observations=E * c.n_obs * c.n * c.n * itemsize)
+
+
 def _velocity_snapshots(cfg: DynamicsConfig) -> tuple[int, ...]:
     """Steps s and s+1 for `velocity_checks` values of s spread evenly over (0, steps)."""
     k = cfg.velocity_checks
@@ -317,6 +327,8 @@ def velocity_check(run, *, top: int | None = None, min_fraction: float = 0.1, ma
         W0.requires_grad_(True)
         grad, = torch.autograd.grad(squared_loss(task.model.read(W0, task.x), task.y).sum(), W0)
         for e in range(W0.shape[0]):
+            if not (torch.isfinite(W0[e]).all() and torch.isfinite(W1[e]).all()):
+                continue  # a diverged member: nothing to check
             gap, pred, meas, used = metrics.velocity_rows(W0[e].detach().numpy(), W1[e].numpy(), grad[e].numpy(),
                                                           [f[e] for f in factors], cfg.depth, cfg.lr, top=top,
                                                           min_fraction=min_fraction, max_gap=max_gap)
@@ -361,7 +373,7 @@ DYNAMICS_PRESETS = {
 
 
 @register("dmf-completion", Config, presets=COMPLETION_PRESETS, cpu_runtime="~15 s (depth 3) + ~6 s baseline",
-          figures=figures)
+          figures=figures, memory=memory)
 def build_completion(members: Members, env: Env) -> Task:
     """Matrix completion by a depth-N factorisation against nuclear-norm minimisation (Arora et al. 2019).
 
@@ -375,7 +387,7 @@ def build_completion(members: Members, env: Env) -> Task:
 
 
 @register("dmf-sensing", Config, presets=SENSING_PRESETS, cpu_runtime="~15 s (depth 3) + ~20 s baseline",
-          figures=figures)
+          figures=figures, memory=memory)
 def build_sensing(members: Members, env: Env) -> Task:
     """Matrix sensing from Gaussian measurements by a depth-N factorisation against nuclear norm (Arora et al. 2019).
 
@@ -387,7 +399,7 @@ def build_sensing(members: Members, env: Env) -> Task:
 
 
 @register("dmf-dynamics", DynamicsConfig, presets=DYNAMICS_PRESETS, cpu_runtime="~20 s (depth 3)",
-          figures=dynamics_figures)
+          figures=dynamics_figures, memory=memory)
 def build_dynamics(members: Members, env: Env) -> Task:
     """Singular values of a deep factorisation under plain GD: learned one at a time (Arora et al. 2019, Thm 3).
 

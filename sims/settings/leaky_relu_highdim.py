@@ -30,7 +30,7 @@ from ..data import gaussian_mixture, per_member
 from ..engine import Env, Task
 from ..nn import TwoLayerNet, make_generators
 from ..registry import register
-from .common import TwoLayerConfig, logistic_loss, make_probe, sign_accuracy
+from .common import TwoLayerConfig, logistic_loss, make_probe, sign_accuracy, two_layer_memory
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,8 @@ def figures(run) -> list:
     return out
 
 
-@register("leaky-relu-highdim", Config, presets=PRESETS, cpu_runtime="~1 min", figures=figures)
+@register("leaky-relu-highdim", Config, presets=PRESETS, cpu_runtime="~1 min", figures=figures,
+          memory=two_layer_memory)
 def build(members: Members, env: Env) -> Task:
     """Leaky-ReLU nets on nearly orthogonal data: low stable rank and a max-margin linear boundary (Frei et al. 2023).
 

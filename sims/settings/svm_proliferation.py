@@ -73,7 +73,13 @@ def figures(run) -> list:
     return [plots.save(fig, run.dir / "figures" / "proliferation.png")]
 
 
-@register_grid("svm-proliferation", Config, presets=PRESETS, cpu_runtime="~10 s", figures=figures)
+def memory(members: Members, itemsize: int) -> dict:
+    """Rough bytes of one solve at the largest dimension (the data, its Gram matrix and the solver's copies)."""
+    c = members[0]
+    return dict(data=4 * c.n * max(dimensions(c)) * 8 + 8 * c.n * c.n * 8)
+
+
+@register_grid("svm-proliferation", Config, presets=PRESETS, cpu_runtime="~10 s", figures=figures, memory=memory)
 def build(members: Members, env: Env) -> GridTask:
     """Support-vector proliferation: all points become support vectors near d = 2 n log n (Hsu et al. 2021).
 

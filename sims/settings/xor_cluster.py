@@ -26,7 +26,7 @@ from ..data import per_member, xor_clusters
 from ..engine import Env, Task, eval_schedule
 from ..nn import TwoLayerNet, make_generators
 from ..registry import register
-from .common import TwoLayerConfig, logistic_loss, make_probe, sign_accuracy
+from .common import TwoLayerConfig, logistic_loss, make_probe, sign_accuracy, two_layer_memory
 
 
 @dataclass(frozen=True)
@@ -69,9 +69,11 @@ def _member_data(run):
 def transition(run) -> transitions.Crossing | None:
     """The generalisation transition: where the member-mean test accuracy has moved half the way from its
     value after step 1 (catastrophic overfitting) to its final value (`sims.transitions.fraction_step`)."""
-    if 1 not in run.steps:
+    acc = run.metric("test_acc")
+    if 1 not in run.steps or not np.isfinite(acc).all(axis=0).any():
         return None
-    return transitions.fraction_step(run.steps, np.nanmean(run.metric("test_acc"), axis=1), 0.5, start=1)
+    return transitions.fraction_step(run.steps, np.nanmean(acc[:, np.isfinite(acc).all(axis=0)], axis=1), 0.5,
+                                     start=1)
 
 
 def transition_records(run) -> list[dict]:
@@ -156,7 +158,7 @@ def figures(run) -> list:
 
 
 @register("xor-cluster", Config, presets=PRESETS, cpu_runtime="~2 min", figures=figures,
-          transitions=transition_records)
+          transitions=transition_records, memory=two_layer_memory)
 def build(members: Members, env: Env) -> Task:
     """XOR clusters: catastrophic then benign overfitting through grokking (Xu et al. 2024).
 

@@ -31,24 +31,6 @@ def test_expand_and_plan():
         sw.parse_grid(["lr"])
 
 
-@pytest.mark.parametrize("grid,message", [
-    ({"width": "816"}, "a string is one value"),
-    ({"width": []}, "has no values"),
-    ({"width": [8, 8]}, "repeats a value"),
-    ({"seed": [0, 0]}, "repeats a value"),
-])
-def test_bad_grids_are_errors(grid, message):
-    with pytest.raises(ConfigError, match=message):
-        sw.plan("xor-cluster", grid, preset="ci")
-
-
-def test_same_configuration_twice_is_an_error():
-    with pytest.raises(ConfigError, match="same configuration twice"):
-        sw.plan("xor-cluster", {"lr": ["1", "1.0"]}, preset="ci")
-    with pytest.raises(ConfigError, match="given twice"):
-        sw.parse_grid(["width=8", "width=16"])
-
-
 def test_group_ids_are_stable_and_distinct():
     a = sw.group(sw.plan("xor-cluster", {"width": [8, 16]}, preset="ci", seeds=2))
     b = sw.group(sw.plan("xor-cluster", {"width": [8, 16]}, preset="ci", seeds=2))
