@@ -149,10 +149,14 @@ def load(run_dir: str | Path) -> Run:
 
 @contextmanager
 def _threads(n: int):
+    """torch's intra-op threads and numpy's BLAS threads (threadpoolctl) at `n` inside the block."""
+    from threadpoolctl import threadpool_limits
+
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
-        yield
+        with threadpool_limits(limits=n, user_api="blas"):
+            yield
     finally:
         torch.set_num_threads(before)
 

@@ -86,7 +86,8 @@ def cmd_show(args) -> int:
     from . import registry
 
     sim = registry.get(args.name)
-    print(f"{sim.name}: {sim.doc}\n\ndefault preset on a 2-core CPU: {sim.cpu_runtime}\n\nfields:")
+    print(f"{sim.name} ({sim.kind}): {sim.doc}\n\ndefault preset on a 2-core CPU: {sim.cpu_runtime}\n"
+          f"member-wise fields (may differ within one ensemble): {', '.join(sim.memberwise)}\n\nfields:")
     rows = field_info(sim.config_cls)
     w = max(len(r["name"]) for r in rows)
     for r in rows:
@@ -133,8 +134,15 @@ def cmd_run(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from . import api
+    from . import api, sweep
 
+    if (Path(args.run_dir) / "sweep.json").exists():
+        if not (args.x and args.y):
+            raise ConfigError("a sweep directory needs --x KEY and --y METRIC (and optionally --hue KEY)")
+        print(f"figure: {sweep.figure(args.run_dir, args.x, args.y, args.hue)}")
+        return EXIT_OK
+    if args.x or args.y or args.hue:
+        raise ConfigError(f"--x/--y/--hue are for sweep directories; {args.run_dir} holds no sweep.json")
     run = api.load(args.run_dir)
     for f in run.figures():
         print(f"figure: {f}")
@@ -169,6 +177,7 @@ def cmd_sweep(args) -> int:
         raise ConfigError(f"{both} given both as --grid and as --set; give each key once")
     index = sweep(args.name, grid, preset=args.preset, seeds=args.seeds, base=base, out=args.out,
                   device=args.device, workers=args.workers, scheduler=args.scheduler, threads=args.threads,
+                  figures=args.figures,
                   log=(lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr)))
     for g in index["groups"]:
         print(f"{g['status']:<11} {len(g['members'])} member(s) -> {g['dir']}")
@@ -205,9 +214,13 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--workers", type=int, default=0, help="Dask LocalCluster workers on 127.0.0.1 (0: run here)")
     sw.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://10.0.0.5:8786")
     sw.add_argument("--threads", type=int, help="CPU threads per run (default: timed per run)")
+    sw.add_argument("--figures", action="store_true", help="also draw each ensemble run's standard figures")
     sw.add_argument("--quiet", action="store_true")
-    pl = sub.add_parser("plot", help="redraw the figures of a run")
-    pl.add_argument("run_dir")
+    pl = sub.add_parser("plot", help="redraw the figures of a run, or plot a sweep's results")
+    pl.add_argument("run_dir", help="a run directory, or a sweep directory (with --x and --y)")
+    pl.add_argument("--x", help="sweep: the swept parameter on the x axis")
+    pl.add_argument("--y", help="sweep: the final metric on the y axis")
+    pl.add_argument("--hue", help="sweep: one line per value of this parameter")
     rp = sub.add_parser("reproduce", help="run a paper's claims and write report.md / report.json")
     rp.add_argument("key", help="paper key, e.g. xu2024")
     rp.add_argument("--preset", default="default")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import decimal
 import difflib
+import functools
 import hashlib
 import json
 import math
@@ -73,9 +74,13 @@ class GridConfig:
     dtype: str = param("float64", "floating-point type", choices=("float32", "float64"))
 
 
+@functools.lru_cache(maxsize=None)
+def _hints(cls: type) -> dict:
+    return typing.get_type_hints(cls)
+
+
 def _type_of(cls: type, f: dataclasses.Field) -> type:
-    hints = typing.get_type_hints(cls)
-    return hints[f.name]
+    return _hints(cls)[f.name]
 
 
 def field_info(cls: type) -> list[dict]:
@@ -182,7 +187,7 @@ def with_defaults(base: type, **defaults: Any) -> type:
     unknown = sorted(set(defaults) - set(fields))
     if unknown:
         raise ValueError(f"{base.__name__} has no fields {unknown}")
-    hints = typing.get_type_hints(base)
+    hints = _hints(base)
     spec = [(k, hints[k], dataclasses.field(default=v, metadata=fields[k].metadata)) for k, v in defaults.items()]
     return dataclasses.make_dataclass(base.__name__, spec, bases=(base,), frozen=True)
 
@@ -238,3 +243,11 @@ class Members(tuple):
         """Per member, the fields in which it differs from the others (at least its seed)."""
         names = [f.name for f in dataclasses.fields(self[0]) if f.name == "seed" or not self.uniform(f.name)]
         return [{k: getattr(c, k) for k in names} for c in self]
+
+    def configurations(self) -> list[tuple[dict, list[int]]]:
+        """The distinct configurations among the members, up to the seed: [(fields that differ, member indices)],
+        in order of first appearance; one entry ({}, all members) when the members differ only in seed."""
+        groups: dict[tuple, list[int]] = {}
+        for e, o in enumerate(self.overrides()):
+            groups.setdefault(tuple((k, v) for k, v in o.items() if k != "seed"), []).append(e)
+        return [(dict(k), idx) for k, idx in groups.items()]

@@ -11,8 +11,17 @@ from typing import Callable, Sequence
 
 import torch
 
-__all__ = ["per_member", "xor_clusters", "gaussian_mixture", "flip_labels", "low_rank_matrix", "completion_data",
+__all__ = ["per_member", "for_members", "xor_clusters", "gaussian_mixture", "flip_labels", "low_rank_matrix", "completion_data",
            "sensing_data"]
+
+
+def _stack(outs, dtype, device) -> tuple[torch.Tensor, ...]:
+    """Stack the members' returned tensors on dim 0; floating ones cast to `dtype`, all moved to `device`."""
+    stacked = []
+    for parts in zip(*outs):
+        t = torch.stack(parts)
+        stacked.append(t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype))
+    return tuple(stacked)
 
 
 def per_member(fn: Callable, generators: Sequence[torch.Generator], *args, dtype=torch.float32, device="cpu",
@@ -21,12 +30,14 @@ def per_member(fn: Callable, generators: Sequence[torch.Generator], *args, dtype
 
     Floating tensors are cast to `dtype`; everything is moved to `device`.
     """
-    outs = [fn(*args, generator=g, **kwargs) for g in generators]
-    stacked = []
-    for parts in zip(*outs):
-        t = torch.stack(parts)
-        stacked.append(t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype))
-    return tuple(stacked)
+    return _stack([fn(*args, generator=g, **kwargs) for g in generators], dtype, device)
+
+
+def for_members(fn: Callable, members: Sequence, generators: Sequence[torch.Generator], *, dtype=torch.float32,
+                device="cpu") -> tuple[torch.Tensor, ...]:
+    """Like `per_member`, for data whose parameters may differ between members (member-wise config fields such
+    as the noise rate): `fn(cfg, generator)` with member e's config and generator, stacked on dim 0."""
+    return _stack([fn(c, g) for c, g in zip(members, generators)], dtype, device)
 
 
 def flip_labels(y: torch.Tensor, rate: float, generator: torch.Generator) -> torch.Tensor:

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import store
+from . import optim, store
 from .config import Members, config_hash
 from .nn import make_generators
 
@@ -201,18 +201,11 @@ class _State:
     last: dict = field(default_factory=dict)  # the last evaluation's metrics
 
 
-def _default_optimizer(cfg, params):
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    raise ValueError(f"optimizer must be 'sgd' or 'adamw'; got {cfg.optimizer!r}")
-
-
 def _new_state(task: Task, members: Members, resume: dict | None) -> _State:
     model, E = task.model, task.model.n_members
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = task.make_optimizer(params) if task.make_optimizer else _default_optimizer(members[0], params)
+    opt = task.make_optimizer(params) if task.make_optimizer else optim.make(
+        members[0].optimizer, params, members.values("lr"), members.values("weight_decay"), members[0].momentum)
     device = task.x.device
     named = {k: p.detach().clone() for k, p in model.named_parameters()}
     state = _State(opt=opt, batch_gens=make_generators(members.seeds, "batches"),

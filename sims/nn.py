@@ -68,16 +68,26 @@ def activation(name: str, slope: float = 0.0) -> nn.Module:
 
 
 def _stack_draws(generators, shape, draw, dtype) -> torch.Tensor:
-    """Stack one CPU draw per member: [E, *shape]."""
-    return torch.stack([draw(shape, g, dtype) for g in generators])
+    """Stack one CPU draw per member: [E, *shape]; `draw(shape, generator, dtype, e)`."""
+    return torch.stack([draw(shape, g, dtype, e) for e, g in enumerate(generators)])
 
 
-def _normal(std: float):
-    return lambda shape, g, dtype: torch.randn(shape, generator=g, dtype=dtype) * std
+def per_member(value: float | Sequence[float], E: int, name: str) -> list[float]:
+    """A scalar hyperparameter of a model (an init scale) as one value per member."""
+    values = [float(v) for v in value] if isinstance(value, (list, tuple)) else [float(value)] * E
+    if len(values) != E:
+        raise ValueError(f"{name} must be one value or one per member ({E}); got {len(values)} values")
+    return values
+
+
+def _normal(std: float | Sequence[float]):
+    """N(0, std^2), or N(0, std[e]^2) for member e."""
+    return lambda shape, g, dtype, e: torch.randn(shape, generator=g, dtype=dtype) * (
+        std[e] if isinstance(std, (list, tuple)) else std)
 
 
 def _uniform(bound: float):
-    return lambda shape, g, dtype: (torch.rand(shape, generator=g, dtype=dtype) * 2 - 1) * bound
+    return lambda shape, g, dtype, e: (torch.rand(shape, generator=g, dtype=dtype) * 2 - 1) * bound
 
 
 class EnsembleLinear(nn.Module):
@@ -85,7 +95,8 @@ class EnsembleLinear(nn.Module):
 
     weight: [E, in, out] (stored input-major so the forward is one `baddbmm`); bias: [E, 1, out].
     Default init is PyTorch's `nn.Linear` rule, U(-1/sqrt(in), 1/sqrt(in)) for weight and bias,
-    drawn per member from `generators`; `std` instead draws the weight from N(0, std^2).
+    drawn per member from `generators`; `std` instead draws the weight from N(0, std^2) (a list: std[e] for
+    member e).
     """
 
     def __init__(
@@ -95,13 +106,16 @@ class EnsembleLinear(nn.Module):
         generators: Sequence[torch.Generator],
         *,
         bias: bool = True,
-        std: float | None = None,
+        std: float | Sequence[float] | None = None,
         dtype: torch.dtype = torch.float32,
     ):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         bound = 1.0 / math.sqrt(in_features)
-        draw_w = _normal(std) if std is not None else _uniform(bound)
+        if std is None:
+            draw_w = _uniform(bound)
+        else:
+            draw_w = _normal(per_member(std, len(generators), "std") if isinstance(std, (list, tuple)) else std)
         self.weight = nn.Parameter(_stack_draws(generators, (in_features, out_features), draw_w, dtype))
         if bias:
             self.bias = nn.Parameter(_stack_draws(generators, (1, out_features), _uniform(bound), dtype))
@@ -203,14 +217,15 @@ class EnsembleSequential(nn.Sequential):
 class TwoLayerNet(EnsembleSequential):
     """f(x) = sum_j a_j phi(<w_j, x>): the two-layer net of Frei et al. 2023 and Xu et al. 2024.
 
-    First layer W [E, d, m] ~ N(0, init_scale^2), no bias. Second layer a [E, m, 1], no bias,
+    First layer W [E, d, m] ~ N(0, init_scale^2) (a list: init_scale[e] for member e), no bias. Second
+    layer a [E, m, 1], no bias,
     a_j = +1/sqrt(m) for the first half of the units and -1/sqrt(m) for the rest (balanced), fixed
     at init unless `train_second`. phi is ReLU, or leaky ReLU max(slope z, z).
     Output: [E, N, 1].
     """
 
     def __init__(self, d: int, width: int, generators: Sequence[torch.Generator], *,
-                 act: str = "relu", slope: float = 0.0, init_scale: float = 1.0,
+                 act: str = "relu", slope: float = 0.0, init_scale: float | Sequence[float] = 1.0,
                  train_second: bool = False, dtype: torch.dtype = torch.float32):
         E = len(generators)
         first = EnsembleLinear(d, width, generators, bias=False, std=init_scale, dtype=dtype)
@@ -257,7 +272,7 @@ class DeepMatrixFactorization(nn.Module):
 
     Factors `factors[j]` = W_{j+1}: [E, n, n], no bias, each drawn from N(0, s^2) with
     s = init_scale^(1/N) / sqrt(n), so that ||W(0)||_F ~ init_scale * sqrt(n) at every depth (the
-    authors' rule). Depth 1 is the matrix itself, trained directly.
+    authors' rule; a list of init scales: one per member). Depth 1 is the matrix itself, trained directly.
 
     `matrix()` is the end-to-end product [E, n, n]. `model(x)` reads it through measurements:
     x [E, k, 2] long = observed positions (i, j) -> entries W[e, i, j], [E, k] (completion); or
@@ -266,15 +281,15 @@ class DeepMatrixFactorization(nn.Module):
     ordinary linear network x -> W x. The model has no activation modules (LC does not apply).
     """
 
-    def __init__(self, n: int, depth: int, generators: Sequence[torch.Generator], *, init_scale: float = 1e-3,
-                 dtype: torch.dtype = torch.float32):
+    def __init__(self, n: int, depth: int, generators: Sequence[torch.Generator], *,
+                 init_scale: float | Sequence[float] = 1e-3, dtype: torch.dtype = torch.float32):
         super().__init__()
         if depth < 1:
             raise ValueError(f"depth (number of factors) must be >= 1; got {depth}")
         if n < 1:
             raise ValueError(f"matrix size n must be >= 1; got {n}")
         self.n, self.depth = n, depth
-        std = init_scale ** (1.0 / depth) / math.sqrt(n)
+        std = [s ** (1.0 / depth) / math.sqrt(n) for s in per_member(init_scale, len(generators), "init_scale")]
         self.factors = nn.ParameterList(
             nn.Parameter(_stack_draws(generators, (n, n), _normal(std), dtype)) for _ in range(depth))
 

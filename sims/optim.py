@@ -1,18 +1,135 @@
-"""Optimisers for ensembles whose state is per member (not per element).
+"""Optimisers for ensembles whose hyperparameters or state are per member (not per element).
 
-`ScalarRMSprop` is the optimiser of Arora, Cohen, Hu, Luo (2019), the authors' "GroupRMSprop": RMSprop
-with one scalar second moment, the EMA of the total squared gradient norm, instead of one per element.
-Over an ensemble (parameters [E, ...]) it keeps one such scalar per member, so member e of an
-E-member run takes exactly the steps of a one-member run.
+Every parameter has a leading member dimension E. Elementwise optimisers with one learning rate are E
+independent optimisers already (torch's SGD and AdamW); the classes here add per-member learning rates and
+weight decays ([E] values), so that points of a sweep that differ only in lr or weight decay train as one
+ensemble, each member exactly as its own one-member run (tested in float64):
+
+- `EnsembleSGD`: torch.optim.SGD's update (momentum, L2 weight decay) with lr[e], weight_decay[e];
+- `EnsembleAdamW`: torch.optim.AdamW's update (decoupled weight decay) with lr[e], weight_decay[e];
+- `ScalarRMSprop`: the optimiser of Arora, Cohen, Hu, Luo (2019), the authors' "GroupRMSprop": RMSprop with
+  one scalar second moment per member, the EMA of the member's total squared gradient norm.
+
+`make(name, params, lr, weight_decay, momentum)` returns torch's own optimiser when every member shares lr
+and weight decay (the fastest path), else the ensemble version.
 """
 
 from __future__ import annotations
 
-from typing import Iterable
+import math
+from typing import Iterable, Sequence
 
 import torch
 
-__all__ = ["ScalarRMSprop"]
+__all__ = ["ScalarRMSprop", "EnsembleSGD", "EnsembleAdamW", "make"]
+
+
+def _per_member(value: float | Sequence[float], E: int, like: torch.Tensor, name: str) -> torch.Tensor:
+    """A hyperparameter as an [E] tensor (a scalar is every member's value)."""
+    v = torch.as_tensor(value, dtype=like.dtype, device=like.device).reshape(-1)
+    if v.numel() == 1:
+        v = v.expand(E)
+    if v.numel() != E or not bool(torch.isfinite(v).all()) or bool((v < 0).any()):
+        raise ValueError(f"{name} must be one finite value >= 0 or one per member ({E}); got {value!r}")
+    return v
+
+
+def _members(params: list[torch.Tensor]) -> int:
+    E = params[0].shape[0] if params and params[0].dim() > 0 else 0
+    if E == 0 or any(p.dim() == 0 or p.shape[0] != E for p in params):
+        raise ValueError("every parameter must have the same leading member dimension E; got shapes "
+                         f"{[tuple(p.shape) for p in params]}")
+    return E
+
+
+def _view(v: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    return v.view(-1, *([1] * (p.dim() - 1)))
+
+
+class EnsembleSGD(torch.optim.Optimizer):
+    """torch.optim.SGD (no dampening, no Nesterov) with a learning rate and an L2 weight decay per member:
+
+        g = grad + wd[e] p;  buf = momentum buf + g (buf = g at the first step);  p <- p - lr[e] buf
+    """
+
+    def __init__(self, params: Iterable[torch.nn.Parameter], lr, momentum: float = 0.0, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
+        for group in self.param_groups:
+            _members(group["params"])
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            E = _members(group["params"])
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                lr, wd = (_per_member(group[k], E, p, k) for k in ("lr", "weight_decay"))
+                g = p.grad + _view(wd, p) * p
+                if group["momentum"]:
+                    state = self.state[p]
+                    buf = state.get("momentum_buffer")
+                    state["momentum_buffer"] = buf = g.clone() if buf is None else buf.mul_(group["momentum"]).add_(g)
+                    g = buf
+                p.sub_(_view(lr, p) * g)
+        return loss
+
+
+class EnsembleAdamW(torch.optim.Optimizer):
+    """torch.optim.AdamW with a learning rate and a decoupled weight decay per member:
+
+        p <- p (1 - lr[e] wd[e]);  m, v: the usual moments;  p <- p - lr[e] m_hat / (sqrt(v_hat) + eps)
+    """
+
+    def __init__(self, params: Iterable[torch.nn.Parameter], lr, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay=0.01):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+        for group in self.param_groups:
+            _members(group["params"])
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            E, (b1, b2) = _members(group["params"]), group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                lr, wd = (_per_member(group[k], E, p, k) for k in ("lr", "weight_decay"))
+                state = self.state[p]
+                if not state:
+                    state.update(step=0, exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
+                state["step"] += 1
+                t = state["step"]
+                p.mul_(1 - _view(lr * wd, p))
+                state["exp_avg"].lerp_(p.grad, 1 - b1)
+                state["exp_avg_sq"].mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                denom = (state["exp_avg_sq"].sqrt() / math.sqrt(1 - b2**t)).add_(group["eps"])
+                p.sub_(_view(lr / (1 - b1**t), p) * state["exp_avg"] / denom)
+        return loss
+
+
+def make(name: str, params: list[torch.nn.Parameter], lr: Sequence[float], weight_decay: Sequence[float],
+         momentum: float = 0.0) -> torch.optim.Optimizer:
+    """The optimiser `name` ('sgd' or 'adamw') for per-member lr and weight decay ([E] lists): torch's own when
+    every member has the same values, else `EnsembleSGD` / `EnsembleAdamW`."""
+    shared = len(set(lr)) == 1 and len(set(weight_decay)) == 1
+    if name == "sgd":
+        if shared:
+            return torch.optim.SGD(params, lr=lr[0], momentum=momentum, weight_decay=weight_decay[0])
+        return EnsembleSGD(params, lr=list(lr), momentum=momentum, weight_decay=list(weight_decay))
+    if name == "adamw":
+        if shared:
+            return torch.optim.AdamW(params, lr=lr[0], weight_decay=weight_decay[0])
+        return EnsembleAdamW(params, lr=list(lr), weight_decay=list(weight_decay))
+    raise ValueError(f"optimizer must be 'sgd' or 'adamw'; got {name!r}")
 
 
 class ScalarRMSprop(torch.optim.Optimizer):
@@ -21,7 +138,7 @@ class ScalarRMSprop(torch.optim.Optimizer):
     For member e at step t (all parameters p of shape [E, ...] share the member dimension):
 
         v_e <- alpha v_e + (1 - alpha) sum_p ||grad_p[e]||^2       (EMA of the total squared gradient norm)
-        p[e] <- p[e] - lr * grad_p[e] / (sqrt(v_e / (1 - alpha^t)) + eps)
+        p[e] <- p[e] - lr[e] * grad_p[e] / (sqrt(v_e / (1 - alpha^t)) + eps)
 
     the authors' GroupRMSprop (github.com/roosephu/deep_matrix_factorization) with bias correction.
     Since the normaliser is a scalar per member, each member follows gradient descent on its own
@@ -32,9 +149,10 @@ class ScalarRMSprop(torch.optim.Optimizer):
     gradient contribute nothing to the norm and are not moved.
     """
 
-    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float = 1e-3, alpha: float = 0.99, eps: float = 1e-4):
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0; got {lr}")
+    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float | Sequence[float] = 1e-3, alpha: float = 0.99,
+                 eps: float = 1e-4):
+        if not all(v > 0 for v in (lr if isinstance(lr, (list, tuple)) else [lr])):
+            raise ValueError(f"lr must be > 0 (one value, or one per member); got {lr}")
         if not 0 <= alpha < 1:
             raise ValueError(f"alpha must be in [0, 1); got {alpha}")
         if not eps >= 0:
@@ -43,12 +161,7 @@ class ScalarRMSprop(torch.optim.Optimizer):
         if len(self.param_groups) != 1:
             raise ValueError(f"ScalarRMSprop takes one parameter group (one normaliser per member); "
                              f"got {len(self.param_groups)}")
-        params = self.param_groups[0]["params"]
-        E = params[0].shape[0] if params[0].dim() > 0 else 0
-        if E == 0 or any(p.dim() == 0 or p.shape[0] != E for p in params):
-            raise ValueError("every parameter must have the same leading member dimension E; got shapes "
-                             f"{[tuple(p.shape) for p in params]}")
-        self.n_members = E
+        self.n_members = _members(self.param_groups[0]["params"])
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -69,7 +182,8 @@ class ScalarRMSprop(torch.optim.Optimizer):
         sq = sum(p.grad.reshape(E, -1).pow(2).sum(dim=1) for p in params)  # [E]
         state["square_avg"].mul_(alpha).add_(sq, alpha=1 - alpha)
         bias = 1 - alpha ** state["step"]
-        scale = group["lr"] / ((state["square_avg"] / bias).sqrt() + group["eps"])  # [E]
+        lr = _per_member(group["lr"], E, state["square_avg"], "lr")
+        scale = lr / ((state["square_avg"] / bias).sqrt() + group["eps"])  # [E]
         for p in params:
             p.sub_(p.grad * scale.view(E, *([1] * (p.dim() - 1))))
         return loss

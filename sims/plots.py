@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["figure", "band", "step_axis", "finish", "save", "curves_figure", "lc_figure", "LC_SETS"]
+__all__ = ["figure", "band", "run_band", "step_axis", "finish", "save", "curves_figure", "lc_figure", "LC_SETS"]
 
 LC_SETS = ("train", "test", "random")
 
@@ -41,6 +41,16 @@ def band(ax, x, values, label: str | None = None, **kw):
         if v.shape[1] > 1:
             ax.fill_between(x, np.nanmin(v, axis=1), np.nanmax(v, axis=1), color=line.get_color(), alpha=0.2, lw=0)
     return line
+
+
+def run_band(ax, run, metric, label: str | None = None, **kw) -> None:
+    """`band` of a run's metric (a name, or values [T, E]) against its steps, one band per configuration of its
+    members (an ensemble of a sweep may hold several init scales, noise rates, ...), labelled by what differs."""
+    values = run.metric(metric) if isinstance(metric, str) else np.asarray(metric)
+    configs = run.members.configurations()
+    for over, idx in configs:
+        tag = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in over.items())
+        band(ax, run.steps, values[:, idx], label if len(configs) == 1 or label is None else f"{label} ({tag})", **kw)
 
 
 def step_axis(ax, steps) -> None:
@@ -92,7 +102,7 @@ def curves_figure(run, panels: Sequence[tuple[str, Sequence[tuple[str, str]]]], 
     for ax, (ylabel, series) in zip(axes[0], panels):
         for metric, label in series:
             if metric in run.metric_names:
-                band(ax, run.steps, run.metric(metric), label)
+                run_band(ax, run, metric, label)
         for y, label in (hlines or {}).get(ylabel, []):
             ax.axhline(y, color="k", ls="--", lw=0.8, label=label)
         finish(ax, ylabel, steps=run.steps, log=ylabel in log)
@@ -109,7 +119,7 @@ def lc_figure(run, path, *, title: str | None = None) -> Path | None:
         for s in LC_SETS:
             name = f"lc_{s}" + (f"@{r}" if r else "")
             if name in run.metric_names:
-                band(ax, run.steps, run.metric(name), s)
+                run_band(ax, run, name, s)
         finish(ax, "local complexity (mean crossed units)", steps=run.steps,
                title=f"radius {r[1:]}" if r else None)
     return save(fig, path, title=title)

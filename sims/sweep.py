@@ -33,7 +33,8 @@ from typing import Any, Callable, Mapping, Sequence
 from . import api, registry, store
 from .config import ConfigError, Members, config_hash
 
-__all__ = ["Point", "Group", "expand_grid", "parse_grid", "plan", "group", "execute", "sweep", "MEMBER_CAP"]
+__all__ = ["Point", "Group", "expand_grid", "parse_grid", "plan", "group", "execute", "sweep", "results", "figure",
+           "check_groups", "check_executor", "MEMBER_CAP"]
 
 MEMBER_CAP = 64  # at most this many points in one ensemble
 
@@ -151,19 +152,21 @@ def group(points: Sequence[Point], *, cap: int = MEMBER_CAP) -> list[Group]:
 
 # ------------------------------------------------------------------------------------------------ execution
 
-def _run_group(g: Group, run_dir: str, device: str, threads: int | None) -> dict:
+def _run_group(g: Group, run_dir: str, device: str, threads: int | None, figures: bool = True) -> dict:
     """Run (or resume, or reuse) one group in `run_dir`; never raises: failures are recorded."""
     run_dir = Path(run_dir)
     try:
         status = _existing_status(run_dir)
         if status in ("completed", "diverged"):
             return dict(dir=str(run_dir), status=status, reused=True)
-        if status in ("running", "interrupted"):
-            r = api.resume(run_dir, device=device, threads=threads)
+        resumable = registry.get(g.sim).kind == "grid" or (run_dir / "checkpoint.pt").exists()
+        if status in ("running", "interrupted") and resumable:
+            r = api.resume(run_dir, device=device, threads=threads, figures=figures)
         else:
             if status is not None:  # failed or unreadable: keep it, rerun beside it
                 _set_aside(run_dir)
-            r = api.run_members(g.sim, g.preset, g.members(), device=device, run_dir=run_dir, threads=threads)
+            r = api.run_members(g.sim, g.preset, g.members(), device=device, run_dir=run_dir, threads=threads,
+                                figures=figures)
         return dict(dir=str(r.dir), status=r.summary["status"])
     except (Exception, KeyboardInterrupt) as exc:  # a failed group is a result of the sweep, not a crash of it
         from .engine import Interrupted
@@ -193,7 +196,7 @@ def _set_aside(run_dir: Path) -> None:
 
 def execute(groups: Sequence[Group], root: Path, *, device: str = "auto", workers: int = 0,
             scheduler: str | None = None, threads: int | None = None, log: Callable[[str], None] | None = None,
-            retries: int = 2) -> tuple[list[dict], str]:
+            retries: int = 2, figures: bool = True) -> tuple[list[dict], str]:
     """Run `groups` into root/runs/<group id>; returns (one result dict per group, where they ran).
 
     Sequential here when workers == 0 and no scheduler; else one Dask task per group (a group whose worker
@@ -206,11 +209,11 @@ def execute(groups: Sequence[Group], root: Path, *, device: str = "auto", worker
         results: list[dict] = [dict(dir=d, status="pending") for d in dirs]
         for i, (g, d) in enumerate(zip(groups, dirs)):
             say(f"[{i + 1}/{len(groups)}] {g.sim} ({len(g.points)} member(s)) -> {d}")
-            results[i] = _run_group(g, d, device, threads)
+            results[i] = _run_group(g, d, device, threads, figures)
             if results[i]["status"] == "interrupted":
                 break
         return results, "local, sequential"
-    return _execute_dask(groups, dirs, device, workers, scheduler, threads, retries, say)
+    return _execute_dask(groups, dirs, device, workers, scheduler, threads, retries, say, figures)
 
 
 def check_groups(groups: Sequence[Group], device: str) -> None:
@@ -249,7 +252,7 @@ def check_executor(workers: int, scheduler: str | None, *, timeout_s: float = 5.
                           f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
 
 
-def _execute_dask(groups, dirs, device, workers, scheduler, threads, retries, say):
+def _execute_dask(groups, dirs, device, workers, scheduler, threads, retries, say, figures):
     from dask.distributed import Client, LocalCluster, as_completed
 
     results: list[dict] = [dict(dir=d, status="pending") for d in dirs]
@@ -258,7 +261,7 @@ def _execute_dask(groups, dirs, device, workers, scheduler, threads, retries, sa
     where = f"dask scheduler {scheduler}" if scheduler else f"dask LocalCluster on 127.0.0.1, {workers} workers"
     try:
         with Client(cluster if cluster is not None else scheduler, timeout="10s") as client:
-            futures = {client.submit(_run_group, g, d, device, threads, pure=False, retries=retries): i
+            futures = {client.submit(_run_group, g, d, device, threads, figures, pure=False, retries=retries): i
                        for i, (g, d) in enumerate(zip(groups, dirs))}
             try:
                 for done, fut in enumerate(as_completed(futures), 1):
@@ -284,8 +287,11 @@ def _execute_dask(groups, dirs, device, workers, scheduler, threads, retries, sa
 def sweep(name: str, grid: Mapping[str, Sequence[Any]], *, preset: str = "default", seeds: int = 1,
           base: Mapping[str, Any] | None = None, out: str | Path | None = None, device: str = "auto",
           workers: int = 0, scheduler: str | None = None, threads: int | None = None, cap: int = MEMBER_CAP,
-          log: Callable[[str], None] | None = None) -> dict:
-    """Run the grid; returns the index written to <out>/sweep.json (with its directory under 'dir')."""
+          figures: bool = False, log: Callable[[str], None] | None = None) -> dict:
+    """Run the grid; returns the index written to <out>/sweep.json (with its directory under 'dir').
+
+    Each ensemble's standard figures are drawn only with `figures` (`sims plot RUN_DIR` draws them later);
+    `figure(sweep_dir, x, y, hue)` plots the results."""
     points = plan(name, grid, preset=preset, seeds=seeds, base=base)
     groups = group(points, cap=cap)
     check_groups(groups, device)
@@ -300,7 +306,7 @@ def sweep(name: str, grid: Mapping[str, Sequence[Any]], *, preset: str = "defaul
         + ", ".join(f"{g.id} ({len(g.points)} members)" for g in groups))
     t0 = time.time()
     results, where = execute(groups, root, device=device, workers=workers, scheduler=scheduler, threads=threads,
-                             log=say)
+                             log=say, figures=figures)
     index = dict(spec, executor=where, elapsed_s=round(time.time() - t0, 2),
                  groups=[dict(id=g.id, members=[p.settings for p in g.points], **res)
                          for g, res in zip(groups, results)],
@@ -358,3 +364,53 @@ def _write_results_csv(path: Path, rows: Sequence[dict], swept: Sequence[str]) -
         for r in rows:
             w.writerow({k: ("" if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()})
     tmp.replace(path)
+
+
+# ------------------------------------------------------------------------------------------------ the figure
+
+def results(sweep_dir: str | Path) -> list[dict]:
+    """The rows of a sweep's results.csv (values parsed as numbers where they are numbers)."""
+    path = Path(sweep_dir) / "results.csv"
+    if not path.exists():
+        raise store.RunDirError(f"{sweep_dir} is not a sweep directory (no results.csv)")
+
+    def num(v: str):
+        try:
+            return float(v) if v not in ("", "True", "False") else (v == "True" if v else math.nan)
+        except ValueError:
+            return v
+
+    with open(path, newline="") as f:
+        return [{k: num(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def figure(sweep_dir: str | Path, x: str, y: str, hue: str | None = None, path: str | Path | None = None) -> Path:
+    """A final metric `y` against a swept parameter `x`: mean over seeds with a min-max band, one line per value
+    of `hue`; written to <sweep_dir>/figures/<y>-vs-<x>[-by-<hue>].png (or `path`). Only completed points."""
+    import numpy as np
+
+    from . import plots
+
+    rows = [r for r in results(sweep_dir) if r.get("status") == "completed"]
+    for key in [k for k in (x, y, hue) if k is not None]:
+        if not rows or key not in rows[0]:
+            valid = sorted(rows[0]) if rows else []
+            raise ConfigError(f"{key!r} is not a column of {sweep_dir}/results.csv; columns: {', '.join(valid)}")
+    fig, axes = plots.figure(1, panel=(6.0, 4.2))
+    ax = axes[0, 0]
+    for h in sorted({r[hue] for r in rows}) if hue else [None]:
+        sel = [r for r in rows if hue is None or r[hue] == h]
+        xs = sorted({r[x] for r in sel})
+        vals = [[r[y] for r in sel if r[x] == v] for v in xs]
+        width = max(len(v) for v in vals)
+        grid = np.array([v + [math.nan] * (width - len(v)) for v in vals], dtype=np.float64)  # [n_x, seeds]
+        plots.band(ax, xs, grid, None if hue is None else f"{hue} = {h:g}" if isinstance(h, float) else f"{hue} = {h}",
+                   marker="o")
+    if all(isinstance(v, float) and v > 0 for v in (r[x] for r in rows)) and max(r[x] for r in rows) >= 10 * min(
+            r[x] for r in rows):
+        ax.set_xscale("log")
+    ax.set_xlabel(x)
+    sim = store.read_json(Path(sweep_dir) / "sweep.json").get("sim", "")
+    plots.finish(ax, f"{y} (final; mean, min-max over seeds)", title=f"{sim} sweep {Path(sweep_dir).name}")
+    name = f"{y}-vs-{x}" + (f"-by-{hue}" if hue else "") + ".png"
+    return plots.save(fig, path or Path(sweep_dir) / "figures" / name)

@@ -102,8 +102,8 @@ def _build(members: Members, env: Env, *, sensing: bool, snapshot_steps: tuple[i
     make = sensing_data if sensing else completion_data
     W_star, x, y = per_member(make, make_generators(seeds, "data"), cfg.n, cfg.rank, cfg.n_obs, dtype=dtype,
                               device=device)
-    model = DeepMatrixFactorization(cfg.n, cfg.depth, make_generators(seeds, "init"), init_scale=cfg.init_scale,
-                                    dtype=dtype).to(device)
+    model = DeepMatrixFactorization(cfg.n, cfg.depth, make_generators(seeds, "init"),
+                                    init_scale=members.values("init_scale"), dtype=dtype).to(device)
     star_norm2 = W_star.pow(2).sum(dim=(1, 2))  # [E]
 
     def evaluate(m: DeepMatrixFactorization) -> dict[str, torch.Tensor]:
@@ -128,8 +128,8 @@ def _build(members: Members, env: Env, *, sensing: bool, snapshot_steps: tuple[i
             f["nuclear_norm_baseline"] = b
     rmsprop = cfg.optimizer == "rmsprop"
     return Task(model=model, x=x, y=y, loss=squared_loss, evaluate=evaluate,
-                make_optimizer=(lambda ps: ScalarRMSprop(ps, lr=cfg.lr, alpha=RMS_ALPHA, eps=RMS_EPS)) if rmsprop
-                else None,
+                make_optimizer=(lambda ps: ScalarRMSprop(ps, lr=members.values("lr"), alpha=RMS_ALPHA, eps=RMS_EPS))
+                if rmsprop else None,
                 summary=dict(lc=LC_NOTE, task="sensing" if sensing else "completion",
                              baseline=dict(solver=cfg.baseline_solver, tol=cfg.baseline_tol) if cfg.baseline else None),
                 member_summary=facts, stop_loss=cfg.loss_threshold, snapshot_steps=snapshot_steps)
@@ -202,15 +202,15 @@ def figures(run) -> list[Path]:
     cfg = run.config
     fig, axes = plots.figure(3, panel=(5.3, 4.2))
     ax = axes[0, 0]
-    plots.band(ax, run.steps, run.metric("train_loss"), "training loss")
-    plots.band(ax, run.steps, run.metric("recon_error"), "reconstruction error")
+    plots.run_band(ax, run, "train_loss", "training loss")
+    plots.run_band(ax, run, "recon_error", "reconstruction error")
     base = baseline_errors(run)
     if base is not None:
         ax.axhline(float(np.mean(base)), color="k", ls="--", lw=0.8, label="nuclear norm (reconstruction)")
     plots.finish(ax, "loss / error", steps=run.steps, log=True)
     _plot_singular_values(axes[0, 1], run, k=cfg.n_sv)
     axes[0, 1].set_title("top singular values (member 0)", fontsize=9)
-    plots.band(axes[0, 2], run.steps, run.metric("effective_rank"), "effective rank")
+    plots.run_band(axes[0, 2], run, "effective_rank", "effective rank")
     plots.finish(axes[0, 2], "effective rank", steps=run.steps, log=True)
     task = run.summary.get("task", "completion")
     return [plots.save(fig, run.dir / "figures" / "training.png",
@@ -330,7 +330,7 @@ def velocity_check(run, *, top: int | None = None, min_fraction: float = 0.1, ma
             if not (torch.isfinite(W0[e]).all() and torch.isfinite(W1[e]).all()):
                 continue  # a diverged member: nothing to check
             gap, pred, meas, used = metrics.velocity_rows(W0[e].detach().numpy(), W1[e].numpy(), grad[e].numpy(),
-                                                          [f[e] for f in factors], cfg.depth, cfg.lr, top=top,
+                                                          [f[e] for f in factors], cfg.depth, members[e].lr, top=top,
                                                           min_fraction=min_fraction, max_gap=max_gap)
             rows += [(s, e, r, gap, pred[r], meas[r], used[r]) for r in range(top)]
     if not rows:
@@ -373,7 +373,7 @@ DYNAMICS_PRESETS = {
 
 
 @register("dmf-completion", Config, presets=COMPLETION_PRESETS, cpu_runtime="~15 s (depth 3) + ~6 s baseline",
-          figures=figures, memory=memory)
+          figures=figures, memory=memory, memberwise=("init_scale", "lr"))
 def build_completion(members: Members, env: Env) -> Task:
     """Matrix completion by a depth-N factorisation against nuclear-norm minimisation (Arora et al. 2019).
 
@@ -387,7 +387,7 @@ def build_completion(members: Members, env: Env) -> Task:
 
 
 @register("dmf-sensing", Config, presets=SENSING_PRESETS, cpu_runtime="~15 s (depth 3) + ~20 s baseline",
-          figures=figures, memory=memory)
+          figures=figures, memory=memory, memberwise=("init_scale", "lr"))
 def build_sensing(members: Members, env: Env) -> Task:
     """Matrix sensing from Gaussian measurements by a depth-N factorisation against nuclear norm (Arora et al. 2019).
 
@@ -399,7 +399,7 @@ def build_sensing(members: Members, env: Env) -> Task:
 
 
 @register("dmf-dynamics", DynamicsConfig, presets=DYNAMICS_PRESETS, cpu_runtime="~20 s (depth 3)",
-          figures=dynamics_figures, memory=memory)
+          figures=dynamics_figures, memory=memory, memberwise=("init_scale", "lr"))
 def build_dynamics(members: Members, env: Env) -> Task:
     """Singular values of a deep factorisation under plain GD: learned one at a time (Arora et al. 2019, Thm 3).
 

@@ -26,7 +26,7 @@ import torch
 
 from .. import metrics, plots
 from ..config import Members, param, with_defaults
-from ..data import gaussian_mixture, per_member
+from ..data import for_members, gaussian_mixture
 from ..engine import Env, Task
 from ..nn import TwoLayerNet, make_generators
 from ..registry import register
@@ -76,14 +76,14 @@ def figures(run) -> list:
         run.dir / "figures" / "agreement.png", title=title)]
     fig, axes = plots.figure(3)
     steps = run.steps
-    plots.band(axes[0, 0], steps, run.metric("stable_rank"), "stable rank")
+    plots.run_band(axes[0, 0], run, "stable_rank", "stable rank")
     for k in (2, 3):
-        plots.band(axes[0, 0], steps, run.metric(f"sv{k}") / run.metric("sv1"), f"s_{k} / s_1", ls=":")
+        plots.run_band(axes[0, 0], run, run.metric(f"sv{k}") / run.metric("sv1"), f"s_{k} / s_1", ls=":")
     axes[0, 0].axhline(2.0, color="k", ls="--", lw=0.8, label="2")
     plots.finish(axes[0, 0], "stable rank of W", steps=steps, log=True)
-    plots.band(axes[0, 1], steps, run.metric("kkt_residual"), "KKT residual (theory.kkt)")
+    plots.run_band(axes[0, 1], run, "kkt_residual", "KKT residual (theory.kkt)")
     plots.finish(axes[0, 1], "relative KKT residual", steps=steps, log=True)
-    plots.band(axes[0, 2], steps, run.metric("normalized_margin"), "min_i y_i f(x_i) / ||W||_F")
+    plots.run_band(axes[0, 2], run, "normalized_margin", "min_i y_i f(x_i) / ||W||_F")
     plots.finish(axes[0, 2], "normalised margin", steps=steps)
     out.append(plots.save(fig, run.dir / "figures" / "rank_kkt.png", title=title))
     out.append(plots.lc_figure(run, run.dir / "figures" / "lc.png",
@@ -92,7 +92,7 @@ def figures(run) -> list:
 
 
 @register("leaky-relu-highdim", Config, presets=PRESETS, cpu_runtime="~1 min", figures=figures,
-          memory=two_layer_memory)
+          memory=two_layer_memory, memberwise=("init_scale", "noise_rate", "mu_power", "lr", "weight_decay"))
 def build(members: Members, env: Env) -> Task:
     """Leaky-ReLU nets on nearly orthogonal data: low stable rank and a max-margin linear boundary (Frei et al. 2023).
 
@@ -104,12 +104,13 @@ def build(members: Members, env: Env) -> Task:
     """
     cfg, seeds, dev, dtype = members[0], members.seeds, env.device, env.dtype
     gens = make_generators(seeds, "data")
-    mu_norm = cfg.d**cfg.mu_power
-    x, y, _ = per_member(gaussian_mixture, gens, cfg.n, cfg.d, mu_norm, cfg.noise_rate, dtype=dtype, device=dev)
-    xt, yt, yt_clean = per_member(gaussian_mixture, gens, cfg.n_test, cfg.d, mu_norm, cfg.noise_rate,
-                                  dtype=dtype, device=dev)
+    x, y, _ = for_members(lambda c, g: gaussian_mixture(c.n, c.d, c.d**c.mu_power, c.noise_rate, generator=g),
+                          members, gens, dtype=dtype, device=dev)
+    xt, yt, yt_clean = for_members(
+        lambda c, g: gaussian_mixture(c.n_test, c.d, c.d**c.mu_power, c.noise_rate, generator=g), members, gens,
+        dtype=dtype, device=dev)
     model = TwoLayerNet(cfg.d, cfg.width, make_generators(seeds, "init"), act="leaky_relu", slope=cfg.slope,
-                        init_scale=cfg.init_scale, dtype=dtype).to(dev)
+                        init_scale=members.values("init_scale"), dtype=dtype).to(dev)
     w_mm = env.cache.get("l2_max_margin", lambda: metrics.max_margin_directions(x, y))  # [E, d], unit norm
     w_mm = w_mm.to(device=dev, dtype=dtype)
     mm_test = torch.sign(torch.einsum("etd,ed->et", xt, w_mm))  # [E, n_test]
@@ -134,4 +135,5 @@ def build(members: Members, env: Env) -> Task:
         )
 
     return Task(model=model, x=x, y=y, loss=logistic_loss, evaluate=evaluate,
-                probe=make_probe(cfg, seeds, train=x, test=xt), summary=dict(mu_norm=mu_norm))
+                probe=make_probe(cfg, seeds, train=x, test=xt),
+                member_summary=[dict(mu_norm=c.d**c.mu_power) for c in members])

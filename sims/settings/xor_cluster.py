@@ -22,7 +22,7 @@ import torch
 
 from .. import metrics, plots, transitions
 from ..config import Members, param, with_defaults
-from ..data import per_member, xor_clusters
+from ..data import for_members, per_member, xor_clusters
 from ..engine import Env, Task, eval_schedule
 from ..nn import TwoLayerNet, make_generators
 from ..registry import register
@@ -113,7 +113,8 @@ def partition_figure(run, path):
 
     c, steps = run.config, transition_steps(run)
     x, y, y_clean = _member_data(run)
-    model = TwoLayerNet(c.d, c.width, make_generators(run.seeds), init_scale=c.init_scale, dtype=torch.float64)
+    model = TwoLayerNet(c.d, c.width, make_generators(run.seeds), init_scale=run.members.values("init_scale"),
+                        dtype=torch.float64)
     basis = torch.zeros(2, c.d, dtype=torch.float64)
     basis[0, 0] = basis[1, 1] = 1.0  # mu_1 = ||mu|| e_1, mu_2 = ||mu|| e_2 (sims.data.xor_clusters)
     B = 1.8 * c.mu_norm
@@ -158,7 +159,8 @@ def figures(run) -> list:
 
 
 @register("xor-cluster", Config, presets=PRESETS, cpu_runtime="~2 min", figures=figures,
-          transitions=transition_records, memory=two_layer_memory)
+          transitions=transition_records, memory=two_layer_memory,
+          memberwise=("init_scale", "noise_rate", "mu_norm", "lr", "weight_decay"))
 def build(members: Members, env: Env) -> Task:
     """XOR clusters: catastrophic then benign overfitting through grokking (Xu et al. 2024).
 
@@ -170,11 +172,12 @@ def build(members: Members, env: Env) -> Task:
     """
     cfg, seeds, dev, dtype = members[0], members.seeds, env.device, env.dtype
     gens = make_generators(seeds, "data")
-    x, y, _ = per_member(xor_clusters, gens, cfg.n, cfg.d, cfg.mu_norm, cfg.noise_rate, dtype=dtype, device=dev)
-    xt, yt, yt_clean = per_member(xor_clusters, gens, cfg.n_test, cfg.d, cfg.mu_norm, cfg.noise_rate,
-                                  dtype=dtype, device=dev)
+    x, y, _ = for_members(lambda c, g: xor_clusters(c.n, c.d, c.mu_norm, c.noise_rate, generator=g), members, gens,
+                          dtype=dtype, device=dev)
+    xt, yt, yt_clean = for_members(lambda c, g: xor_clusters(c.n_test, c.d, c.mu_norm, c.noise_rate, generator=g),
+                                   members, gens, dtype=dtype, device=dev)
     model = TwoLayerNet(cfg.d, cfg.width, make_generators(seeds, "init"), act="relu",
-                        init_scale=cfg.init_scale, dtype=dtype).to(dev)
+                        init_scale=members.values("init_scale"), dtype=dtype).to(dev)
     x64, y64 = x.double(), y.double()
     xx64 = torch.bmm(x64, x64.transpose(1, 2))  # [E, n, n]
 

@@ -15,11 +15,13 @@ FAST = dict(lc="false", steps="10", n_evals="4")
 def test_expand_and_plan():
     assert sw.expand_grid({"a": [1, 2], "b": ["x", "y", "z"]})[1] == {"a": 1, "b": "y"}
     assert len(sw.expand_grid({"a": [1, 2], "b": ["x", "y", "z"]})) == 6
-    points = sw.plan("xor-cluster", {"lr": ["0.5", "1"], "seed": ["0", "1", "2"]}, preset="ci")
-    assert [(p.settings["lr"], p.settings["seed"]) for p in points][:2] == [("0.5", 0), ("0.5", 1)]
+    points = sw.plan("xor-cluster", {"width": ["8", "16"], "seed": ["0", "1", "2"]}, preset="ci")
+    assert [(p.settings["width"], p.settings["seed"]) for p in points][:2] == [("8", 0), ("8", 1)]
     groups = sw.group(points)
-    assert [len(g.points) for g in groups] == [3, 3]  # seeds are members; lr is not member-wise here
+    assert [len(g.points) for g in groups] == [3, 3]  # seeds are members; the width is not member-wise
     assert [p.config().seed for p in groups[0].points] == [0, 1, 2]
+    mixed = sw.group(sw.plan("xor-cluster", {"lr": [0.1, 0.2], "init_scale": [1e-4, 1e-3]}, preset="ci", seeds=2))
+    assert [len(g.points) for g in mixed] == [8]  # lr and init scale are member-wise in xor-cluster: one ensemble
     spread = sw.group(sw.plan("xor-cluster", {"seed": ["0", "5"]}, preset="ci"))
     assert [len(g.points) for g in spread] == [2]  # any seeds form one ensemble, consecutive or not
     assert list(sw.group(points, cap=2)[0].points) == points[:2]
@@ -53,7 +55,7 @@ def test_local_sweep_writes_index_and_results_and_resumes(tmp_path):
 
 def test_dask_sweep_on_loopback(tmp_path, capsys):
     pytest.importorskip("dask.distributed")
-    code = main(["sweep", "xor-cluster", "--preset", "ci", "--grid", "lr=0.5,1", "--set", "lc=false",
+    code = main(["sweep", "xor-cluster", "--preset", "ci", "--grid", "width=8,16", "--set", "lc=false",
                  "--set", "steps=10", "--workers", "2", "--device", "cpu", "--out", str(tmp_path), "--quiet"])
     out = capsys.readouterr().out
     assert code == 0, out
