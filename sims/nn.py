@@ -42,11 +42,11 @@ __all__ = [
 ]
 
 
-STREAMS = {"data": 0, "init": 1, "probe": 2, "batches": 3}
+STREAMS = {"data": 0, "init": 1, "probe": 2, "batches": 3, "eval": 4}
 
 
 def make_generators(seeds: Sequence[int], stream: str = "init") -> list[torch.Generator]:
-    """One CPU `torch.Generator` per member for one random stream ('data', 'init', 'probe', 'batches').
+    """One CPU `torch.Generator` per member for one random stream ('data', 'init', 'probe', 'batches', 'eval').
 
     The generator of (seed, stream) is seeded with `16 * seed + STREAMS[stream]`: streams never share
     a seed, and changing one stream (say the data size) leaves the others' draws unchanged.

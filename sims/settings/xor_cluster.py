@@ -8,7 +8,8 @@ classifier: catastrophic overfitting); later, still fitting every noisy label, i
 near eta (near-optimal: benign overfitting). The transition is a grokking curve.
 
 Besides accuracies and losses, the run records the KKT residual of the parameter max-margin problem
-(f is 1-homogeneous in W), keeps the model state at a few log-spaced steps (snapshots/) and draws the
+(f is 1-homogeneous in W), the agreement of sign f with the linear classifier sign <sum_j a_j w_j, x> on
+test points (near 1 while the net is a linear classifier, near 1/2 once it solves XOR), keeps the model state at a few log-spaced steps (snapshots/) and draws the
 exact linear regions (`lc.exact2d`) of member 0 on the plane spanned by mu_1 and mu_2 before, during
 and after the transition (found by `sims.transitions`).
 """
@@ -40,8 +41,9 @@ class Config(with_defaults(TwoLayerConfig, n=200, d=16000, noise_rate=0.1, width
 
 
 PRESETS = {
-    "ci": dict(n=40, d=1600, mu_norm=8.0, width=64, lr=0.2, n_test=400, steps=40, n_evals=12, lc_points=30,
-               lc_dirs=8, lc_radius=4.0, snapshots=4),
+    # the smallest size found that shows both phases within seconds (n = 40-100 or d <= 8000 did not)
+    "ci": dict(n=150, d=12000, mu_norm=20.0, width=100, lr=0.1, n_test=400, steps=30, n_evals=10, lc_points=30,
+               lc_dirs=8, lc_radius=11.0, snapshots=4),
     "default": dict(),
     "paper": dict(n=400, d=64000, mu_norm=37.0, width=1000, n_test=5000, steps=2000, n_evals=100,
                   lc_radius=25.0),
@@ -185,7 +187,10 @@ def build(members: Members, env: Env) -> Task:
         W, a = m[0].weight, m[2].weight[..., 0]  # [E, d, m], [E, m]
         out, out_t = m(x), m(xt)
         gram, q = metrics.margin_gram(x64, y64, W.double(), a.double(), 0.0, xx64)
+        v = torch.einsum("edm,em->ed", W, a)  # the net's effective linear direction sum_j a_j w_j
+        linear = torch.sign(torch.einsum("etd,ed->et", xt, v))
         return dict(
+            linear_agreement=(torch.sign(out_t[..., 0]) == linear).to(dtype).mean(dim=1),
             train_acc=sign_accuracy(out, y), test_acc=sign_accuracy(out_t, yt),
             test_acc_clean=sign_accuracy(out_t, yt_clean),
             train_loss=logistic_loss(out, y), test_loss=logistic_loss(out_t, yt),
