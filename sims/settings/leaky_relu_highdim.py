@@ -135,8 +135,8 @@ def build(members: Members, env: Env) -> Task:
             stable_rank=metrics.stable_rank(sv), sv1=sv[:, 0], sv2=sv[:, 1], sv3=sv[:, 2],
             normalized_margin=q.min(dim=1).values / w_norm.double(),
             kkt_residual=metrics.kkt_residuals(gram, q),
-            mm_agreement=(torch.sign(out_t[..., 0]) == mm_test).to(dtype).mean(dim=1),
-            mm_agreement_iso=(torch.sign(m(iso)[..., 0]) == mm_iso).to(dtype).mean(dim=1),
+            mm_agreement=(torch.sign(out_t[..., 0]) == mm_test).to(torch.float64).mean(dim=1),
+            mm_agreement_iso=(torch.sign(m(iso)[..., 0]) == mm_iso).to(torch.float64).mean(dim=1),
             mm_cosine=metrics.cosine(v, w_mm), weight_norm=w_norm,
         )
 

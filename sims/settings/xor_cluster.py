@@ -190,7 +190,7 @@ def build(members: Members, env: Env) -> Task:
         v = torch.einsum("edm,em->ed", W, a)  # the net's effective linear direction sum_j a_j w_j
         linear = torch.sign(torch.einsum("etd,ed->et", xt, v))
         return dict(
-            linear_agreement=(torch.sign(out_t[..., 0]) == linear).to(dtype).mean(dim=1),
+            linear_agreement=(torch.sign(out_t[..., 0]) == linear).to(torch.float64).mean(dim=1),
             train_acc=sign_accuracy(out, y), test_acc=sign_accuracy(out_t, yt),
             test_acc_clean=sign_accuracy(out_t, yt_clean),
             train_loss=logistic_loss(out, y), test_loss=logistic_loss(out_t, yt),

@@ -96,7 +96,8 @@ def test_xor_first_step_fits_every_noisy_label(seed, n, d):
     _, y, y_clean = per_member(xor_clusters, make_generators(seeds, "data"), n, d, 4.0, 0.2, dtype=F64)
     assert torch.equal(y, task.y) and (y != y_clean).any()  # some labels are flipped, and they are fitted too
     assert (m["train_acc"] == 1).all(), m["train_acc"]
-    assert (m["test_acc"] - 0.5).abs().max() < 0.15
+    assert (m["test_acc"] - 0.5).abs().max() < 0.1  # 4 standard deviations of a coin on 400 test points
+    assert (m["linear_agreement"] > 0.95).all()  # and the net is (nearly) a linear classifier
 
 
 def test_xor_snapshots_and_partition_figure(runs_dir):
@@ -115,7 +116,17 @@ def test_xor_snapshots_and_partition_figure(runs_dir):
     basis = torch.zeros(2, c.d)
     basis[0, 0] = basis[1, 1] = 1.0
     part = exact2d.partition(model, torch.zeros(c.d), basis, bounds=((-10, 10), (-10, 10)), member=0)
-    assert 2 <= part.count <= 2 * c.width and len(part.boundary) > 0
+    # no biases: every unit's zero set on a plane through 0 is a line through 0, so exactly 2m wedges
+    assert part.count == 2 * c.width and len(part.boundary) > 0
+
+
+PASS_AT_CI = {
+    "frei2023": {"one-step-stable-rank", "low-stable-rank-small-init", "rank-two-signature",
+                 "stable-rank-grows-with-init", "effective-direction-cosine", "agrees-with-max-margin-isotropic",
+                 "kkt-residual-decreases", "lc-collapses-after-one-step"},
+    "xu2024": {"first-step-fits-noisy-labels", "first-step-is-linear", "first-step-test-near-chance",
+               "transition-within-window", "train-acc-stays-100"},
+}
 
 
 @pytest.mark.parametrize("key", ["frei2023", "xu2024"])
@@ -123,12 +134,43 @@ def test_claims_run_at_ci(tmp_path, key):
     report = reproduce(key, preset="ci", out=tmp_path / key, device="cpu", log=lambda msg: None)
     assert not report["run_failures"]
     rows = {row["id"]: row for row in report["rows"]}
-    assert all(row["verdict"] in ("PASS", "FAIL", "reported") for row in rows.values())
+    passed = {i for i, row in rows.items() if row["verdict"] == "PASS"}
+    assert PASS_AT_CI[key] <= passed, {i: rows[i]["measured"] for i in PASS_AT_CI[key] - passed}
     assert all(np.isfinite(row["measured"]) for row in rows.values())
     if key == "frei2023":
-        assert rows["low-stable-rank-small-init"]["verdict"] == "PASS"
-        assert rows["agrees-with-max-margin"]["verdict"] == "PASS"
         assert "frei2023-stable-rank-vs-init.png" in report["figures"]
     else:
-        assert rows["first-step-fits-noisy-labels"]["verdict"] == "PASS"
         assert any(f.endswith("partition.png") for f in report["figures"])
+        late = rows["late-test-near-optimal"]
+        assert late["target"] == pytest.approx(0.88) and late["measured"] >= 0.85  # the ci size shows the late phase
+
+
+def _verdicts(key, name, run, ids):
+    """Verdicts of claims `ids` of paper `key` measured on `run` (in place of their run named `name`)."""
+    from sims.claims import get_claims, verdict
+
+    out = {}
+    for claim in get_claims(key).claims:
+        if claim.id in ids:
+            views = {name: run.view(list(range(run.n_members)))}
+            got = claim.measure(views)
+            value = got[0] if isinstance(got, tuple) else got
+            out[claim.id] = verdict(claim, float(value), claim.target_value(views))
+    return out
+
+
+def test_frei_claims_fail_at_a_large_init(runs_dir):
+    """A claim must be able to fail: at init scale 0.1 the net stays near its random init (lazy)."""
+    large = sims.run("leaky-relu-highdim", preset="ci", seeds=2, device="cpu", init_scale=0.1, figures=False)
+    ids = PASS_AT_CI["frei2023"] - {"stable-rank-grows-with-init", "kkt-residual-decreases"}
+    assert set(_verdicts("frei2023", "small", large, ids).values()) == {"FAIL"}
+
+
+def test_xu_claims_fail_without_the_phenomenon(runs_dir):
+    """The late claims fail on the step-1 state; the step-1 claims fail when the first step is small."""
+    early = sims.run("xor-cluster", preset="ci", seeds=2, device="cpu", steps=1, lc=False, figures=False)
+    late_ids = {"transition-within-window", "window-test-near-optimal", "late-test-near-optimal",
+                "late-clean-near-perfect"}
+    assert set(_verdicts("xu2024", "xor", early, late_ids).values()) == {"FAIL"}
+    slow = sims.run("xor-cluster", preset="ci", seeds=2, device="cpu", lr=1e-4, steps=2, lc=False, figures=False)
+    assert _verdicts("xu2024", "xor", slow, {"first-step-fits-noisy-labels"}) == {"first-step-fits-noisy-labels": "FAIL"}
