@@ -88,8 +88,7 @@ def kernel_gap_figure(runs, path):
     plots.band(ax, d, gaps, "||Theta_emp - Theta_aff||_2 / ||Theta_emp||_2", marker="o")
     ax.plot(d, gaps.mean(axis=1)[0] * np.sqrt(d[0] / d), "k:", lw=1, label="d^-1/2 (from the first point)")
     ax.set_xscale("log")
-    ax.set_xticks(d, [str(int(v)) for v in d], minor=False)
-    ax.set_xticks([], minor=True)
+    plots.value_ticks(ax, d)
     ax.set_xlabel("input dimension d")
     c = next(iter(runs.values())).config
     plots.finish(ax, "relative kernel gap at init", log=True,
