@@ -63,8 +63,9 @@ def _kernel_trend(runs):
     gap = gaps.mean(axis=1)
     rho = round(float(spearmanr(d, gap).statistic), 9)
     slope = np.polyfit(np.log(d), np.log(gap), 1)[0]
-    pairs = ", ".join(f"{int(a)}: {b:.3g}" for a, b in zip(d, gap))
-    return rho, f"Spearman(d, gap); log-log slope {slope:.2f}; n = {N_PER_D} d; mean over 3 seeds at d = {pairs}"
+    n = sorted(v.config.n for v in runs.values())
+    pairs = ", ".join(f"{int(a)} (n = {k}): {b:.3g}" for a, k, b in zip(d, n, gap))
+    return rho, f"Spearman(d, gap); log-log slope {slope:.2f}; mean over {gaps.shape[1]} seeds at d = {pairs}"
 
 
 def _init_gap(runs):

@@ -128,7 +128,7 @@ def figures(run) -> list:
     return [plots.save(fig, run.dir / "figures" / "risk.png")]
 
 
-@register_grid("benign-regression", Config, presets=PRESETS, cpu_runtime="~10 s", figures=figures)
+@register_grid("benign-regression", Config, presets=PRESETS, cpu_runtime="~7 s", figures=figures)
 def build(members: Members, env: Env) -> GridTask:
     """Benign overfitting: excess risk of min-norm interpolation against n per spectrum (Bartlett et al. 2020).
 

@@ -132,14 +132,13 @@ def figures(run) -> list:
     return [plots.save(fig, run.dir / "figures" / "risk.png")]
 
 
-@register_grid("double-descent", Config, presets=PRESETS, cpu_runtime="~20 s", figures=figures)
+@register_grid("double-descent", Config, presets=PRESETS, cpu_runtime="~7 s", figures=figures)
 def build(members: Members, env: Env) -> GridTask:
-    """Double descent: min-norm random-features regression peaks at p = n; a tuned ridge penalty removes the peak
-    (Nakkiran et al. 2021).
+    """Double descent: min-norm random-features risk peaks at p = n; tuned ridge removes it (Nakkiran et al. 2021).
 
     Shows: the test risk of min-norm least squares on p random ReLU features against p / n rises to a peak where p
     reaches n and falls again beyond it; with the ridge penalty tuned on held-out data the curve is monotone.
-    Command: `sims run double-descent --seeds 5` (~20 s on 2 CPU cores); claims: `sims reproduce benign-linear`.
+    Command: `sims run double-descent --seeds 5` (~7 s on 2 CPU cores); claims: `sims reproduce benign-linear`.
     """
     cfg = members[0]
     problems = [_member_problem(cfg, seed) for seed in members.seeds]

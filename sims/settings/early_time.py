@@ -192,7 +192,7 @@ def figures(run) -> list:
     return [plots.save(fig, run.dir / "figures" / "gap.png", title=title)]
 
 
-@register("early-time", Config, presets=PRESETS, cpu_runtime="~40 s", figures=figures)
+@register("early-time", Config, presets=PRESETS, cpu_runtime="~10 s", figures=figures)
 def build(members: Members, env: Env) -> Task:
     """Early-time dynamics: a two-layer net first follows a linear model of its input (Hu et al. 2020).
 
@@ -200,7 +200,7 @@ def build(members: Members, env: Env) -> Task:
     with the same lr and steps, closed form) stays at the size of the init (~ kappa / sqrt(2)) while the linear
     model's training loss halves, then grows as the network fits what a linear model cannot; the spectral-norm gap
     between the tangent kernel at init and its affine approximation is recorded (summary: kernel_gap).
-    Command: `sims run early-time --seeds 3` (~40 s on 2 CPU cores); claims: `sims reproduce hu2020`.
+    Command: `sims run early-time --seeds 3` (~20 s on 2 CPU cores); claims: `sims reproduce hu2020`.
     """
     cfg, seeds, dev, dtype = members[0], members.seeds, env.device, env.dtype
     gens = make_generators(seeds, "data")
