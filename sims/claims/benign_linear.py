@@ -131,7 +131,7 @@ def error_signal_figure(runs, path):
     ax.set_xlabel("||mu||^4 / d")
     c = next(iter(runs["sweep"].views)).config
     plots.finish(ax, "test error - eta (floored at 1e-16)", log=True,
-                 title=f"benign-max-margin: n={c.n}, d={c.d}, eta={c.noise_rate:g}, ||mu|| in {list(MU_GRID)}")
+                 title=f"benign-max-margin: n={c.n}, d={c.d}, eta={c.noise_rate:g}")
     return plots.save(fig, path)
 
 
@@ -230,134 +230,6 @@ def flip_figure(runs, path):
     plots.finish(axes[0, 0], "test error on noisy labels (exact)")
     plots.finish(axes[0, 1], "test error - eta (floored at 1e-16)", log=True)
     return plots.save(fig, path, title=f"benign-max-margin: n={c.n}, d={c.d}, ||mu||={c.mu_norm:g}")
-
-
-def _signal_curve(runs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(||mu||^4 / d [k], mean final test error - eta [k], per seed [k, seeds]) over the cluster-separation sweep."""
-    rows = []
-    for _, view in runs["sweep"]:
-        c = view.config
-        rows.append((c.mu_norm**4 / c.d, final(view, "test_error") - np.array(view.members.values("noise_rate"))))
-    rows.sort(key=lambda r: r[0])
-    snr = np.array([r[0] for r in rows])
-    per_seed = np.array([r[1] for r in rows])
-    return snr, per_seed.mean(axis=1), per_seed
-
-
-def _excess_vs_signal(runs):
-    snr, excess, _ = _signal_curve(runs)
-    pairs = ", ".join(f"{s:.3g}: {e:.2g}" for s, e in zip(snr, excess))
-    return float(excess[0]), (f"test error - eta at the smallest ||mu||^4 / d; mean over 3 seeds at ||mu||^4 / d = "
-                              f"{pairs}")
-
-
-def error_signal_figure(runs, path):
-    """Excess test error (test error - eta) of GD at the last step against ||mu||^4 / d, log scale."""
-    snr, excess, per_seed = _signal_curve(runs)
-    fig, axes = plots.figure(1, panel=(5.6, 4.4))
-    ax = axes[0, 0]
-    plots.band(ax, snr, np.maximum(per_seed, 1e-16), "GD, last step (mean, min-max over seeds)", marker="o")
-    ax.axhline(NEAR, color="k", ls="--", lw=0.8, label=f"{NEAR} (the claim's tolerance)")
-    ax.set_xlabel("||mu||^4 / d")
-    c = next(iter(runs["sweep"].views)).config
-    plots.finish(ax, "test error - eta (floored at 1e-16)", log=True,
-                 title=f"benign-max-margin: n={c.n}, d={c.d}, eta={c.noise_rate:g}, ||mu|| in {list(MU_GRID)}")
-    return plots.save(fig, path)
-
-
-def _svm_points(run):
-    d = run.metric("d")[:, 0]
-    return d, run.metric("sv_fraction").mean(axis=1), run.metric("proliferation").mean(axis=1)
-
-
-def _all_support(runs):
-    r = runs["svm"]
-    d, frac, prob = _svm_points(r)
-    threshold = svm_proliferation.threshold(r.config.n)
-    above = d >= threshold
-    note = ""
-    if not above.any():
-        above = d == d.max()
-        note = f"no grid d reaches 2 n log n = {threshold:.0f}: the largest d is used; "
-    rows = ", ".join(f"d={k:.0f}: {f:.4f} (all in {p:.0%})" for k, f, p in zip(d[above], frac[above], prob[above]))
-    return float(frac[above].min()), f"{note}min over d >= 2 n log n of the mean support-vector fraction; {rows}"
-
-
-def _one_over_n(runs) -> float:
-    return 1 - 1 / runs["svm"].config.n
-
-
-def _near_n(runs):
-    r = runs["svm"]
-    d, frac, _ = _svm_points(r)
-    return float(frac[0]), f"mean over {r.n_members} repetitions at d = {d[0]:.0f} (n = {r.config.n})"
-
-
-def _threshold_location(runs):
-    r = runs["svm"]
-    d, _, prob = _svm_points(r)
-    cross = transitions.crossing(d, prob, 0.5, direction="up")
-    if cross is None:
-        return float("nan"), "P(every point a support vector) never reaches 1/2 on the grid"
-    return cross.step / svm_proliferation.threshold(r.config.n), (
-        f"d = {cross.step:.0f} where P(every point a support vector) = 1/2, over 2 n log n = "
-        f"{svm_proliferation.threshold(r.config.n):.0f}")
-
-
-def _dd_curves(runs):
-    r = runs["dd"]
-    return r.metric("p")[:, 0], r.metric("risk_min_norm").mean(axis=1), r.metric("risk_tuned").mean(axis=1), r
-
-
-def _peak(runs):
-    p, plain, _, r = _dd_curves(runs)
-    top = int(np.argmax(plain))
-    return double_descent.peak_ratio(p, plain, r.config.n), (
-        f"min-norm risk peaks at p = {p[top]:.0f} (n = {r.config.n}): {plain[top]:.3g}, against {plain[0]:.3g} at "
-        f"p = {p[0]:.0f} and {plain[-1]:.3g} at p = {p[-1]:.0f}")
-
-
-def _tuned_monotone(runs):
-    p, plain, tuned, _ = _dd_curves(runs)
-    return double_descent.largest_rise(tuned), (
-        f"largest rise of the tuned curve above its running minimum, relative; tuned {tuned[0]:.3g} -> "
-        f"{tuned[-1]:.3g}; the min-norm curve's largest rise is {double_descent.largest_rise(plain):.3g}")
-
-
-def _peak_height(runs):
-    p, plain, tuned, _ = _dd_curves(runs)
-    top = int(np.argmax(plain))
-    return float(plain[top] / tuned[top]), f"min-norm / tuned risk at p = {p[top]:.0f}"
-
-
-def risk_figure(runs, path):
-    """Excess risk against n for every spectrum (mean, min-max over members), with each bound's total dashed."""
-    fig, axes = plots.figure(1, panel=(6.6, 4.6))
-    ax = axes[0, 0]
-    for k, (point, view) in enumerate(runs["sweep"]):
-        benign_regression.risk_axes(ax, view, point["spectrum"], color=f"C{k}")
-        ax.plot(view.metric("n")[:, 0], view.metric("bound_total")[:, 0], "--", color=f"C{k}", lw=0.8)
-    c = next(iter(runs["sweep"].views)).config
-    plots.finish(ax, "excess risk of the min-norm interpolant",
-                 title=f"benign-regression, d={c.d}, sigma={c.sigma:g} (dashed: bound terms, constants 1)")
-    return plots.save(fig, path)
-
-
-def flip_figure(runs, path):
-    """Final test error of GD and of the max-margin classifier against the flip rate, with test error = eta."""
-    rates, err = _final_over_flips(runs, "test_error")
-    mm = np.array([m["mm_test_error"] for _, v in runs["sweep"] for m in v.member_summaries])
-    fig, axes = plots.figure(1, panel=(5.6, 4.4))
-    ax = axes[0, 0]
-    ax.plot(rates, err, "o", ms=6, mfc="none", label="GD, last step (each seed)")
-    ax.plot(rates, mm, "x", color="C3", label="l2 max-margin classifier")
-    grid = np.array([0.0, max(FLIP_RATES)])
-    ax.plot(grid, grid, "k--", lw=0.8, label="test error = eta (Bayes)")
-    ax.set_xlabel("flip rate eta")
-    c = next(iter(runs["sweep"].views)).config
-    plots.finish(ax, "test error on noisy labels (exact)",
-                 title=f"benign-max-margin: n={c.n}, d={c.d}, ||mu||={c.mu_norm:g}")
-    return plots.save(fig, path)
 
 
 TITLE = "Benign overfitting of linear interpolators and max-margin classifiers"

@@ -85,6 +85,8 @@ def figures(run) -> list:
                    color=f"C{k % 10}")
         axes[0, 1].axhline(eta, color=f"C{k % 10}", ls=":", lw=0.8)
     plots.finish(axes[0, 1], "test error (noisy labels; dotted: eta)", steps=run.steps)
+    axes[0, 1].set_ylim(-0.02, 0.75)
+    axes[0, 1].legend(fontsize=7, loc="upper right", ncol=2)
     plots.band(axes[0, 2], run.steps, run.metric("train_acc"), "train accuracy (noisy labels)")
     plots.band(axes[0, 2], run.steps, run.metric("margin_ratio"), "min_i y_i <w, x_i> / ||w|| / max margin")
     plots.finish(axes[0, 2], "fit of the noisy labels", steps=run.steps)
