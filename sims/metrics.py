@@ -53,7 +53,7 @@ def cosine(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 
 def mixture_error(w: torch.Tensor, mu_norm, noise_rate) -> torch.Tensor:
-    """Exact test error of the linear classifiers sign <w_e, x> on the two-cluster mixture of `sims.data.gaussian_mixture`.
+    """Exact test error of linear classifiers sign <w_e, x> on the two-cluster mixture of `sims.data.gaussian_mixture`.
 
     x = y~ mu + z with mu = mu_norm e_1, z ~ N(0, I_d): <w, x> y~ ~ N(<w, mu>, ||w||^2), so the error on clean labels
     is Phi(-<w, mu> / ||w||), and with labels flipped with probability eta (independently of x) it is

@@ -256,7 +256,7 @@ class NTKTwoLayerNet(EnsembleSequential):
             raise ValueError(f"train must be 'first', 'second' or 'both'; got {train!r}")
         E = len(generators)
         first = EnsembleLinear(d, width, generators, bias=False, std=1.0, dtype=dtype)
-        second = EnsembleLinear(width, 1, generators, bias=False, dtype=dtype)
+        second = EnsembleLinear(width, 1, generators, bias=False, dtype=dtype)  # its draw is replaced by:
         signs = _stack_draws(generators, (width, 1), lambda shape, g, dt: torch.randint(0, 2, shape, generator=g)
                              .to(dt) * 2 - 1, dtype)
         with torch.no_grad():

@@ -55,9 +55,9 @@ PRESETS = {
 }
 
 
-def _mixture(members: Members, stream: str = "data"):
-    """Each member's training set with its own flip rate: x [E, n, d], y [E, n] (float64)."""
-    gens = make_generators(members.seeds, stream)
+def _mixture(members: Members):
+    """Each member's training set with its own flip rate and separation: x [E, n, d], y [E, n] (float64)."""
+    gens = make_generators(members.seeds, "data")
     parts = [gaussian_mixture(c.n, c.d, c.mu_norm, c.noise_rate, generator=g) for c, g in zip(members, gens)]
     return torch.stack([p[0] for p in parts]), torch.stack([p[1] for p in parts])
 
@@ -101,8 +101,8 @@ def build(members: Members, env: Env) -> Task:
     """Benign max-margin classification: GD's direction -> l2 max margin, test error ~ flip rate (Chatterji, Long 2021).
 
     GD on the logistic loss goes to the l2 max-margin classifier, which fits every flipped label and still has test
-    error near the flip rate. Shows: the cosine between GD's iterate and the max-margin direction rises above 0.99; training accuracy on the
-    noisy labels reaches 1; the test error (exact) ends near eta. Sweep the flip rate with
+    error near the flip rate. Shows: the cosine between GD's iterate and the max-margin direction rises above 0.99;
+    training accuracy on the noisy labels reaches 1; the test error (exact) ends near eta. Sweep the flip rate with
     `sims sweep benign-max-margin --grid noise_rate=0,0.05,0.1,0.2 --seeds 3` (one ensemble).
     Command: `sims run benign-max-margin --seeds 3` (~15 s on 2 CPU cores); claims: `sims reproduce benign-linear`.
     """
@@ -119,7 +119,8 @@ def build(members: Members, env: Env) -> Task:
         w = m[0].weight[..., 0]  # [E, d]
         out = m(x)[..., 0]  # [E, n]
         norm = w.norm(dim=1)
-        margin = torch.where(norm > 0, (y * out).min(dim=1).values / norm.clamp_min(1e-300), torch.zeros_like(norm))
+        margin = torch.where(norm > 0, (y * out).min(dim=1).values / norm.clamp_min(torch.finfo(dtype).tiny),
+                             torch.zeros_like(norm))
         return dict(train_acc=sign_accuracy(out, y), train_loss=logistic_loss(out, y),
                     mm_cosine=metrics.cosine(w, w_mm), test_error=metrics.mixture_error(w, mu, eta),
                     test_error_clean=metrics.mixture_error(w, mu, 0.0), margin_ratio=margin / mm_margin,

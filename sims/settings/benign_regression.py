@@ -87,7 +87,7 @@ def theta_star(lam: np.ndarray) -> np.ndarray:
 
 
 def bound_terms(cfg: Config, n: int) -> dict:
-    """The Bartlett et al. bound terms at n (constants 1), k*, r_0, R_k*, and the isotropic closed form if it applies."""
+    """The Bartlett et al. bound terms at n (constants 1), k*, r_0, R_k*, and the closed form for Sigma = I."""
     from theory.linear_regression import benign_bound_terms, isotropic_min_norm_risk
 
     lam = spectrum(cfg)

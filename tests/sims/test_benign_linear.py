@@ -15,7 +15,6 @@ from sims.claims.runner import reproduce
 from sims.config import ConfigError
 from sims.data import gaussian_mixture, linear_teacher, sign_teacher
 from sims.engine import Env
-from sims.nn import make_generators
 from sims.settings import double_descent, svm_proliferation
 
 CPU, F64 = torch.device("cpu"), torch.float64

@@ -1,6 +1,6 @@
-"""early-time (Hu, Xiao, Adlam, Pennington 2020): the NTK-parametrised net against theory.early_time, the linear model at
-the network's own step (also after a resume), the network and the linear model at t = 0, members against single
-runs, and the hu2020 claims at the ci preset."""
+"""early-time (Hu, Xiao, Adlam, Pennington 2020): the NTK-parametrised net against theory.early_time, the linear
+model at the network's own step (also after a resume), the network and the linear model at t = 0, members against
+single runs, and the hu2020 claims at the ci preset."""
 
 import math
 

@@ -222,7 +222,10 @@ def test_ridge_path_equals_ridge_at_each_penalty(seed, n, d):
     path = lr.ridge_path(X, y, lams)
     assert path.shape == (len(lams), d)
     for lam, beta in zip(lams, path):
-        limit = np.linalg.lstsq(X, y, rcond=None)[0] if lam == 0 else np.linalg.solve(X.T @ X + lam * np.eye(d), X.T @ y)
+        if lam == 0:
+            limit = np.linalg.lstsq(X, y, rcond=None)[0]
+        else:
+            limit = np.linalg.solve(X.T @ X + lam * np.eye(d), X.T @ y)
         np.testing.assert_allclose(beta, limit, rtol=1e-8, atol=1e-9 * (1 + np.abs(limit).max()))
 
 
