@@ -11,8 +11,8 @@ from typing import Callable, Sequence
 
 import torch
 
-__all__ = ["per_member", "for_members", "xor_clusters", "gaussian_mixture", "flip_labels", "low_rank_matrix", "completion_data",
-           "sensing_data"]
+__all__ = ["per_member", "for_members", "xor_clusters", "gaussian_mixture", "flip_labels", "low_rank_matrix",
+           "completion_data", "sensing_data", "sign_teacher", "linear_teacher"]
 
 
 def _stack(outs, dtype, device) -> tuple[torch.Tensor, ...]:
@@ -73,6 +73,31 @@ def gaussian_mixture(n: int, d: int, mu_norm: float, noise_rate: float, *, gener
     x = torch.randn(n, d, generator=generator, dtype=torch.float64)
     x[:, 0] += y_clean * mu_norm
     return x, flip_labels(y_clean, noise_rate, generator), y_clean
+
+
+def sign_teacher(n: int, d: int, *, generator: torch.Generator):
+    """Isotropic inputs with the labels of a linear threshold teacher: x ~ N(0, I_d), y = sign(x_1) (+-1).
+
+    (Hu, Xiao, Adlam, Pennington 2020 use binary labels on isotropic data; the teacher direction e_1 loses no
+    generality for isotropic x.) The best linear predictor of y is sqrt(2/pi) x_1, which leaves a fraction
+    1 - 2/pi of E y^2 unexplained: a linear model stalls there, a network can fit more.
+    Returns x [n, d], y [n] (float64).
+    """
+    x = torch.randn(n, d, generator=generator, dtype=torch.float64)
+    return x, torch.where(x[:, 0] >= 0, 1.0, -1.0).double()
+
+
+def linear_teacher(n: int, d: int, noise: float, *, generator: torch.Generator):
+    """x ~ N(0, I_d), y = <beta*, x> + noise * N(0, 1), with beta* uniform on the unit sphere (drawn first, so a
+    fixed generator seed gives the same teacher for every n).
+
+    (Nakkiran, Venkat, Kakade, Ma 2021, isotropic linear regression; the random-features double-descent
+    setting regresses on features of these x.) Returns beta* [d], x [n, d], y [n] (float64).
+    """
+    beta = torch.randn(d, generator=generator, dtype=torch.float64)
+    beta = beta / beta.norm()
+    x = torch.randn(n, d, generator=generator, dtype=torch.float64)
+    return beta, x, x @ beta + noise * torch.randn(n, generator=generator, dtype=torch.float64)
 
 
 def low_rank_matrix(n: int, rank: int, *, generator: torch.Generator) -> torch.Tensor:

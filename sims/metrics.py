@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 __all__ = ["singular_values", "stable_rank", "margin_gram", "gram_coordinates", "kkt_residuals",
-           "max_margin_directions", "cosine", "effective_ranks", "velocity_rows"]
+           "max_margin_directions", "cosine", "effective_ranks", "velocity_rows", "mixture_error"]
 
 
 def singular_values(W: torch.Tensor) -> torch.Tensor:
@@ -50,6 +50,20 @@ def cosine(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     u, v = u.flatten(1), v.flatten(1)
     den = (u.norm(dim=1) * v.norm(dim=1)).clamp_min(torch.finfo(u.dtype).tiny)
     return (u * v).sum(dim=1) / den
+
+
+def mixture_error(w: torch.Tensor, mu_norm, noise_rate) -> torch.Tensor:
+    """Exact test error of linear classifiers sign <w_e, x> on the two-cluster mixture of `sims.data.gaussian_mixture`.
+
+    x = y~ mu + z with mu = mu_norm e_1, z ~ N(0, I_d): <w, x> y~ ~ N(<w, mu>, ||w||^2), so the error on clean labels
+    is Phi(-<w, mu> / ||w||), and with labels flipped with probability eta (independently of x) it is
+    eta + (1 - 2 eta) Phi(-<w, mu> / ||w||). w [E, d]; mu_norm and noise_rate floats or [E]. Returns [E] (1/2 for
+    w = 0).
+    """
+    mu, eta = (torch.as_tensor(v, dtype=w.dtype, device=w.device) for v in (mu_norm, noise_rate))
+    norm = w.norm(dim=1)
+    z = torch.where(norm > 0, mu * w[:, 0] / norm.clamp_min(torch.finfo(w.dtype).tiny), torch.zeros_like(norm))
+    return eta + (1 - 2 * eta) * torch.special.ndtr(-z)
 
 
 def margin_gram(x: torch.Tensor, y: torch.Tensor, W: torch.Tensor, a: torch.Tensor, slope: float,

@@ -36,6 +36,8 @@ __all__ = [
     "EnsembleBatchNorm1d",
     "EnsembleSequential",
     "TwoLayerNet",
+    "NTKTwoLayerNet",
+    "Scale",
     "MLP",
     "make_generators",
     "activation",
@@ -236,6 +238,47 @@ class TwoLayerNet(EnsembleSequential):
             second.weight.copy_((signs / math.sqrt(width)).view(1, width, 1).expand(E, width, 1))
         second.weight.requires_grad_(train_second)
         super().__init__(E, first, activation(act, slope), second)
+
+
+class Scale(nn.Module):
+    """Multiply by a fixed constant (the 1/sqrt(fan-in) factors of the NTK parametrisation); no parameters."""
+
+    def __init__(self, factor: float):
+        super().__init__()
+        self.factor = float(factor)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+    def extra_repr(self) -> str:
+        return f"factor={self.factor:.6g}"
+
+
+class NTKTwoLayerNet(EnsembleSequential):
+    """f(x) = (1 / sqrt(m)) sum_r a_r relu(<w_r, x> / sqrt(d)): the two-layer net of Hu, Xiao, Adlam,
+    Pennington 2020 in the NTK parametrisation (`theory.early_time`).
+
+    First layer W [E, d, m] ~ N(0, 1), no bias; second layer a [E, m, 1] = +-init_scale with independent
+    fair signs (init_scale = kappa: the network's output at init has RMS kappa sqrt(E relu(g)^2) = kappa /
+    sqrt(2), and the first layer's tangent kernel is kappa^2 times that of |a_r| = 1). `train` says which
+    layers get gradients: 'first', 'second' or 'both'. Children: Linear, Scale(1/sqrt(d)), ReLU, Linear,
+    Scale(1/sqrt(m)), so the ReLU's input is the pre-activation <w_r, x> / sqrt(d). Output: [E, N, 1].
+    """
+
+    def __init__(self, d: int, width: int, generators: Sequence[torch.Generator], *, init_scale: float = 1.0,
+                 train: str = "both", dtype: torch.dtype = torch.float32):
+        if train not in ("first", "second", "both"):
+            raise ValueError(f"train must be 'first', 'second' or 'both'; got {train!r}")
+        E = len(generators)
+        first = EnsembleLinear(d, width, generators, bias=False, std=1.0, dtype=dtype)
+        second = EnsembleLinear(width, 1, generators, bias=False, dtype=dtype)  # its draw is replaced by:
+        signs = _stack_draws(generators, (width, 1), lambda shape, g, dt: torch.randint(0, 2, shape, generator=g)
+                             .to(dt) * 2 - 1, dtype)
+        with torch.no_grad():
+            second.weight.copy_(init_scale * signs)
+        first.weight.requires_grad_(train in ("first", "both"))
+        second.weight.requires_grad_(train in ("second", "both"))
+        super().__init__(E, first, Scale(1 / math.sqrt(d)), nn.ReLU(), second, Scale(1 / math.sqrt(width)))
 
 
 class MLP(EnsembleSequential):

@@ -15,7 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["figure", "band", "run_band", "step_axis", "finish", "save", "curves_figure", "lc_figure", "LC_SETS"]
+__all__ = ["figure", "band", "run_band", "step_axis", "value_ticks", "finish", "save", "curves_figure", "lc_figure",
+           "LC_SETS"]
 
 LC_SETS = ("train", "test", "random")
 
@@ -58,6 +59,15 @@ def step_axis(ax, steps) -> None:
     ax.set_xscale("symlog", linthresh=1.0)
     ax.set_xlim(0, max(1, int(np.max(steps))) * 1.05)
     ax.set_xlabel("step (symlog: linear below 1)")
+
+
+def value_ticks(ax, values) -> None:
+    """Tick and label the x axis at exactly `values` (integers shown as such), without minor labels: for a log axis
+    over less than two decades, where matplotlib's minor labels overlap."""
+    values = np.asarray(values, dtype=np.float64)
+    labels = [f"{v:.0f}" if float(v).is_integer() else f"{v:g}" for v in values]
+    ax.set_xticks(values, labels, minor=False)
+    ax.set_xticks([], minor=True)
 
 
 def finish(ax, ylabel: str, *, steps=None, log: bool = False, title: str | None = None) -> None:

@@ -25,12 +25,14 @@ __all__ = [
     "benign_log_spectrum",
     "effective_ranks",
     "isotropic",
+    "isotropic_min_norm_risk",
     "isotropic_ridge_risk",
     "k_star",
     "min_norm_excess_risk",
     "optimal_ridge_penalty",
     "power_law",
     "ridge",
+    "ridge_path",
     "two_tier",
 ]
 
@@ -174,6 +176,51 @@ def min_norm_excess_risk(spectrum, n: int, theta, sigma: float, *, n_trials: int
     return ExcessRisk(mean=float(risks.mean()), stderr=stderr, n_trials=n_trials)
 
 
+def isotropic_min_norm_risk(n: int, d: int, theta_norm: float, sigma: float) -> float:
+    """Expected excess risk E ||X^+ y - theta*||^2 of min-norm least squares for Sigma = I (closed form).
+
+    Over-parametrised (d > n + 1): (1 - n/d) ||theta*||^2 + sigma^2 n / (d - n - 1), the part of theta* outside
+    the random n-dimensional row space plus the noise through an inverse Wishart; under-parametrised (n > d + 1):
+    sigma^2 d / (n - d - 1) (ordinary least squares); math.inf for |n - d| <= 1 with sigma > 0 (the
+    interpolation peak of double descent). Not benign: the bias stays near ||theta*||^2 while n << d
+    (Bartlett, Long, Lugosi, Tsigler 2020; Hastie, Montanari, Rosset, Tibshirani 2022 for the formulas).
+
+    >>> isotropic_min_norm_risk(10, 50, theta_norm=1.0, sigma=1.0)  # 0.8 + 10 / 39
+    1.0564102564102564
+    """
+    n = _validate.integer("n", n, minimum=1)
+    d = _validate.integer("d", d, minimum=1)
+    theta_norm = _validate.nonnegative("theta_norm", theta_norm)
+    sigma = _validate.nonnegative("sigma", sigma)
+    if d > n + 1:
+        return (1 - n / d) * theta_norm**2 + sigma**2 * n / (d - n - 1)
+    bias = (1 - n / d) * theta_norm**2 if d > n else 0.0
+    if n > d + 1:
+        return bias + sigma**2 * d / (n - d - 1)
+    return bias if sigma == 0 else math.inf
+
+
+def ridge_path(X, y, lams) -> np.ndarray:
+    """`ridge` at every penalty of `lams` from one SVD of X: [L, d], row l = argmin ||X b - y||^2 + lams[l] ||b||^2.
+
+    Same conventions as `ridge` (summed loss; lam = 0 is min-norm least squares X^+ y). Costs one thin SVD,
+    O(n d min(n, d)), plus O(L d min(n, d)): the path a validation search over lam needs.
+
+    >>> ridge_path(np.array([[1.0, 0.0], [0.0, 2.0]]), np.array([1.0, 2.0]), [0.0, 1.0]).tolist()
+    [[1.0, 1.0], [0.5, 0.8]]
+    """
+    X = _validate.matrix("X", X)
+    y = _validate.vector("y", y, length=X.shape[0])
+    lams = _validate.vector("lams", lams, shape_doc="[L]")
+    if lams.min() < 0:
+        raise ValueError(f"lams must be >= 0; got {lams.min():.3g}")
+    ex, ey = _scale.exponent(X), _scale.exponent(y)
+    U, s, Vt = np.linalg.svd(_scale.unit(X, ex), full_matrices=False)
+    uy = U.T @ _scale.unit(y, ey)  # [r]
+    gains = np.stack([_spectral_filter(s, float(lam), ex, X.shape)[1] for lam in lams])  # [L, r]
+    return _scale.restore("beta", (gains * uy) @ Vt, ey - ex)
+
+
 def ridge(X, y, lam: float) -> np.ndarray:
     """Ridge regression beta = argmin_beta ||X beta - y||^2 + lam ||beta||^2 [d] (sums, not means).
 
@@ -190,14 +237,7 @@ def ridge(X, y, lam: float) -> np.ndarray:
     >>> ridge(np.array([[1.0, 0.0], [0.0, 2.0]]), np.array([1.0, 2.0]), lam=1.0).tolist()
     [0.5, 0.8]
     """
-    X = _validate.matrix("X", X)
-    y = _validate.vector("y", y, length=X.shape[0])
-    lam = _validate.nonnegative("lam", lam)
-    ex, ey = _scale.exponent(X), _scale.exponent(y)
-    U, s, Vt = np.linalg.svd(_scale.unit(X, ex), full_matrices=False)
-    _, gain = _spectral_filter(s, lam, ex, X.shape)
-    beta = Vt.T @ (gain * (U.T @ _scale.unit(y, ey)))
-    return _scale.restore("beta", beta, ey - ex)
+    return ridge_path(X, y, [_validate.nonnegative("lam", lam)])[0]
 
 
 def _spectral_filter(s, lam: float, e: int, shape) -> tuple[np.ndarray, np.ndarray]:

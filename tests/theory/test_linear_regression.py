@@ -211,3 +211,38 @@ def test_ridge_input_errors():
         lr.optimal_ridge_penalty(0, 1.0, 1.0)
     with pytest.raises(ValueError, match="sigma must be >= 0"):
         lr.isotropic_ridge_risk(np.eye(2), 1.0, 1.0, -0.1)
+
+
+@HYPOTHESIS
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 12), d=st.integers(1, 12))
+def test_ridge_path_equals_ridge_at_each_penalty(seed, n, d):
+    rng = np.random.default_rng(seed)
+    X, y = rng.standard_normal((n, d)), rng.standard_normal(n)
+    lams = [0.0, 1e-3, 0.5, 10.0]
+    path = lr.ridge_path(X, y, lams)
+    assert path.shape == (len(lams), d)
+    for lam, beta in zip(lams, path):
+        if lam == 0:
+            limit = np.linalg.lstsq(X, y, rcond=None)[0]
+        else:
+            limit = np.linalg.solve(X.T @ X + lam * np.eye(d), X.T @ y)
+        np.testing.assert_allclose(beta, limit, rtol=1e-8, atol=1e-9 * (1 + np.abs(limit).max()))
+
+
+@pytest.mark.parametrize("n, d", [(20, 80), (40, 15), (30, 30)])
+def test_isotropic_min_norm_risk_matches_monte_carlo(n, d):
+    theta = np.zeros(d)
+    theta[0] = 1.3
+    expected = lr.isotropic_min_norm_risk(n, d, theta_norm=1.3, sigma=0.7)
+    if abs(n - d) <= 1:
+        assert expected == math.inf and lr.isotropic_min_norm_risk(n, d, 1.3, 0.0) == pytest.approx(1.69 * (1 - n / d))
+        return
+    risk = lr.min_norm_excess_risk(lr.isotropic(d), n, theta, 0.7, n_trials=400, seed=2)
+    assert abs(risk.mean - expected) <= 4 * risk.stderr and risk.stderr < 0.05 * expected
+
+
+def test_ridge_path_input_errors():
+    with pytest.raises(ValueError, match="lams must be >= 0"):
+        lr.ridge_path(np.eye(2), np.ones(2), [1.0, -0.5])
+    with pytest.raises(ValueError, match="n must be an integer >= 1"):
+        lr.isotropic_min_norm_risk(0, 3, 1.0, 1.0)
