@@ -265,17 +265,18 @@ class NTKTwoLayerNet(EnsembleSequential):
     Scale(1/sqrt(m)), so the ReLU's input is the pre-activation <w_r, x> / sqrt(d). Output: [E, N, 1].
     """
 
-    def __init__(self, d: int, width: int, generators: Sequence[torch.Generator], *, init_scale: float = 1.0,
-                 train: str = "both", dtype: torch.dtype = torch.float32):
+    def __init__(self, d: int, width: int, generators: Sequence[torch.Generator], *,
+                 init_scale: float | Sequence[float] = 1.0, train: str = "both", dtype: torch.dtype = torch.float32):
         if train not in ("first", "second", "both"):
             raise ValueError(f"train must be 'first', 'second' or 'both'; got {train!r}")
         E = len(generators)
         first = EnsembleLinear(d, width, generators, bias=False, std=1.0, dtype=dtype)
         second = EnsembleLinear(width, 1, generators, bias=False, dtype=dtype)  # its draw is replaced by:
-        signs = _stack_draws(generators, (width, 1), lambda shape, g, dt: torch.randint(0, 2, shape, generator=g)
+        signs = _stack_draws(generators, (width, 1), lambda shape, g, dt, e: torch.randint(0, 2, shape, generator=g)
                              .to(dt) * 2 - 1, dtype)
+        kappa = torch.tensor(per_member(init_scale, E, "init_scale"), dtype=dtype).view(E, 1, 1)
         with torch.no_grad():
-            second.weight.copy_(init_scale * signs)
+            second.weight.copy_(kappa * signs)
         first.weight.requires_grad_(train in ("first", "both"))
         second.weight.requires_grad_(train in ("second", "both"))
         super().__init__(E, first, Scale(1 / math.sqrt(d)), nn.ReLU(), second, Scale(1 / math.sqrt(width)))
