@@ -21,7 +21,8 @@ def interrupted(runs_dir, monkeypatch, interrupting):
     sim = registry.get("xor-cluster")
     monkeypatch.setitem(registry._REGISTRY, "xor-cluster", interrupting(sim, at_eval=3))
     with pytest.raises(Exception):
-        sims.run("xor-cluster", preset="ci", seeds=1, device="cpu", threads=1, lc=False, steps=40)
+        sims.run("xor-cluster", preset="ci", seeds=1, device="cpu", threads=1, lc=False, steps=40,
+                 **dict(n=40, d=400, mu_norm=6.0, width=16, n_test=100, lc_radius=2.0))
     monkeypatch.setitem(registry._REGISTRY, "xor-cluster", sim)
     [cut] = list((runs_dir / "xor-cluster").iterdir())
     return cut
@@ -69,7 +70,7 @@ def test_ctrl_c_stops_a_sweep_and_the_rerun_resumes_it(tmp_path, monkeypatch):
         return task
 
     monkeypatch.setitem(registry._REGISTRY, "xor-cluster", registry.Simulation(**{**sim.__dict__, "build": build}))
-    grid, base = {"width": [8, 16]}, dict(lc=False, steps=30, n_evals=6)
+    grid, base = {"width": [8, 16]}, dict(n=40, d=400, mu_norm=6.0, width=16, n_test=100, lc_radius=2.0, lc=False, steps=30, n_evals=6)
     index = sw.sweep("xor-cluster", grid, preset="ci", base=base, out=tmp_path, device="cpu", threads=1)
     assert [g["status"] for g in index["groups"]] == ["interrupted", "pending"]
     saved = json.loads((tmp_path / "sweep.json").read_text())

@@ -40,7 +40,7 @@ def _poisoned(sim, member: int, after: int):
 @pytest.mark.parametrize("name", TRAINED)
 def test_a_diverging_member_is_frozen_and_the_others_are_untouched(runs_dir, monkeypatch, name):
     sim = registry.get(name)
-    over = dict(SHORT, seed=4)
+    over = dict(SHORT, seed=4, **(dict(n=40, d=400, mu_norm=6.0, width=16, n_test=100, lc_radius=2.0) if name == "xor-cluster" else {}))
     if "lc" in sim.config_cls.__dataclass_fields__:
         over["lc"] = False
     if "loss_threshold" in sim.config_cls.__dataclass_fields__:
@@ -63,6 +63,6 @@ def test_a_diverging_member_is_frozen_and_the_others_are_untouched(runs_dir, mon
 
 def test_weights_that_overflow_with_a_finite_loss_are_a_divergence(runs_dir):
     r = sims.run("xor-cluster", preset="ci", seeds=2, device="cpu", threads=1, lc=False, steps=20, n_evals=6,
-                 lr=1e38)
+                 lr=1e38, **dict(n=40, d=400, mu_norm=6.0, width=16, n_test=100, lc_radius=2.0))
     assert r.summary["status"] == "diverged" and r.summary["member_status"] == ["diverged", "diverged"]
     assert r.summary["ended"][0]["step"] == 1

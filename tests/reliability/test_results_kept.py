@@ -16,7 +16,8 @@ from sims.claims.runner import reproduce
 from sims.cli import main
 from sims.config import ConfigError
 
-FAST = dict(lc=False, dtype="float64")
+TINY = dict(n=40, d=400, mu_norm=6.0, width=16, n_test=100, lc_radius=2.0)
+FAST = dict(TINY, lc=False, dtype="float64")
 
 
 def _files(run_dir):

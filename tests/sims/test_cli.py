@@ -63,7 +63,8 @@ def test_cuda_requested_without_cuda(capsys, tmp_path):
 
 def test_run_plot_and_resume_cli(capsys, tmp_path):
     out = tmp_path / "runs"
-    code, stdout, _ = _run(["run", "xor-cluster", "--preset", "ci", "--set", "lc=false", "--seeds", "2",
+    code, stdout, _ = _run(["run", "xor-cluster", "--preset", "ci", "--set", "lc=false", "--seeds", "2", "--set", "d=400",
+                            "--set", "n=40", "--set", "n_test=100",
                             "--dtype", "float64", "--device", "cpu", "--out", str(out), "--quiet"], capsys)
     assert code == 0
     run_dir = Path(re.search(r"run directory: (.+)", stdout).group(1))

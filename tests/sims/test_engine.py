@@ -18,7 +18,8 @@ from sims import engine, registry, store
 from sims.config import Members, TrainConfig
 from sims.nn import EnsembleLinear, EnsembleSequential, make_generators
 
-CI_FAST = dict(lc=False, dtype="float64")
+TINY = dict(n=40, d=400, mu_norm=6.0, width=16, n_test=100, lc_radius=2.0)  # the mechanics, not the phenomenon: a small xor-cluster
+CI_FAST = dict(TINY, lc=False, dtype="float64")
 
 
 @given(steps=st.integers(0, 10**6), n_evals=st.integers(2, 300))
@@ -88,7 +89,8 @@ def test_resume_equals_uninterrupted(runs_dir, monkeypatch, interrupting, batch_
 def test_sigkilled_run_stays_readable(tmp_path):
     out = tmp_path / "runs"
     cmd = [sys.executable, "-m", "sims", "run", "xor-cluster", "--preset", "ci", "--device", "cpu", "--quiet",
-           "--out", str(out), "--set", "steps=2000000", "--set", "n_evals=400000", "--set", "lc=false"]
+           "--out", str(out), "--set", "steps=2000000", "--set", "n_evals=400000", "--set", "lc=false",
+           *[a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 60

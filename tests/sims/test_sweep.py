@@ -9,7 +9,7 @@ from sims import sweep as sw
 from sims.cli import main
 from sims.config import ConfigError
 
-FAST = dict(lc="false", steps="10", n_evals="4")
+FAST = dict(lc="false", steps="10", n_evals="4", n="40", d="400", mu_norm="6", width="16", n_test="100")
 
 
 def test_expand_and_plan():
@@ -56,7 +56,7 @@ def test_local_sweep_writes_index_and_results_and_resumes(tmp_path):
 def test_dask_sweep_on_loopback(tmp_path, capsys):
     pytest.importorskip("dask.distributed")
     code = main(["sweep", "xor-cluster", "--preset", "ci", "--grid", "width=8,16", "--set", "lc=false",
-                 "--set", "steps=10", "--workers", "2", "--device", "cpu", "--out", str(tmp_path), "--quiet"])
+                 "--set", "steps=10", "--set", "d=400", "--set", "n=40", "--set", "n_test=100", "--workers", "2", "--device", "cpu", "--out", str(tmp_path), "--quiet"])
     out = capsys.readouterr().out
     assert code == 0, out
     saved = json.loads((tmp_path / "sweep.json").read_text())

@@ -81,7 +81,7 @@ def test_per_member_rmsprop_lr_equals_separate_runs():
 ])
 def test_a_hyperparameter_grid_runs_as_one_ensemble_equal_to_separate_runs(tmp_path, name, grid):
     base = dict(steps=25, n_evals=6, dtype="float64")
-    base.update(dict(lc=False) if name == "xor-cluster" else dict(baseline=False, loss_threshold=0.0))
+    base.update(dict(n=40, d=400, mu_norm=6.0, width=16, n_test=100, lc_radius=2.0, lc=False) if name == "xor-cluster" else dict(baseline=False, loss_threshold=0.0))
     index = sw.sweep(name, grid, preset="ci", base=base, out=tmp_path / "sweep", device="cpu", threads=1)
     [group] = index["groups"]
     assert group["status"] == "completed" and len(group["members"]) == np.prod([len(v) for v in grid.values()])
@@ -97,7 +97,7 @@ def test_a_hyperparameter_grid_runs_as_one_ensemble_equal_to_separate_runs(tmp_p
 def test_a_worker_killed_mid_group_loses_no_point(tmp_path):
     pytest.importorskip("dask.distributed")
     out = tmp_path / "sweep"
-    base = dict(lc=False, steps=2000, n_evals=200, checkpoint_every=2)
+    base = dict(n=40, d=400, mu_norm=6.0, width=16, n_test=100, lc_radius=2.0, lc=False, steps=2000, n_evals=200, checkpoint_every=2)
     result = {}
 
     def run():
