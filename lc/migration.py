@@ -39,8 +39,8 @@ from scipy.spatial import cKDTree
 
 from .exact2d import Partition, _as_array
 
-__all__ = ["Migration", "region_migration", "boundary_length", "length_within", "region_edges", "plane_through",
-           "regions_in_disc"]
+__all__ = ["Migration", "region_migration", "boundary_length", "length_within", "area_within", "region_edges",
+           "plane_through", "regions_in_disc"]
 
 PAIRS_PER_CHUNK = 1 << 18  # (centre, region) pairs per chunk in regions_in_disc (bounds its memory)
 PIECES_PER_DIAMETER = 256  # pieces of length h = max(delta / 4, diameter / 256) for the pair search
@@ -58,6 +58,8 @@ class Migration:
     near_boundary: float
     near_points: float
     delta: float
+    area_near_boundary: float = math.nan  # share of the slice's area within delta of the decision boundary
+    area_near_points: float = math.nan  # share of the slice's area within delta of the points
 
     @property
     def boundary_share(self) -> float:
@@ -68,6 +70,18 @@ class Migration:
     def points_share(self) -> float:
         """near_points / length (NaN when L = 0 or no points were given)."""
         return self.near_points / self.length if self.length > 0 else math.nan
+
+    @property
+    def boundary_ratio(self) -> float:
+        """boundary_share / area_near_boundary: how much more region boundary lies near the decision boundary
+        than if it were spread evenly over the slice (1 = no concentration). The raw share alone can fall while
+        regions crowd the decision boundary, when the decision boundary itself gets shorter."""
+        return self.boundary_share / self.area_near_boundary if self.area_near_boundary > 0 else math.nan
+
+    @property
+    def points_ratio(self) -> float:
+        """points_share / area_near_points (1 = no concentration near the points)."""
+        return self.points_share / self.area_near_points if self.area_near_points > 0 else math.nan
 
 
 def _check_partition(partition) -> None:
@@ -247,7 +261,43 @@ def region_migration(partition: Partition, delta: float, points=None) -> Migrati
         pts = _points(points, "points")
         near_p = _length_near(edges, np.stack([pts, pts], axis=1), delta, h) / 2
     length = float(np.linalg.norm(edges[:, 1] - edges[:, 0], axis=1).sum() / 2)
-    return Migration(length=length, near_boundary=near_b, near_points=near_p, delta=delta)
+    area_p = math.nan if points is None else area_within(partition, delta, points=points)
+    return Migration(length=length, near_boundary=near_b, near_points=near_p, delta=delta,
+                     area_near_boundary=area_within(partition, delta, segments=partition.boundary),
+                     area_near_points=area_p)
+
+
+def area_within(partition: Partition, delta: float, *, segments=None, points=None, grid: int = 300) -> float:
+    """The share of the slice's area within distance delta of S = segments [B, 2, 2] and/or points [n, 2].
+
+    Estimated on a grid x grid lattice over the domain's bounding box (the cells inside the domain), with S
+    sampled at spacing delta / 10: a lattice point counts when a sample lies within delta, so distances are
+    off by at most delta / 20, and the share by the lattice's resolution (~ perimeter x cell / area). This is
+    the reference for `Migration.boundary_ratio`: the share of region boundary near S divided by this.
+    """
+    _check_partition(partition)
+    delta = _check_delta(delta)
+    samples = [np.zeros((0, 2))]
+    if segments is not None:
+        seg = _as_array(segments, "segments").reshape(-1, 2, 2)
+        for p, q in seg:
+            k = max(2, int(math.ceil(np.linalg.norm(q - p) / (delta / 10))) + 1)
+            samples.append(p + np.linspace(0.0, 1.0, k)[:, None] * (q - p))
+    if points is not None:
+        samples.append(_points(points, "points"))
+    samples = np.concatenate(samples)
+    dom = partition.domain
+    lo, hi = dom.min(0), dom.max(0)
+    a, b = np.meshgrid(np.linspace(lo[0], hi[0], grid), np.linspace(lo[1], hi[1], grid))
+    lattice = np.stack([a.ravel(), b.ravel()], axis=1)
+    edge = np.roll(dom, -1, axis=0) - dom  # counter-clockwise: inside is left of every edge
+    inside = np.all(edge[:, 0] * (lattice[:, None, 1] - dom[:, 1]) - edge[:, 1] * (lattice[:, None, 0] - dom[:, 0])
+                    >= 0, axis=1)
+    lattice = lattice[inside]
+    if len(samples) == 0 or len(lattice) == 0:
+        return 0.0
+    dist, _ = cKDTree(samples).query(lattice, distance_upper_bound=delta)
+    return float(np.mean(np.isfinite(dist)))
 
 
 def plane_through(p0, p1, p2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

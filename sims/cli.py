@@ -1,4 +1,4 @@
-"""The `sims` command: list | show | run | sweep | plot | reproduce.
+"""The `sims` command: list | show | run | sweep | plot | reproduce | atlas.
 
 Exit codes: 0 success, 1 a run failed (diverged, crashed, interrupted), 2 a usage error.
 """
@@ -166,6 +166,21 @@ def cmd_reproduce(args) -> int:
     return EXIT_OK
 
 
+def cmd_atlas(args) -> int:
+    from .atlas import atlas
+    from .engine import resolve_device
+
+    resolve_device(args.device)
+    result = atlas(args.preset, args.out, device=args.device, workers=args.workers, scheduler=args.scheduler,
+                   threads=args.threads, log=(lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr)))
+    print((Path(result["dir"]) / "atlas.md").read_text())
+    print(f"atlas: {result['dir']}/atlas.md, atlas.csv, atlas.png")
+    if result["failures"]:
+        print("sims: some runs failed: " + "; ".join(result["failures"]), file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
 def cmd_sweep(args) -> int:
     from .engine import resolve_device
     from .sweep import parse_grid, sweep
@@ -216,6 +231,14 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--threads", type=int, help="CPU threads per run (default: timed per run)")
     sw.add_argument("--figures", action="store_true", help="also draw each ensemble run's standard figures")
     sw.add_argument("--quiet", action="store_true")
+    at = sub.add_parser("atlas", help="every transition beside its partition dynamics, across settings")
+    at.add_argument("--preset", default="default")
+    at.add_argument("--out", help="atlas directory (default runs/atlas/<preset>-<time>); reused runs are not rerun")
+    at.add_argument("--device", default="auto")
+    at.add_argument("--workers", type=int, default=0, help="Dask LocalCluster workers on 127.0.0.1 (0: run here)")
+    at.add_argument("--scheduler", help="address of an existing Dask scheduler")
+    at.add_argument("--threads", type=int, help="CPU threads per run (default: timed per run)")
+    at.add_argument("--quiet", action="store_true")
     pl = sub.add_parser("plot", help="redraw the figures of a run, or plot a sweep's results")
     pl.add_argument("run_dir", help="a run directory, or a sweep directory (with --x and --y)")
     pl.add_argument("--x", help="sweep: the swept parameter on the x axis")
@@ -242,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         print("sims run: error: give a simulation NAME or --resume RUN_DIR", file=sys.stderr)
         return EXIT_USAGE
     handler = {"list": cmd_list, "show": cmd_show, "run": cmd_run, "plot": cmd_plot, "reproduce": cmd_reproduce,
-               "sweep": cmd_sweep}
+               "sweep": cmd_sweep, "atlas": cmd_atlas}
     try:
         return handler[args.command](args)
     except (ConfigError, FileNotFoundError, RunDirError) as exc:

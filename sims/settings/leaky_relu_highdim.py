@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from .. import metrics, plots
+from .. import metrics, plots, transitions
 from ..config import Members, param, with_defaults
 from ..data import for_members, gaussian_mixture
 from ..engine import Env, Task
@@ -93,8 +93,18 @@ def figures(run) -> list:
     return out
 
 
+def transition_records(run) -> list[dict]:
+    """Per member: the transition record (`sims.transitions.record`) from step 0. A control for the atlas: the
+    test accuracy jumps with the first step (no delay after memorisation), and LC's turning points are kept."""
+    lc = {s: run.metric(f"lc_{s}") for s in plots.LC_SETS if f"lc_{s}" in run.metric_names}
+    return [transitions.record(run.steps, test=run.metric("test_acc")[:, e], train=run.metric("train_acc")[:, e],
+                               lc={s: v[:, e] for s, v in lc.items()}, time_per_step=run.members[e].lr)
+            for e in range(run.n_members)]
+
+
 @register("leaky-relu-highdim", Config, presets=PRESETS, cpu_runtime="~1.5 min", figures=figures,
-          memory=two_layer_memory, memberwise=("init_scale", "noise_rate", "mu_power", "lr", "weight_decay"))
+          memory=two_layer_memory, memberwise=("init_scale", "noise_rate", "mu_power", "lr", "weight_decay"),
+          transitions=transition_records)
 def build(members: Members, env: Env) -> Task:
     """Leaky-ReLU nets on nearly orthogonal data: low stable rank and a max-margin linear boundary (Frei et al. 2023).
 

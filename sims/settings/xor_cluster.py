@@ -78,15 +78,57 @@ def transition(run) -> transitions.Crossing | None:
                                      start=1)
 
 
+def _snapshots(run) -> list[int]:
+    return sorted(int(p.stem.split("-")[1]) for p in (run.dir / "snapshots").glob("step-*.pt"))
+
+
+def _slice(run, step: int, member: int):
+    """The exact linear regions (`lc.exact2d`) of a member at a snapshot step, on the plane of mu_1, mu_2 through
+    0, over [-1.8 ||mu||, 1.8 ||mu||]^2 (mu_1 = ||mu|| e_1, mu_2 = ||mu|| e_2, `sims.data.xor_clusters`)."""
+    from lc import exact2d
+
+    c = run.config
+    model = TwoLayerNet(c.d, c.width, make_generators(run.seeds), init_scale=run.members.values("init_scale"),
+                        dtype=torch.float64)
+    state = torch.load(run.dir / "snapshots" / f"step-{step}.pt", map_location="cpu", weights_only=False)
+    model.load_state_dict({k: v.double() for k, v in state["model"].items()})
+    basis = torch.zeros(2, c.d, dtype=torch.float64)
+    basis[0, 0] = basis[1, 1] = 1.0
+    B = 1.8 * c.mu_norm
+    return exact2d.partition(model, torch.zeros(c.d, dtype=torch.float64), basis, bounds=((-B, B), (-B, B)),
+                             member=member)
+
+
+def _migration(run, member: int) -> dict | None:
+    """`lc.region_migration` of the member's slice after step 1 (before the transition) and at the last snapshot
+    (delta = 0.1 ||mu||): the share of region boundary near the decision boundary, and its ratio to the area."""
+    from lc import region_migration
+
+    snaps = _snapshots(run)
+    if 1 not in snaps or len(snaps) < 2:
+        return None
+    out = {}
+    for phase, step in (("before", 1), ("after", snaps[-1])):
+        m = region_migration(_slice(run, step, member), 0.1 * run.config.mu_norm)
+        out[phase] = dict(step=step, boundary_share=m.boundary_share, boundary_ratio=m.boundary_ratio,
+                          length=m.length)
+    return out
+
+
 def transition_records(run) -> list[dict]:
     """Per member: the transition record (`sims.transitions.record`) measured from step 1 (after the
-    catastrophic first step), with LC turning points at train / test / random points."""
+    catastrophic first step), with LC turning points at train / test / random points and the migration of
+    region boundary on the (mu_1, mu_2) plane from step 1 to the end."""
     if 1 not in run.steps:
         return [None] * run.n_members
     lc = {s: run.metric(f"lc_{s}") for s in plots.LC_SETS if f"lc_{s}" in run.metric_names}
-    return [transitions.record(run.steps, test=run.metric("test_acc")[:, e], train=run.metric("train_acc")[:, e],
-                               lc={s: v[:, e] for s, v in lc.items()}, start=1, time_per_step=run.config.lr)
-            for e in range(run.n_members)]
+    out = []
+    for e in range(run.n_members):
+        rec = transitions.record(run.steps, test=run.metric("test_acc")[:, e], train=run.metric("train_acc")[:, e],
+                                 lc={s: v[:, e] for s, v in lc.items()}, start=1, time_per_step=run.members[e].lr)
+        rec["migration"] = _migration(run, e) if (run.dir / "snapshots").is_dir() else None
+        out.append(rec)
+    return out
 
 
 def transition_steps(run) -> dict[str, int]:
@@ -95,8 +137,7 @@ def transition_steps(run) -> dict[str, int]:
     before: step 1 (fitted, not generalising); after: the last step; during: the snapshot step in between
     nearest (in log step) to the transition step.
     """
-    snaps = sorted(int(p.stem.split("-")[1]) for p in (run.dir / "snapshots").glob("step-*.pt"))
-    snaps = [s for s in snaps if s in run.steps]
+    snaps = [s for s in _snapshots(run) if s in run.steps]
     if not snaps:
         return {}
     out = {"init": 0, "before": 1, "after": max(snaps)}
@@ -110,23 +151,14 @@ def transition_steps(run) -> dict[str, int]:
 
 def partition_figure(run, path):
     """Exact linear regions of member 0 on the plane of mu_1, mu_2 at init / before / during / after."""
-    from lc import exact2d
     from lc.plot import plot_partition
 
     c, steps = run.config, transition_steps(run)
     x, y, y_clean = _member_data(run)
-    model = TwoLayerNet(c.d, c.width, make_generators(run.seeds), init_scale=run.members.values("init_scale"),
-                        dtype=torch.float64)
-    basis = torch.zeros(2, c.d, dtype=torch.float64)
-    basis[0, 0] = basis[1, 1] = 1.0  # mu_1 = ||mu|| e_1, mu_2 = ||mu|| e_2 (sims.data.xor_clusters)
-    B = 1.8 * c.mu_norm
     fig, axes = plots.figure(len(steps), panel=(4.4, 5.0))
     flipped = (y != y_clean).numpy()
     for k, (ax, (phase, s)) in enumerate(zip(axes[0], steps.items())):
-        state = torch.load(run.dir / "snapshots" / f"step-{s}.pt", map_location="cpu", weights_only=False)
-        model.load_state_dict({k2: v.double() for k2, v in state["model"].items()})
-        part = exact2d.partition(model, torch.zeros(c.d, dtype=torch.float64), basis, bounds=((-B, B), (-B, B)),
-                                 member=0)
+        part = _slice(run, s, 0)
         i = list(run.steps).index(s)
         tr, te = run.metric("train_acc")[i, 0], run.metric("test_acc")[i, 0]
         plot_partition(part, ax=ax, points=x[:, :2].numpy(), labels=y.numpy(),

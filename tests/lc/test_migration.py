@@ -241,3 +241,16 @@ def test_the_package_exports_the_migration_measures():
     assert lc.region_migration is migration.region_migration and lc.Migration is migration.Migration
     assert lc.plane_through is migration.plane_through and lc.regions_in_disc is migration.regions_in_disc
     assert {"migration", "region_migration", "plane_through", "regions_in_disc"} <= set(lc.__all__)
+
+
+def test_area_within_delta_of_a_line_and_of_a_point():
+    """On [-1, 1]^2: the band |a| <= delta around the line a = 0 covers delta of the area (4 delta / 4); a disc
+    of radius delta around (0.3, 0.2) covers pi delta^2 / 4; the ratio of an even spread is 1."""
+    part = exact2d.partition(axis_net(), np.zeros(2), np.eye(2), bounds=SQUARE)
+    line = np.array([[[0.0, -1.0], [0.0, 1.0]]])
+    for delta in (0.05, 0.2):
+        assert migration.area_within(part, delta, segments=line) == pytest.approx(delta, abs=0.01)
+        disc = migration.area_within(part, delta, points=np.array([[0.3, 0.2]]))
+        assert disc == pytest.approx(math.pi * delta**2 / 4, rel=0.1)
+    res = migration.region_migration(part, 0.1)
+    assert res.area_near_boundary > 0 and res.boundary_ratio == pytest.approx(res.boundary_share / res.area_near_boundary)
