@@ -39,8 +39,10 @@ __all__ = [
     "NTKTwoLayerNet",
     "Scale",
     "MLP",
+    "DeepMatrixFactorization",
     "make_generators",
     "activation",
+    "per_member",
 ]
 
 
