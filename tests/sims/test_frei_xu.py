@@ -123,7 +123,7 @@ def test_xor_snapshots_and_partition_figure(runs_dir):
 PASS_AT_CI = {
     "frei2023": {"one-step-stable-rank", "low-stable-rank-small-init", "rank-two-signature",
                  "stable-rank-grows-with-init", "effective-direction-cosine", "agrees-with-max-margin-isotropic",
-                 "kkt-residual-decreases", "lc-collapses-after-one-step"},
+                 "kkt-residual-decreases", "lc-collapses-after-one-step"},  # the residual's rate needs 2000 steps
     "xu2024": {"first-step-fits-noisy-labels", "first-step-is-linear", "first-step-test-near-chance",
                "transition-within-window", "train-acc-stays-100"},
 }
@@ -162,7 +162,8 @@ def _verdicts(key, name, run, ids):
 def test_frei_claims_fail_at_a_large_init(runs_dir):
     """A claim must be able to fail: at init scale 0.1 the net stays near its random init (lazy)."""
     large = sims.run("leaky-relu-highdim", preset="ci", seeds=2, device="cpu", init_scale=0.1, figures=False)
-    ids = PASS_AT_CI["frei2023"] - {"stable-rank-grows-with-init", "kkt-residual-decreases"}
+    ids = PASS_AT_CI["frei2023"] - {"stable-rank-grows-with-init", "kkt-residual-decreases"} | {
+        "kkt-residual-keeps-falling"}
     assert set(_verdicts("frei2023", "small", large, ids).values()) == {"FAIL"}
 
 
