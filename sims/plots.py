@@ -76,11 +76,11 @@ def save(fig, path, *, title: str | None = None, dpi: int = 120) -> Path:
 
 
 def curves_figure(run, panels: Sequence[tuple[str, Sequence[tuple[str, str]]]], path, *, title: str | None = None,
-                  hlines: dict | None = None, log: Sequence[str] = ()) -> Path:
+                  hlines: dict | None = None, log: Sequence[str] = (), vlines: Sequence[tuple[float, str]] = ()) -> Path:
     """One panel per (ylabel, [(metric, label), ...]) against the step; metrics the run lacks are skipped.
 
     `hlines` maps a panel's ylabel to [(y, label)] reference lines (paper values, Bayes rates); panels whose
-    ylabel is in `log` get a log y axis.
+    ylabel is in `log` get a log y axis; `vlines` [(step, label)] are drawn on every panel (predicted times).
     """
     fig, axes = figure(len(panels))
     for ax, (ylabel, series) in zip(axes[0], panels):
@@ -89,6 +89,8 @@ def curves_figure(run, panels: Sequence[tuple[str, Sequence[tuple[str, str]]]], 
                 band(ax, run.steps, run.metric(metric), label)
         for y, label in (hlines or {}).get(ylabel, []):
             ax.axhline(y, color="k", ls="--", lw=0.8, label=label)
+        for k, (x, label) in enumerate(vlines):
+            ax.axvline(x, color="k", ls=(":", "-.", "--")[k % 3], lw=1.0, label=label)
         finish(ax, ylabel, steps=run.steps, log=ylabel in log)
     return save(fig, path, title=title)
 

@@ -19,9 +19,12 @@ def logistic_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.softplus(-y * out.reshape(y.shape)).mean(dim=1)
 
 
-def sign_accuracy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Fraction of points with sign(out) == y per member (out == 0 counts as wrong): [E]."""
-    return (torch.sign(out.reshape(y.shape)) == y).to(out.dtype).mean(dim=1)
+def sign_accuracy(out: torch.Tensor, y: torch.Tensor, *, tie: float = 0.0) -> torch.Tensor:
+    """Fraction of points with sign(out) == y per member, a point with out == 0 counting `tie` (0: wrong;
+    1/2: a coin flip, as in Lyu et al. 2024's code): [E]."""
+    out = out.reshape(y.shape)
+    right = (torch.sign(out) == y).to(out.dtype)
+    return (right + tie * (out == 0).to(out.dtype)).mean(dim=1)
 
 
 def squared_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
