@@ -403,7 +403,9 @@ class DiagonalNet(nn.Module):
             return torch.einsum("nd,ed->en", x, w).unsqueeze(-1)
         if x.dim() != 3 or x.shape[0] != self.n_members:
             raise ValueError(f"input must be [N, d] or [{self.n_members}, N, d]; got shape {tuple(x.shape)}")
-        return torch.bmm(x, w.unsqueeze(-1))  # [E, N, 1]
+        # <w_e, x_en> as the row vector w_e^T times x_e^T: one batched gemm whose backward (grad w = g^T x) reads x
+        # row by row; bmm(x, w) runs as E strided matrix-vector products, about 10x slower on a CPU for E > 1
+        return torch.bmm(w.unsqueeze(1), x.transpose(1, 2)).transpose(1, 2)  # [E, N, 1]
 
     def member(self, e: int) -> DiagonalLinear:
         if not 0 <= e < self.n_members:
