@@ -95,8 +95,9 @@ def curves_figure(run, panels: Sequence[tuple[str, Sequence[tuple[str, str]]]], 
     return save(fig, path, title=title)
 
 
-def lc_figure(run, path, *, title: str | None = None) -> Path | None:
-    """LC at train / test / random points against the step, one panel per probe radius; None without LC."""
+def lc_figure(run, path, *, title: str | None = None, vlines: Sequence[tuple[float, str]] = ()) -> Path | None:
+    """LC at train / test / random points against the step, one panel per probe radius; None without LC.
+    `vlines` [(step, label)] are drawn on every panel (transitions)."""
     radii = sorted({m.partition("@")[2] for m in run.metric_names if re.fullmatch(r"lc_(train|test|random)(@.*)?", m)})
     if not radii:
         return None
@@ -106,6 +107,8 @@ def lc_figure(run, path, *, title: str | None = None) -> Path | None:
             name = f"lc_{s}" + (f"@{r}" if r else "")
             if name in run.metric_names:
                 band(ax, run.steps, run.metric(name), s)
+        for k, (x, label) in enumerate(vlines):
+            ax.axvline(x, color="k", ls=(":", "-.", "--")[k % 3], lw=1.0, label=label)
         finish(ax, "local complexity (mean crossed units)", steps=run.steps,
                title=f"radius {r[1:]}" if r else None)
     return save(fig, path, title=title)
