@@ -17,28 +17,29 @@ cosines of w = u^2 - v^2 with the l2 and the l1 max-margin classifiers of the me
 once, `env.cache`) and with the true direction w*, and (sparse task) the share of ||w||_1 on the k true
 coordinates. The net is linear in x: it has no LC probe.
 
-The helpers `predicted_step`, `prediction_lines`, `memorisation_step` and `records` are shared with the
-completion and modular-addition settings of the same paper.
+The helpers `predicted_step`, `prediction_lines`, `transition_lines`, `memorisation_step` and `records` are
+shared with the completion and modular-addition settings of the same paper.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .. import metrics, transitions
+from .. import metrics, plots, transitions
 from ..config import ConfigError, Members, TrainConfig, param, with_defaults
 from ..data import misgrokking_data, per_member, sparse_boolean
 from ..engine import Env, Task
 from ..nn import DiagonalNet, make_generators
-from ..plots import curves_figure
 from ..registry import register
 from .common import logistic_loss, sign_accuracy
 
 __all__ = ["DiagonalConfig", "SparseConfig", "MisgrokkingConfig", "predicted_step", "prediction_lines",
-           "memorisation_step", "records", "transition_records"]
+           "transition_lines", "memorisation_step", "records", "transition_records", "transition_times", "linear_fit",
+           "sweep_figure"]
 
 LC_NOTE = "not applicable: the diagonal net is linear in its input (no piecewise-linear sites)"
 
@@ -69,6 +70,15 @@ def prediction_lines(run, extra: dict | None = None) -> list[tuple[float, str]]:
         if s is not None and s <= c.steps:
             lines.append((s, f"(1/lambda) log {name} = {s:.4g} steps"))
     return lines
+
+
+def transition_lines(run, extra: dict | None = None) -> list[tuple[float, str]]:
+    """`prediction_lines` plus the measured transition (member-mean generalisation step of the run's transition
+    records), where the records have one."""
+    gen = [rec["generalisation_step"] for rec in run.summary.get("transitions") or [] if rec and
+           rec.get("generalisation_step") is not None]
+    measured = [(float(np.mean(gen)), f"measured transition (mean) = {np.mean(gen):.4g} steps")] if gen else []
+    return prediction_lines(run, extra) + measured
 
 
 def memorisation_step(steps, fitted) -> int | None:
@@ -105,13 +115,14 @@ class DiagonalConfig(TrainConfig):
     n_test: int = param(2000, "test points per member", low=1)
     alpha: float = param(128.0, "init scale: u = v = alpha / sqrt(2d) 1, so ||theta_0|| = alpha (may differ "
                                 "between the members of one ensemble)", low=0.0, low_open=True)
-    lr: float = param(0.1, "learning rate of full-batch GD (continuous time t = lr * step)", low=0.0, low_open=True)
+    lr: float = param(0.2, "learning rate of full-batch GD (continuous time t = lr * step)", low=0.0, low_open=True)
     weight_decay: float = param(0.01, "weight decay lambda: SGD's L2 term, loss + (lambda / 2) ||theta||^2",
                                 low=0.0)
-    steps: int = param(8000, "number of GD steps", low=0)
+    steps: int = param(4000, "number of GD steps", low=0)
     n_evals: int = param(120, "number of evaluation points (log-spaced plus linear, with 0 and the last step)",
                          low=2)
-    dtype: str = param("float64", "floating-point type of data and parameters", choices=("float32", "float64"))
+    dtype: str = param("float32", "floating-point type of data and parameters (float32 gives the float64 curves to 3-4 "
+                                  "digits here at half the memory traffic)", choices=("float32", "float64"))
     max_margin: bool = param(True, "solve the l2 and l1 max-margin classifiers of each training set (cosine "
                                    "metrics; cached in the run directory)")
 
@@ -134,23 +145,21 @@ class SparseConfig(DiagonalConfig):
 
 
 @dataclass(frozen=True)
-class MisgrokkingConfig(with_defaults(DiagonalConfig, d=30000, n=32, n_test=1000, lr=0.5)):
+class MisgrokkingConfig(with_defaults(DiagonalConfig, d=30000, n=32, n_test=1000, lr=0.5, steps=12000)):
     """Gaussian data with a gap gamma along a dense unit direction w*: x = z + y (gamma / 2) w*."""
 
     gamma: float = param(25.0, "gap between the classes along w*", low=0.0)
 
 
 SPARSE_PRESETS = {
-    "ci": dict(d=2000, n=256, n_test=1000, lr=0.5, steps=1200, n_evals=60),
+    "ci": dict(d=1000, n=128, n_test=1000, lr=1.0, steps=600, n_evals=60),
     "default": dict(),
-    "paper": dict(d=100000, n_test=10000, lr=0.01, weight_decay=1e-3, steps=1_000_000, n_evals=400,
-                  dtype="float32"),
+    "paper": dict(d=100000, n_test=10000, lr=0.01, weight_decay=1e-3, steps=1_000_000, n_evals=400),
 }
 MISGROKKING_PRESETS = {
-    "ci": dict(d=10000, gamma=10.0, weight_decay=0.02, steps=2000, n_evals=60),
+    "ci": dict(d=5000, gamma=8.0, weight_decay=0.02, steps=2000, n_evals=60),
     "default": dict(),
-    "paper": dict(d=100000, n_test=10000, lr=0.01, weight_decay=1e-3, steps=1_000_000, n_evals=400,
-                  dtype="float32"),
+    "paper": dict(d=100000, n_test=10000, lr=0.01, weight_decay=1e-3, steps=1_000_000, n_evals=400),
 }
 
 
@@ -210,16 +219,15 @@ def figures(run) -> list:
     hl = [(float(np.mean([f[f"{nm}_max_margin_test_acc"] for f in facts])), f"{nm} max-margin test accuracy")
           for nm in ("l2", "l1") if all(f"{nm}_max_margin_test_acc" in f for f in facts)]
     task = f"k={c.k}" if hasattr(c, "k") else f"gamma={c.gamma:g}"
-    title = (f"{run.sim_name}: d={c.d}, n={c.n}, {task}, alpha={c.alpha:g}, lambda={c.weight_decay:g}, lr={c.lr:g} "
-             f"(dotted: predicted transition)")
-    return [curves_figure(
+    title = f"{run.sim_name}: d={c.d}, n={c.n}, {task}, alpha={c.alpha:g}, lambda={c.weight_decay:g}, lr={c.lr:g}"
+    return [plots.curves_figure(
         run,
         [("accuracy", [("train_acc", "train"), ("test_acc", "test")]),
          ("cosine / share", [("cos_l2", "cos(w, l2 max margin)"), ("cos_l1", "cos(w, l1 max margin)"),
                              ("cos_truth", "cos(w, w*)"), ("l1_share", "share of ||w||_1 on the k true coordinates")]),
          ("norm and margin", [("theta_norm", "||theta||"), ("margin", "min_i y_i f(x_i) / ||theta||^2")])],
         run.dir / "figures" / "accuracy.png", title=title, hlines={"accuracy": hl}, log=("norm and margin",),
-        vlines=prediction_lines(run))]
+        vlines=transition_lines(run))]
 
 
 @register("dichotomy-sparse", SparseConfig, presets=SPARSE_PRESETS, cpu_runtime="~1 min + ~20 s max-margin solves",
@@ -253,3 +261,55 @@ def build_misgrokking(members: Members, env: Env) -> Task:
     data = per_member(misgrokking_data, make_generators(members.seeds, "data"), cfg.n, cfg.n_test, cfg.d,
                       cfg.gamma, dtype=env.dtype, device=env.device)
     return _build(members, env, data)
+
+
+# the alpha x lambda sweep -------------------------------------------------------------------------------------
+
+def transition_times(points) -> list[dict]:
+    """Per (grid point, view) of a sweep over alpha and weight_decay, per member: alpha, lambda, the measured
+    transition time t (`generalisation_time` of the transition record, continuous time; None if none) and the
+    predicted t* = (1/lambda) log alpha."""
+    rows = []
+    for point, view in points:
+        for member, rec in zip(view.members, view.summary.get("transitions") or [None] * view.n_members):
+            rows.append(dict(alpha=member.alpha, lam=member.weight_decay, seed=member.seed,
+                             t=None if rec is None else rec["generalisation_time"],
+                             t_star=math.log(member.alpha) / member.weight_decay))
+    return rows
+
+
+def linear_fit(x, y) -> tuple[float, float, float]:
+    """Least-squares line y = slope x + intercept and its R^2 = 1 - SS_res / SS_tot: (slope, intercept, r2)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    slope, intercept = np.polyfit(x, y, 1)
+    res = y - (slope * x + intercept)
+    return float(slope), float(intercept), float(1.0 - res @ res / np.sum((y - y.mean()) ** 2))
+
+
+def sweep_figure(points, path):
+    """Measured transition time against the prediction: t against t* = (1/lambda) log alpha (theory: t = t*, or
+    t = t* - c / lambda), and lambda t against log alpha (theory: slope 1) with the least-squares line."""
+    points = list(points)
+    rows = [r for r in transition_times(points) if r["t"] is not None]
+    fig, axes = plots.figure(2, panel=(5.4, 4.4))
+    left, right = axes[0]
+    slope, icpt, r2 = linear_fit([math.log(r["alpha"]) for r in rows], [r["lam"] * r["t"] for r in rows])
+    for k, lam in enumerate(sorted({r["lam"] for r in rows})):
+        sel = [r for r in rows if r["lam"] == lam]
+        la = np.array([math.log(r["alpha"]) for r in sel])
+        left.plot([r["t_star"] for r in sel], [r["t"] for r in sel], "o", color=f"C{k}", label=f"lambda = {lam:g}")
+        left.plot(la / lam, (la + icpt) / lam, "-", color=f"C{k}", lw=0.8)
+        right.plot(la, lam * np.array([r["t"] for r in sel]), "o", color=f"C{k}", label=f"lambda = {lam:g}")
+    top = max(r["t_star"] for r in rows)
+    left.plot([0, top], [0, top], "k--", lw=0.8, label="t = (1/lambda) log alpha")
+    left.set_xlabel("predicted t* = (1/lambda) log alpha (continuous time)")
+    plots.finish(left, "measured transition time t = lr * step", title="lines: t = (log alpha - c) / lambda, "
+                 f"c = {-icpt:.2f} fitted")
+    la = np.linspace(min(math.log(r["alpha"]) for r in rows), max(math.log(r["alpha"]) for r in rows), 2)
+    right.plot(la, la + icpt, "k--", lw=0.8, label="theory: slope 1 (through the fitted offset)")
+    right.plot(la, slope * la + icpt, "k-", lw=0.8, label=f"fit: slope {slope:.3f}, R^2 {r2:.4f}")
+    right.set_xlabel("log alpha")
+    plots.finish(right, "lambda * t (measured)")
+    c = points[0][1].config
+    return plots.save(fig, path, title=f"dichotomy-sparse: transition time over alpha x lambda (d={c.d}, n={c.n}, "
+                      f"lr={c.lr:g}; t at half the test-accuracy rise from memorisation)")

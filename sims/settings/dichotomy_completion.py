@@ -15,6 +15,7 @@ effective rank of W, ||W||_* / ||W_late||_* and the relative Frobenius distances
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +29,7 @@ from ..nn import SymmetricFactorization, make_generators
 from ..plots import curves_figure
 from ..registry import register
 from .common import squared_loss
-from .dichotomy import prediction_lines, records
+from .dichotomy import records, transition_lines
 
 __all__ = ["Config", "fitted", "transition_records"]
 
@@ -69,7 +70,7 @@ class Config(TrainConfig):
 
 
 PRESETS = {
-    "ci": dict(d=30, obs_fraction=0.2, alpha=5.0, lr=0.5, weight_decay=1.5e-3, steps=12000, n_evals=80),
+    "ci": dict(d=20, obs_fraction=0.25, alpha=5.0, lr=0.5, weight_decay=3e-3, steps=5000, n_evals=60),
     "default": dict(),
     "paper": dict(d=97, obs_fraction=0.05, lr=0.1, steps=1_000_000, n_evals=400),
 }
@@ -109,7 +110,7 @@ def transition_records(run) -> list[dict]:
 def figures(run) -> list:
     """completion.png: losses, nuclear norm against the minimum and distances to the two predictors, effective rank."""
     c = run.config
-    lines = prediction_lines(run, extra={"(alpha sqrt(2d))": c.alpha * np.sqrt(2 * c.d)})
+    lines = transition_lines(run, extra={"(alpha sqrt(2d))": c.alpha * np.sqrt(2 * c.d)})
     return [curves_figure(
         run,
         [("mean squared error", [("train_loss", "train (observed entries)"), ("test_loss", "test (unobserved)")]),
@@ -147,9 +148,12 @@ def build(members: Members, env: Env) -> Task:
 
     def evaluate(m: SymmetricFactorization) -> dict[str, torch.Tensor]:
         W = m.matrix()  # [E, d, d]
-        nuc = torch.linalg.svdvals(W).sum(dim=1)
+        finite = torch.isfinite(W).flatten(1).all(dim=1)  # a diverging member can overflow W before its parameters
+        safe = torch.where(finite[:, None, None], W, torch.zeros_like(W))
+        nan = torch.full_like(finite, math.nan, dtype=W.dtype)
+        nuc = torch.where(finite, torch.linalg.svdvals(safe).sum(dim=1), nan)
         res = dict(train_loss=squared_loss(m.read(W, pos), vals), test_loss=squared_loss(m.read(W, pos_t), vals_t),
-                   nuclear_norm=nuc, effective_rank=metrics.effective_ranks(W),
+                   nuclear_norm=nuc, effective_rank=torch.where(finite, metrics.effective_ranks(safe), nan),
                    theta_norm=(m.U.pow(2).sum(dim=(1, 2)) + m.V.pow(2).sum(dim=(1, 2))).sqrt())
         if late is not None:
             res.update(nuclear_ratio=nuc / late_nuc, dist_late=_relative_distance(W, late),

@@ -31,7 +31,7 @@ from ..engine import Env, Task, eval_schedule
 from ..nn import MLP, make_generators
 from ..registry import register
 from .common import argmax_accuracy, cross_entropy, make_probe
-from .dichotomy import prediction_lines, records
+from .dichotomy import records, transition_lines
 
 __all__ = ["Config", "snapshot_steps", "transition_records", "slice_phases", "migration_table", "figures"]
 
@@ -76,7 +76,7 @@ class Config(ProbedConfig):
 
 
 PRESETS = {
-    "ci": dict(p=23, weight_decay=2e-3, steps=4000, n_evals=60, lc_points=40, lc_dirs=8, snapshots=5),
+    "ci": dict(p=23, width=128, weight_decay=2e-3, steps=3000, n_evals=60, lc_points=30, lc_dirs=8, snapshots=4),
     "default": dict(),
     "paper": dict(p=97, train_fraction=0.4, width=1024, lr=0.1, steps=100_000, n_evals=300),
 }
@@ -182,7 +182,7 @@ def partition_figure(run, path):
 
 def figures(run) -> list:
     """accuracy.png (with the predicted transition), lc.png (LC at train / test / random points), partition.png."""
-    c = run.config
+    c, lines = run.config, transition_lines(run)
     title = (f"modular-addition: p={c.p}, {c.n_train} training pairs, width {c.width}, alpha={c.alpha:g}, "
              f"lambda={c.weight_decay:g}, lr={c.lr:g}")
     out = [plots.curves_figure(
@@ -191,8 +191,8 @@ def figures(run) -> list:
          ("cross-entropy", [("train_loss", "train"), ("test_loss", "test")]),
          ("parameter norm", [("theta_norm", "||theta||")])],
         run.dir / "figures" / "accuracy.png", title=title, log=("cross-entropy", "parameter norm"),
-        hlines={"accuracy": [(1 / c.p, "chance 1/p")]}, vlines=prediction_lines(run)),
-        plots.lc_figure(run, run.dir / "figures" / "lc.png",
+        hlines={"accuracy": [(1 / c.p, "chance 1/p")]}, vlines=lines),
+        plots.lc_figure(run, run.dir / "figures" / "lc.png", vlines=lines,
                         title=f"modular-addition local complexity (P={c.lc_dirs}, {c.lc_points} points per set)")]
     if slice_phases(run):
         out.append(partition_figure(run, run.dir / "figures" / "partition.png"))
