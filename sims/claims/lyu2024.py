@@ -2,10 +2,11 @@
 
 Runs: dichotomy-sparse, dichotomy-misgrokking, dichotomy-completion and modular-addition at 3 seeds each; a sweep
 of dichotomy-sparse over alpha x lambda at a small size (d = 1000, n = 128, lr = 1, no max-margin solves; the alphas of
-one lambda train as one ensemble, alpha being member-wise). "Early" is the memorisation step of each member (the
-first evaluation with train accuracy 1, or train loss at most fit_tol of its initial value), "the transition"
-the step at which the test curve has moved half-way from its value there to its final value; both come from
-the runs' transition records (`sims.transitions.record`), so the claims and the figures use one definition.
+one lambda train as one ensemble, alpha being member-wise). "Early" for the diagonal net is t = t*/4 with
+t* = (1/lambda) log alpha (inside the theorem's kernel phase (1 - c) t* for c = 3/4); the memorisation step of each
+member is the first evaluation with train accuracy 1 (or train loss at most fit_tol of its initial value), and
+"the transition" the step at which the test curve has moved half-way from its value there to its final value;
+both come from the runs' transition records (`sims.transitions.record`), so claims and figures agree.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ ALPHAS, LAMBDAS = (16.0, 64.0, 256.0, 1024.0), (0.01, 0.02, 0.04)
 SWEEP = {"sweep": Sweep.of("dichotomy-sparse", {"alpha": ALPHAS, "weight_decay": LAMBDAS}, d=1000, n=128,
                            n_test=1000, lr=1.0, steps=1000, n_evals=100, max_margin=False)}
 SLOPE_FACTOR = 1.5  # the slope of lambda t against log alpha must lie in [1 / 1.5, 1.5]
+EARLY_C = 0.75  # "early" = (1 - c) (1/lambda) log alpha: inside the kernel phase of the paper's theorem for any c in (0, 1)
 LC_FALL = 0.2  # the LC paper's final descent: a fall of at least 20% from the peak (as sims.transitions.descent_ascent_descent)
 
 
@@ -32,11 +34,34 @@ def _records(run) -> list[dict]:
     return run.summary.get("transitions") or [{} for _ in range(run.n_members)]
 
 
+def _at_steps(run, name: str, steps: list) -> np.ndarray:
+    """Per member: metric `name` at eval step steps[e] (NaN where it is None)."""
+    return np.array([math.nan if s is None else at_step(run, name, s)[e] for e, s in enumerate(steps)])
+
+
 def _at_memorisation(run, name: str) -> tuple[np.ndarray, list]:
     """Per member: metric `name` at the member's memorisation step (NaN where it never memorised), and the steps."""
     steps = [rec.get("memorisation_step") for rec in _records(run)]
-    vals = [math.nan if s is None else at_step(run, name, s)[e] for e, s in enumerate(steps)]
-    return np.array(vals), steps
+    return _at_steps(run, name, steps), steps
+
+
+def _at_early(run, name: str) -> tuple[np.ndarray, list]:
+    """Per member: metric `name` at the eval step nearest the end of the kernel phase (1 - c) t* / lr with c = 3/4
+    (`theory.dichotomy.early_phase_end`), and the steps; NaN where the theory does not apply (alpha <= 1, no decay).
+
+    Not the memorisation step: for d >> n one GD step from any init gives w ~ X^T y, close to the l2 max-margin
+    direction (cosine 0.986 at the default), so the first fitting step looks "kernel" even without a kernel phase.
+    """
+    from theory.dichotomy import early_phase_end
+
+    steps = []
+    for m in run.members:
+        if m.alpha <= 1 or m.weight_decay <= 0:
+            steps.append(None)
+            continue
+        want = early_phase_end(m.alpha, m.weight_decay, EARLY_C) / m.lr
+        steps.append(int(run.steps[np.argmin(np.abs(run.steps - want))]))
+    return _at_steps(run, name, steps), steps
 
 
 def _r(values, digits: int = 4) -> list:
@@ -47,9 +72,9 @@ def _r(values, digits: int = 4) -> list:
 
 def _early_cosines(runs):
     r = runs["sparse"]
-    l2, steps = _at_memorisation(r, "cos_l2")
-    l1, _ = _at_memorisation(r, "cos_l1")
-    return float(np.min(l2 - l1)), (f"min over seeds of cos(w, w_l2) - cos(w, w_l1) at the memorisation step(s) {steps}; "
+    l2, steps = _at_early(r, "cos_l2")
+    l1, _ = _at_early(r, "cos_l1")
+    return float(np.min(l2 - l1)), (f"min over seeds of cos(w, w_l2) - cos(w, w_l1) at step(s) {steps} = t*/4 / lr; "
                                    f"cos with l2 {_r(l2)}, with l1 {_r(l1)}")
 
 
@@ -66,9 +91,9 @@ def _max_margin_acc(run, norm: str) -> np.ndarray:
 
 def _early_test(runs):
     r = runs["sparse"]
-    acc, steps = _at_memorisation(r, "test_acc")
+    acc, steps = _at_early(r, "test_acc")
     ref = _max_margin_acc(r, "l2")
-    return float(np.max(np.abs(acc - ref))), (f"max over seeds of |test acc at memorisation (steps {steps}) - l2 "
+    return float(np.max(np.abs(acc - ref))), (f"max over seeds of |test acc at step(s) {steps} = t*/4 / lr - l2 "
                                               f"max-margin test acc|; net {_r(acc)}, l2 classifier {_r(ref)}")
 
 
@@ -119,8 +144,8 @@ def _against_prediction(runs):
 # misgrokking --------------------------------------------------------------------------------------------------
 
 def _misgrok_early(runs):
-    acc, steps = _at_memorisation(runs["misgrok"], "test_acc")
-    return float(np.min(acc)), f"min over seeds of test acc at memorisation (steps {steps}); per seed {_r(acc)}"
+    acc, steps = _at_early(runs["misgrok"], "test_acc")
+    return float(np.min(acc)), f"min over seeds of test acc at step(s) {steps} = t*/4 / lr; per seed {_r(acc)}"
 
 
 def _misgrok_late(runs):
@@ -150,20 +175,14 @@ def _completion_fit(runs):
                                   f"predicted {recs[0].get('predicted_step') or math.nan:.0f}")
 
 
-def _completion_plateau(runs):
-    r = runs["completion"]
-    loss, decades = r.metric("test_loss"), []
-    for e, rec in enumerate(_records(r)):
-        s = rec.get("memorisation_step")
-        if s is None:
-            decades.append(math.nan)
-            continue
-        i = int(np.flatnonzero(r.steps == s)[0])
-        left = np.flatnonzero(np.abs(loss[i:, e] / loss[i, e] - 1) > 0.1)
-        end = r.steps[i + left[0]] if len(left) else r.steps[-1]
-        decades.append(math.log10(max(end, 1) / max(s, 1)))
-    return float(np.min(decades)), ("min over seeds of the decades of steps from memorisation during which the test loss "
-                                    f"stays within 10% of its value there; per seed {_r(decades, 2)}")
+def _delay(runs, name: str):
+    """min over seeds of the transition record's delay: generalisation step / memorisation step."""
+    recs = _records(runs[name])
+    delay = [rec.get("delay") or math.nan for rec in recs]
+    return float(np.min(delay)), (f"min over seeds of transition step / memorisation step; transition "
+                                  f"{_r([rec.get('generalisation_step') or math.nan for rec in recs], 0)}, memorisation "
+                                  f"{[rec.get('memorisation_step') for rec in recs]}, predicted (1/lambda) log alpha / lr "
+                                  f"{recs[0].get('predicted_step') or math.nan:.0f}")
 
 
 def _completion_fall(runs):
@@ -189,15 +208,6 @@ def _modadd_jump(runs):
     ratio = end / np.maximum(early, floor)
     return float(np.min(ratio)), (f"min over seeds of final test acc / max(test acc at memorisation, 1/p = {floor:.3f}); "
                                   f"at memorisation {_r(early)}, final {_r(end)}")
-
-
-def _modadd_delay(runs):
-    recs = _records(runs["modadd"])
-    delay = [math.nan if rec.get("delay") is None else rec["delay"] for rec in recs]
-    return float(np.min(delay)), (f"min over seeds of generalisation step / memorisation step; generalisation "
-                                  f"{_r([rec.get('generalisation_step') or math.nan for rec in recs], 0)}, memorisation "
-                                  f"{[rec.get('memorisation_step') for rec in recs]}, predicted "
-                                  f"{recs[0].get('predicted_step') or math.nan:.0f}")
 
 
 def _lc_names(run) -> list[str]:
@@ -262,14 +272,14 @@ TITLE = "Dichotomy of early and late phase implicit biases can provably induce g
 
 register_claims("lyu2024", TITLE, [
     Claim("early-predictor-near-l2",
-          "diagonal net, sparse task: at the memorisation step w = u^2 - v^2 is closer to the l2 than to the l1 "
-          "max-margin direction", SPARSE, _early_cosines, ">=", 0.0,
+          "diagonal net, sparse task: early (t = t*/4, t* = (1/lambda) log alpha) w = u^2 - v^2 is closer to the l2 "
+          "than to the l1 max-margin direction", SPARSE, _early_cosines, ">=", 0.0,
           paper_value="early phase: the kernel (l2 max-margin) predictor"),
     Claim("late-predictor-near-l1",
           "diagonal net, sparse task: at the end w is closer to the l1 than to the l2 max-margin direction",
           SPARSE, _late_cosines, ">=", 0.0, paper_value="late phase: a KKT point of the l1 max-margin problem"),
     Claim("early-test-acc-of-l2",
-          "test accuracy at the memorisation step is the l2 max-margin classifier's (within 0.05)",
+          "test accuracy early (t = t*/4) is the l2 max-margin classifier's (within 0.05)",
           SPARSE, _early_test, "<=", 0.05, paper_value="~50% (test error bound 4 sqrt(kd/n): vacuous)"),
     Claim("late-test-acc-of-l1",
           "final test accuracy is the l1 max-margin classifier's (within 0.05)",
@@ -285,7 +295,7 @@ register_claims("lyu2024", TITLE, [
           "R^2 of t_transition on t* = (1/lambda) log alpha directly (the constant offset becomes c / lambda)",
           SWEEP, _against_prediction, "report"),
     Claim("misgrokking-early-high",
-          "misgrokking: test accuracy at the memorisation step >= 0.9 (the l2 max-margin predictor generalises)",
+          "misgrokking: test accuracy early (t = t*/4) >= 0.9 (the l2 max-margin predictor generalises)",
           MISGROK, _misgrok_early, ">=", 0.9, paper_value="~100%"),
     Claim("misgrokking-late-low",
           "misgrokking: final test accuracy <= 0.7", MISGROK, _misgrok_late, "<=", 0.7, paper_value="~55%"),
@@ -296,8 +306,9 @@ register_claims("lyu2024", TITLE, [
           "completion: the training entries are fitted (train loss <= fit_tol x initial) within 1% of the predicted "
           "transition time", COMPLETION, _completion_fit, "<=", 0.01, paper_value="train loss ~0 within ~15 steps"),
     Claim("completion-test-plateau",
-          "completion: after the fit the test loss stays within 10% of its value for at least one decade of steps",
-          COMPLETION, _completion_plateau, ">=", 1.0, paper_value="test loss ~0.10 until ~1.2e5 steps"),
+          "completion: the test loss stays on its plateau for at least a decade of steps after the fit: its transition "
+          "(half-way fall of log test loss) comes >= 10x after the memorisation step", COMPLETION,
+          lambda runs: _delay(runs, "completion"), ">=", 10.0, paper_value="test loss ~0.10 until ~1.2e5 steps"),
     Claim("completion-test-falls",
           "completion: the test loss then falls at least 10x (value at memorisation / final value)",
           COMPLETION, _completion_fall, ">=", 10.0, paper_value="0.10 -> ~4e-4"),
@@ -309,7 +320,7 @@ register_claims("lyu2024", TITLE, [
           MODADD, _modadd_jump, ">=", 5.0, paper_value="test accuracy jumps to ~100%"),
     Claim("modadd-delay",
           "modular addition: the transition step is at least 10x the memorisation step",
-          MODADD, _modadd_delay, ">=", 10.0, paper_value="about a decade after train accuracy reaches 100%"),
+          MODADD, lambda runs: _delay(runs, "modadd"), ">=", 10.0, paper_value="about a decade after train accuracy reaches 100%"),
     Claim("lc-train-final-descent",
           f"modular addition: LC at training points falls by >= {LC_FALL:.0%} from its peak after memorisation "
           "to the end (the LC paper's final descent that comes with generalisation)", MODADD, _lc_final_descent,

@@ -37,7 +37,7 @@ from ..nn import DiagonalNet, make_generators
 from ..registry import register
 from .common import logistic_loss, sign_accuracy
 
-__all__ = ["DiagonalConfig", "SparseConfig", "MisgrokkingConfig", "predicted_step", "prediction_lines",
+__all__ = ["DichotomyConfig", "DiagonalConfig", "SparseConfig", "MisgrokkingConfig", "predicted_step", "prediction_lines",
            "transition_lines", "memorisation_step", "records", "transition_records", "transition_times", "linear_fit",
            "sweep_figure"]
 
@@ -107,29 +107,31 @@ def records(run, test: np.ndarray, fitted: np.ndarray, lc: dict | None = None) -
 # configs -----------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class DiagonalConfig(TrainConfig):
-    """Diagonal linear net f(x) = <u^2 - v^2, x> from ||theta_0|| = alpha, full-batch GD with weight decay."""
+class DichotomyConfig(TrainConfig):
+    """The fields of every setting of Lyu et al. 2024: the setting's init times alpha, full-batch GD with weight decay."""
 
-    d: int = param(10000, "input dimension", low=1)
-    n: int = param(256, "training points per member", low=1)
-    n_test: int = param(2000, "test points per member", low=1)
-    alpha: float = param(128.0, "init scale: u = v = alpha / sqrt(2d) 1, so ||theta_0|| = alpha (may differ "
-                                "between the members of one ensemble)", low=0.0, low_open=True)
+    alpha: float = param(128.0, "init scale alpha: the setting's initialisation times alpha (may differ between the "
+                                "members of one ensemble where the setting allows it)", low=0.0, low_open=True)
     lr: float = param(0.2, "learning rate of full-batch GD (continuous time t = lr * step)", low=0.0, low_open=True)
     weight_decay: float = param(0.01, "weight decay lambda: SGD's L2 term, loss + (lambda / 2) ||theta||^2",
                                 low=0.0)
-    steps: int = param(4000, "number of GD steps", low=0)
-    n_evals: int = param(120, "number of evaluation points (log-spaced plus linear, with 0 and the last step)",
-                         low=2)
-    dtype: str = param("float32", "floating-point type of data and parameters (float32 gives the float64 curves to 3-4 "
-                                  "digits here at half the memory traffic)", choices=("float32", "float64"))
-    max_margin: bool = param(True, "solve the l2 and l1 max-margin classifiers of each training set (cosine "
-                                   "metrics; cached in the run directory)")
 
     def check(self) -> None:
         if self.optimizer != "sgd" or self.momentum != 0 or self.batch_size != 0:
             raise ConfigError("the dichotomy theory is about full-batch GD with weight decay: use optimizer=sgd, "
                               f"momentum=0, batch_size=0 (got {self.optimizer}, {self.momentum}, {self.batch_size})")
+
+
+@dataclass(frozen=True)
+class DiagonalConfig(with_defaults(DichotomyConfig, steps=4000, n_evals=120)):
+    """Diagonal linear net f(x) = <u^2 - v^2, x> from u = v = alpha / sqrt(2d) 1 (||theta_0|| = alpha), GD with
+    weight decay. float32 (the default) gives the float64 curves to 3-4 digits here at half the memory traffic."""
+
+    d: int = param(10000, "input dimension", low=1)
+    n: int = param(256, "training points per member", low=1)
+    n_test: int = param(2000, "test points per member", low=1)
+    max_margin: bool = param(True, "solve the l2 and l1 max-margin classifiers of each training set (cosine "
+                                   "metrics; cached in the run directory)")
 
 
 @dataclass(frozen=True)

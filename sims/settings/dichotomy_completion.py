@@ -22,14 +22,14 @@ import numpy as np
 import torch
 
 from .. import metrics
-from ..config import ConfigError, Members, TrainConfig, param
+from ..config import Members, param, with_defaults
 from ..data import multiplication_table_completion, per_member
 from ..engine import Env, Task
 from ..nn import SymmetricFactorization, make_generators
 from ..plots import curves_figure
 from ..registry import register
 from .common import squared_loss
-from .dichotomy import records, transition_lines
+from .dichotomy import DichotomyConfig, records, transition_lines
 
 __all__ = ["Config", "fitted", "transition_records"]
 
@@ -37,32 +37,20 @@ LC_NOTE = "not applicable: the factorisation is linear in its input (no piecewis
 
 
 @dataclass(frozen=True)
-class Config(TrainConfig):
-    """W = U U^T - V V^T from U = V = alpha I fitted to observed entries of M_ij = i j / d^2, GD with weight decay."""
+class Config(with_defaults(DichotomyConfig, alpha=10.0, lr=0.3, weight_decay=1e-3, steps=60000, n_evals=150,
+                           dtype="float64")):
+    """W = U U^T - V V^T from U = V = alpha I (||theta_0||_F = alpha sqrt(2d)) fitted to observed entries of
+    M_ij = i j / d^2 by GD with weight decay."""
 
     d: int = param(50, "matrix size (M, U, V are d x d)", low=2)
     obs_fraction: float = param(0.12, "fraction of the d^2 entries observed (n_obs = round(fraction d^2))",
                                 low=0.0, high=1.0, low_open=True, high_open=True)
-    alpha: float = param(10.0, "init scale: U = V = alpha I, ||theta_0||_F = alpha sqrt(2d) (may differ between "
-                               "the members of one ensemble)", low=0.0, low_open=True)
-    lr: float = param(0.3, "learning rate of full-batch GD (continuous time t = lr * step)", low=0.0, low_open=True)
-    weight_decay: float = param(1e-3, "weight decay lambda: SGD's L2 term, loss + (lambda / 2) ||theta||^2",
-                                low=0.0)
-    steps: int = param(60000, "number of GD steps", low=0)
-    n_evals: int = param(150, "number of evaluation points (log-spaced plus linear, with 0 and the last step)",
-                         low=2)
-    dtype: str = param("float64", "floating-point type of data and parameters", choices=("float32", "float64"))
     fit_tol: float = param(1e-3, "the training entries count as fitted once the train loss is <= fit_tol times its "
                                  "value at init", low=0.0, low_open=True)
     baseline: bool = param(True, "solve the minimum-nuclear-norm symmetric completion (cvxpy) at build time")
     baseline_solver: str = param("SCS", "cvxpy solver of the baseline (Clarabel is exact but slow beyond d ~ 30)",
                                  choices=("SCS", "CLARABEL"))
     baseline_tol: float = param(1e-3, "baseline constraint |X_ij - M_ij| <= tol", low=0.0)
-
-    def check(self) -> None:
-        if self.optimizer != "sgd" or self.momentum != 0 or self.batch_size != 0:
-            raise ConfigError("the dichotomy theory is about full-batch GD with weight decay: use optimizer=sgd, "
-                              f"momentum=0, batch_size=0 (got {self.optimizer}, {self.momentum}, {self.batch_size})")
 
     @property
     def n_obs(self) -> int:

@@ -25,33 +25,27 @@ import numpy as np
 import torch
 
 from .. import plots
-from ..config import ConfigError, Members, ProbedConfig, param
+from ..config import ConfigError, Members, ProbedConfig, param, with_defaults
 from ..data import modular_addition, per_member
 from ..engine import Env, Task, eval_schedule
 from ..nn import MLP, make_generators
 from ..registry import register
 from .common import argmax_accuracy, cross_entropy, make_probe
-from .dichotomy import records, transition_lines
+from .dichotomy import DichotomyConfig, records, transition_lines
 
 __all__ = ["Config", "snapshot_steps", "transition_records", "slice_phases", "migration_table", "figures"]
 
 
 @dataclass(frozen=True)
-class Config(ProbedConfig):
-    """Two-layer ReLU net on one-hot pairs (a, b), label (a + b) mod p, Kaiming init times alpha, GD + weight decay."""
+class Config(with_defaults(DichotomyConfig, alpha=8.0, lr=1.0, weight_decay=1e-3, steps=8000, n_evals=100),
+             ProbedConfig):
+    """Two-layer ReLU net on one-hot pairs (a, b), label (a + b) mod p, Kaiming-normal (fan-in) weights times alpha,
+    biases 0, GD with weight decay; the LC probe at two radii."""
 
     p: int = param(31, "modulus p (p^2 pairs; input dimension 2p, p classes)", low=2)
     train_fraction: float = param(0.8, "fraction of the p^2 pairs in the training set (the rest is the test set)",
                                   low=0.0, high=1.0, low_open=True, high_open=True)
     width: int = param(256, "hidden units", low=1)
-    alpha: float = param(8.0, "init scale: Kaiming-normal (fan-in) weights times alpha, biases 0", low=0.0,
-                         low_open=True)
-    lr: float = param(1.0, "learning rate of full-batch GD (continuous time t = lr * step)", low=0.0, low_open=True)
-    weight_decay: float = param(1e-3, "weight decay lambda: SGD's L2 term, loss + (lambda / 2) ||theta||^2",
-                                low=0.0)
-    steps: int = param(8000, "number of GD steps", low=0)
-    n_evals: int = param(100, "number of evaluation points (log-spaced plus linear, with 0 and the last step)",
-                         low=2)
     lc_radius: float = param(0.5, "LC radius r (input units; the one-hot pairs are sqrt(2) or 2 apart): crosses "
                                   "about half of the units at init at the default", low=0.0, low_open=True)
     lc_radius_small: float = param(0.1, "a second, smaller LC radius (about 1/8 of the units crossed at init); 0 = "
@@ -63,9 +57,7 @@ class Config(ProbedConfig):
                                low_open=True)
 
     def check(self) -> None:
-        if self.optimizer != "sgd" or self.momentum != 0 or self.batch_size != 0:
-            raise ConfigError("the dichotomy theory is about full-batch GD with weight decay: use optimizer=sgd, "
-                              f"momentum=0, batch_size=0 (got {self.optimizer}, {self.momentum}, {self.batch_size})")
+        super().check()
         if not 3 <= self.n_train <= self.p * self.p - 1:
             raise ConfigError(f"train_fraction={self.train_fraction} gives {self.n_train} of the {self.p ** 2} pairs; "
                               "the training set needs at least 3 pairs and the test set at least 1")

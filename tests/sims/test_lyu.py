@@ -21,15 +21,6 @@ CPU, F64 = torch.device("cpu"), torch.float64
 TOL = dict(rtol=1e-9, atol=1e-11)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small problems: one intra-op thread is faster, and far faster on a CPU shared with other jobs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _gd(task, cfg, steps):
     """`steps` full-batch SGD steps with the config's lr and weight decay (the engine's default optimiser)."""
     opt = torch.optim.SGD(task.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
