@@ -215,14 +215,15 @@ def _lc_names(run) -> list[str]:
 
 
 def _final_fall(run, name: str) -> np.ndarray:
-    """Per member: 1 - LC(last) / max LC from the memorisation step on (smoothed over 3 evals)."""
+    """Per member: 1 - LC(last) / max LC from the memorisation step on (smoothed over 3 evals); NaN for a member
+    that never memorised (a net collapsing under weight decay loses its LC without any phase to speak of)."""
     from ..transitions import smooth
 
     out = []
     for e, rec in enumerate(_records(run)):
         s = rec.get("memorisation_step")
         v = smooth(run.metric(name)[:, e])[run.steps >= (s or 0)]
-        out.append(1 - v[-1] / v.max())
+        out.append(math.nan if s is None else 1 - v[-1] / v.max())
     return np.array(out)
 
 

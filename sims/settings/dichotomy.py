@@ -150,7 +150,8 @@ class SparseConfig(DiagonalConfig):
 class MisgrokkingConfig(with_defaults(DiagonalConfig, d=30000, n=32, n_test=1000, lr=0.5, steps=12000)):
     """Gaussian data with a gap gamma along a dense unit direction w*: x = z + y (gamma / 2) w*."""
 
-    gamma: float = param(25.0, "gap between the classes along w*", low=0.0)
+    gamma: float = param(20.0, "gap between the classes along w* (the paper's 25 at d = 1e5; at d = 3e4 the l1 "
+                               "classifier of gamma = 25 reaches 0.61-0.72, of gamma = 20 0.59-0.66)", low=0.0)
 
 
 SPARSE_PRESETS = {
@@ -161,7 +162,7 @@ SPARSE_PRESETS = {
 MISGROKKING_PRESETS = {
     "ci": dict(d=5000, gamma=8.0, weight_decay=0.02, steps=2000, n_evals=60),
     "default": dict(),
-    "paper": dict(d=100000, n_test=10000, lr=0.01, weight_decay=1e-3, steps=1_000_000, n_evals=400),
+    "paper": dict(d=100000, gamma=25.0, n_test=10000, lr=0.01, weight_decay=1e-3, steps=1_000_000, n_evals=400),
 }
 
 

@@ -127,22 +127,24 @@ def slice_phases(run, member: int = 0) -> dict[str, int]:
 
 
 def _slices(run, member: int = 0):
-    """Per phase (`slice_phases`): (phase, step, exact partition on the plane through member 0's first three
-    training pairs, their plane coordinates [3, 2], their labels [3], `lc.region_migration`)."""
+    """Per phase (`slice_phases`): (phase, step, exact partition on the plane through the member's first three
+    training pairs, their plane coordinates [3, 2], their labels [3], `lc.region_migration`). `run` is a Run or a
+    RunView (`member` indexes the viewed members)."""
     import lc
     from lc import exact2d
 
-    c = run.config
-    x, y, _, _ = per_member(modular_addition, make_generators(run.seeds[member:member + 1], "data"), c.p, c.n_train,
+    c, whole = run.config, getattr(run, "run", run)  # a RunView's snapshots hold every member of its run
+    e = run.idx[member] if hasattr(run, "idx") else member
+    x, y, _, _ = per_member(modular_addition, make_generators(whole.seeds[e:e + 1], "data"), c.p, c.n_train,
                             dtype=torch.float64)
     origin, basis, coords = lc.plane_through(x[0, 0], x[0, 1], x[0, 2])
     pad = 0.5 * np.ptp(coords, axis=0).max()
     bounds = tuple((float(lo - pad), float(hi + pad)) for lo, hi in zip(coords.min(0), coords.max(0)))
-    model = _model(c, run.seeds, torch.float64)
+    model = _model(c, whole.seeds, torch.float64)
     for phase, step in slice_phases(run, member).items():
         state = torch.load(run.dir / "snapshots" / f"step-{step}.pt", map_location="cpu", weights_only=False)
         model.load_state_dict({k: v.double() for k, v in state["model"].items()})
-        part = exact2d.partition(model, origin, basis, bounds=bounds, member=member)
+        part = exact2d.partition(model, origin, basis, bounds=bounds, member=e)
         yield phase, step, part, coords, y[0, :3].numpy(), lc.region_migration(part, c.slice_delta, points=coords)
 
 
@@ -159,13 +161,14 @@ def partition_figure(run, path):
     from lc.plot import plot_partition
 
     slices = list(_slices(run))
-    fig, axes = plots.figure(len(slices), panel=(4.4, 4.8))
+    fig, axes = plots.figure(len(slices), panel=(4.4, 5.0))
     i_of = {s: i for i, s in enumerate(run.steps)}
     for ax, (phase, step, part, coords, labels, mig) in zip(axes[0], slices):
         tr, te = (run.metric(m)[i_of[step], 0] for m in ("train_acc", "test_acc"))
         plot_partition(part, ax=ax, points=coords, labels=labels,
-                       title=f"{phase}: step {step}, train {tr:.2f}, test {te:.2f}\n{part.count} regions, shares: "
-                             f"near boundary {mig.boundary_share:.3f}, near pairs {mig.points_share:.4f}")
+                       title=f"{phase}: step {step}, train {tr:.2f}, test {te:.2f}\n{part.count} regions; boundary "
+                             f"length shares:\nnear f's boundary {mig.boundary_share:.3f}, near the pairs "
+                             f"{mig.points_share:.4f}")
     c = run.config
     return plots.save(fig, path, title=f"modular-addition (p={c.p}, width {c.width}, alpha={c.alpha:g}), member 0: "
                       f"linear regions on the plane through three training pairs; black: argmax boundary; shares of "
