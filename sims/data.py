@@ -12,7 +12,8 @@ from typing import Callable, Sequence
 import torch
 
 __all__ = ["per_member", "for_members", "xor_clusters", "gaussian_mixture", "flip_labels", "low_rank_matrix",
-           "completion_data", "sensing_data", "sign_teacher", "linear_teacher"]
+           "completion_data", "sensing_data", "sign_teacher", "linear_teacher", "sparse_boolean", "misgrokking_data",
+           "multiplication_table_completion", "modular_addition"]
 
 
 def _stack(outs, dtype, device) -> tuple[torch.Tensor, ...]:
@@ -127,3 +128,76 @@ def sensing_data(n: int, rank: int, n_obs: int, *, generator: torch.Generator):
     W = low_rank_matrix(n, rank, generator=generator)
     A = torch.randn(n_obs, n, n, generator=generator, dtype=torch.float64) / n
     return W, A, (A * W).sum(dim=(1, 2))
+
+
+def sparse_boolean(n: int, n_test: int, d: int, k: int, *, generator: torch.Generator):
+    """Sparse Boolean classification (Lyu et al. 2024, Sec. 3; the authors' code).
+
+    x uniform on {-1, +1}^d for training and test points; w* = random +-1 signs on the first k coordinates,
+    0 elsewhere; y = +1 if <x_{1:k}, w*_{1:k}> > 0 else -1 (odd k: never a tie). The l1 max-margin classifier
+    generalises from n ~ k^2 log d points, the l2 one (the kernel regime's) needs n ~ k d.
+    Returns x [n, d], y [n], x_test [n_test, d], y_test [n_test], w* [d] (float64, labels +-1).
+    """
+    x = torch.randint(0, 2, (n, d), generator=generator).double() * 2 - 1
+    xt = torch.randint(0, 2, (n_test, d), generator=generator).double() * 2 - 1
+    w = torch.zeros(d, dtype=torch.float64)
+    w[:k] = torch.randint(0, 2, (k,), generator=generator).double() * 2 - 1
+
+    def label(z: torch.Tensor) -> torch.Tensor:
+        return torch.where(z[:, :k] @ w[:k] > 0, 1.0, -1.0).double()
+
+    return x, label(x), xt, label(xt), w
+
+
+def misgrokking_data(n: int, n_test: int, d: int, gamma: float, *, generator: torch.Generator):
+    """The misgrokking task (Lyu et al. 2024; the authors' code): a margin of gamma along a dense direction.
+
+    w* ~ N(0, I_d) normalised; z ~ N(0, I_d); y = sign <z, w*>; x = z + y (gamma / 2) w*, so the classes are
+    separated by a gap gamma along w*. The l2 max-margin classifier (kernel phase) finds w* and generalises;
+    the l1 one (rich phase) picks a few coordinates of z that separate the n training points and does not.
+    Returns x [n, d], y [n], x_test [n_test, d], y_test [n_test], w* [d] (float64, labels +-1).
+    """
+    w = torch.randn(d, generator=generator, dtype=torch.float64)
+    w = w / w.norm()
+
+    def draw(m: int):
+        z = torch.randn(m, d, generator=generator, dtype=torch.float64)
+        y = torch.where(z @ w > 0, 1.0, -1.0).double()
+        return z + y[:, None] * (gamma / 2) * w, y
+
+    x, y = draw(n)
+    xt, yt = draw(n_test)
+    return x, y, xt, yt, w
+
+
+def multiplication_table_completion(d: int, n_obs: int, *, generator: torch.Generator):
+    """The completion task of Lyu et al. 2024 (the authors' code): M_ij = i j / d^2, i, j = 0..d-1 (rank 1).
+
+    Observed: the first n_obs entries of a random permutation of the d^2 entries; test: all the others.
+    Returns M [d, d], positions [n_obs, 2] (row, col), values [n_obs], test positions [d^2 - n_obs, 2],
+    test values [d^2 - n_obs] (float64 values, long positions).
+    """
+    v = torch.arange(d, dtype=torch.float64) / d
+    M = torch.outer(v, v)
+    perm = torch.randperm(d * d, generator=generator)
+    pos = torch.stack([perm // d, perm % d], dim=1)  # [d^2, 2]
+    vals = M.reshape(-1)[perm]
+    return M, pos[:n_obs], vals[:n_obs], pos[n_obs:], vals[n_obs:]
+
+
+def modular_addition(p: int, n_train: int, *, generator: torch.Generator):
+    """Modular addition (Power et al. 2022; Lyu et al. 2024's setup): all p^2 pairs (a, b), label (a + b) mod p.
+
+    Input one-hot(a) ++ one-hot(b) [2p] (no embedding); a random permutation of the pairs puts the first
+    n_train in the training set and the rest in the test set.
+    Returns x [n_train, 2p] (float64 0/1), y [n_train] (long), x_test [p^2 - n_train, 2p], y_test.
+    """
+    a, b = torch.arange(p).repeat_interleave(p), torch.arange(p).repeat(p)
+    x = torch.zeros(p * p, 2 * p, dtype=torch.float64)
+    rows = torch.arange(p * p)
+    x[rows, a] = 1.0
+    x[rows, p + b] = 1.0
+    y = (a + b) % p
+    perm = torch.randperm(p * p, generator=generator)
+    tr, te = perm[:n_train], perm[n_train:]
+    return x[tr], y[tr], x[te], y[te]

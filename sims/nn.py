@@ -40,6 +40,10 @@ __all__ = [
     "Scale",
     "MLP",
     "DeepMatrixFactorization",
+    "DiagonalNet",
+    "DiagonalLinear",
+    "SymmetricFactorization",
+    "SymmetricFactor",
     "make_generators",
     "activation",
     "per_member",
@@ -287,21 +291,36 @@ class NTKTwoLayerNet(EnsembleSequential):
 class MLP(EnsembleSequential):
     """A fully-connected net with `depth` Linear layers (depth - 1 hidden layers of `width` units).
 
-    PyTorch's default `nn.Linear` init, then every parameter multiplied by `init_scale` (the alpha of
-    Omnigrok / Humayun et al.: a large alpha starts far from the origin). Optional per-member batch norm
+    init "torch": PyTorch's default `nn.Linear` init; "kaiming": weights N(0, gain^2 / fan_in) (Kaiming-normal,
+    fan-in mode) with the gain of the activation that follows (ReLU sqrt(2), leaky ReLU sqrt(2 / (1 + slope^2)),
+    linear 1; the last layer 1) and biases 0. Then every parameter is multiplied by `init_scale` (the alpha of
+    Omnigrok / Humayun et al. and Lyu et al. 2024: a large alpha starts far from the origin).
+    bias "all": every Linear has a bias; "first": only the first one (Lyu et al. 2024's modular-addition net:
+    the net is then homogeneous of degree `depth` in all its parameters). Optional per-member batch norm
     after every hidden Linear. Output: [E, N, d_out].
     """
 
     def __init__(self, d_in: int, width: int, d_out: int, depth: int, generators: Sequence[torch.Generator],
                  *, act: str = "relu", slope: float = 0.0, init_scale: float = 1.0, batch_norm: bool = False,
-                 dtype: torch.dtype = torch.float32):
+                 init: str = "torch", bias: str = "all", dtype: torch.dtype = torch.float32):
         if depth < 1:
             raise ValueError(f"depth (number of Linear layers) must be >= 1; got {depth}")
+        if init not in ("torch", "kaiming"):
+            raise ValueError(f"init must be 'torch' or 'kaiming'; got {init!r}")
+        if bias not in ("all", "first"):
+            raise ValueError(f"bias must be 'all' or 'first'; got {bias!r}")
         E = len(generators)
         sizes = [d_in] + [width] * (depth - 1) + [d_out]
+        gain = {"relu": math.sqrt(2.0), "leaky_relu": math.sqrt(2.0 / (1.0 + slope**2)), "linear": 1.0}.get(act, 1.0)
         layers: list[nn.Module] = []
         for i in range(depth):
-            layers.append(EnsembleLinear(sizes[i], sizes[i + 1], generators, dtype=dtype))
+            std = None if init == "torch" else (gain if i < depth - 1 else 1.0) / math.sqrt(sizes[i])
+            lin = EnsembleLinear(sizes[i], sizes[i + 1], generators, bias=bias == "all" or i == 0, std=std,
+                                 dtype=dtype)
+            if init == "kaiming" and lin.bias is not None:
+                with torch.no_grad():
+                    lin.bias.zero_()
+            layers.append(lin)
             if i < depth - 1:
                 if batch_norm:
                     layers.append(EnsembleBatchNorm1d(E, sizes[i + 1], dtype=dtype))
@@ -382,3 +401,134 @@ class DeepMatrixFactorization(nn.Module):
 
     def extra_repr(self) -> str:
         return f"E={self.n_members}, n={self.n}, depth={self.depth}"
+
+
+def _scales(alphas: Sequence[float], dtype: torch.dtype) -> torch.Tensor:
+    """Per-member init scales as a [E] tensor; each must be a positive finite number."""
+    alphas = list(alphas)
+    if not alphas or any(isinstance(a, bool) or not isinstance(a, (int, float)) or not math.isfinite(a) or a <= 0
+                         for a in alphas):
+        raise ValueError(f"alphas must be a non-empty list of positive finite init scales, one per member; got {alphas!r}")
+    return torch.tensor([float(a) for a in alphas], dtype=dtype)
+
+
+class DiagonalLinear(nn.Module):
+    """One diagonal linear net f(x) = <u^2 - v^2, x>, u, v [d] (what `DiagonalNet.member` returns).
+
+    forward: x [N, d] -> [N, 1]; `predictor()` is the linear predictor w = u^2 - v^2 [d].
+    """
+
+    def __init__(self, u: torch.Tensor, v: torch.Tensor):
+        super().__init__()
+        self.u, self.v = nn.Parameter(u.detach().clone()), nn.Parameter(v.detach().clone())
+
+    def predictor(self) -> torch.Tensor:
+        return self.u.pow(2) - self.v.pow(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x @ self.predictor()).unsqueeze(-1)
+
+
+class DiagonalNet(nn.Module):
+    """E diagonal linear nets f_e(x) = <u_e^2 - v_e^2, x> (Woodworth et al. 2020; Lyu et al. 2024, Sec. 3).
+
+    u, v: [E, d], initialised u_e = v_e = alpha_e / sqrt(2d) 1, so the predictor w_e = u_e^2 - v_e^2 is 0 and
+    ||theta_e|| = ||(u_e, v_e)|| = alpha_e exactly (the authors' code). The net is linear in x and
+    2-homogeneous in theta = (u, v); from a large alpha it starts in the kernel regime (the NTK at init is the
+    linear kernel (4 alpha^2 / d) <x, x'>), from a small one in the rich (l1) regime. The init is deterministic:
+    member e equals the one-member net with scale alphas[e].
+
+    forward: x [N, d] (shared) or [E, N, d] -> [E, N, 1]. `predictor()` -> w [E, d]. `member(e)` -> a
+    `DiagonalLinear`. There is no activation module: LC does not apply.
+    """
+
+    def __init__(self, d: int, alphas: Sequence[float], *, dtype: torch.dtype = torch.float32):
+        super().__init__()
+        if isinstance(d, bool) or not isinstance(d, int) or d < 1:
+            raise ValueError(f"input dimension d must be an integer >= 1; got {d!r}")
+        self.d = d
+        u = (_scales(alphas, dtype) / math.sqrt(2 * d)).unsqueeze(1).expand(-1, d).clone()  # [E, d]
+        self.u, self.v = nn.Parameter(u), nn.Parameter(u.clone())
+
+    @property
+    def n_members(self) -> int:
+        return self.u.shape[0]
+
+    def predictor(self) -> torch.Tensor:
+        """w = u^2 - v^2: [E, d]."""
+        return self.u.pow(2) - self.v.pow(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.predictor()
+        if x.dim() == 2:  # [N, d], shared by all members
+            return torch.einsum("nd,ed->en", x, w).unsqueeze(-1)
+        if x.dim() != 3 or x.shape[0] != self.n_members:
+            raise ValueError(f"input must be [N, d] or [{self.n_members}, N, d]; got shape {tuple(x.shape)}")
+        # <w_e, x_en> as the row vector w_e^T times x_e^T: one batched gemm whose backward (grad w = g^T x) reads x
+        # row by row; bmm(x, w) runs as E strided matrix-vector products, about 10x slower on a CPU for E > 1
+        return torch.bmm(w.unsqueeze(1), x.transpose(1, 2)).transpose(1, 2)  # [E, N, 1]
+
+    def member(self, e: int) -> DiagonalLinear:
+        if not 0 <= e < self.n_members:
+            raise ValueError(f"member index must be in [0, {self.n_members}); got {e}")
+        return DiagonalLinear(self.u[e], self.v[e])
+
+    def extra_repr(self) -> str:
+        return f"E={self.n_members}, d={self.d}"
+
+
+class SymmetricFactor(nn.Module):
+    """One symmetric factorisation W = U U^T - V V^T, U, V [d, d] (what `SymmetricFactorization.member`
+    returns). `matrix()` -> [d, d]; forward: positions [k, 2] (long; row, col) -> entries W[i, j] [k]."""
+
+    def __init__(self, U: torch.Tensor, V: torch.Tensor):
+        super().__init__()
+        self.U, self.V = nn.Parameter(U.detach().clone()), nn.Parameter(V.detach().clone())
+
+    def matrix(self) -> torch.Tensor:
+        return self.U @ self.U.T - self.V @ self.V.T
+
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        W = self.matrix()
+        return W[positions[:, 0], positions[:, 1]]
+
+
+class SymmetricFactorization(nn.Module):
+    """E factorisations W_e = U_e U_e^T - V_e V_e^T of a d x d matrix (Lyu et al. 2024, matrix completion).
+
+    U, V: [E, d, d], initialised U_e = V_e = alpha_e I, so W_e = 0 and ||theta_e||_F = alpha_e sqrt(2d)
+    (the authors' code). W is symmetric and, as P - N with P, N PSD, any symmetric matrix; the model is
+    2-homogeneous in theta = (U, V). Deterministic init: member e equals the one-member model with alphas[e].
+
+    `matrix()` -> [E, d, d]; forward: positions [E, k, 2] (long) -> entries [E, k]
+    (`read(W, positions)`, as `DeepMatrixFactorization.read`). `member(e)` -> a `SymmetricFactor`. No activation module (no LC).
+    """
+
+    def __init__(self, d: int, alphas: Sequence[float], *, dtype: torch.dtype = torch.float32):
+        super().__init__()
+        if isinstance(d, bool) or not isinstance(d, int) or d < 1:
+            raise ValueError(f"matrix size d must be an integer >= 1; got {d!r}")
+        self.d = d
+        U = _scales(alphas, dtype).view(-1, 1, 1) * torch.eye(d, dtype=dtype)  # [E, d, d]
+        self.U, self.V = nn.Parameter(U), nn.Parameter(U.clone())
+
+    @property
+    def n_members(self) -> int:
+        return self.U.shape[0]
+
+    def matrix(self) -> torch.Tensor:
+        """U U^T - V V^T: [E, d, d]."""
+        return torch.bmm(self.U, self.U.transpose(1, 2)) - torch.bmm(self.V, self.V.transpose(1, 2))
+
+    read = staticmethod(DeepMatrixFactorization.read)
+
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        return self.read(self.matrix(), positions)
+
+    def member(self, e: int) -> SymmetricFactor:
+        if not 0 <= e < self.n_members:
+            raise ValueError(f"member index must be in [0, {self.n_members}); got {e}")
+        return SymmetricFactor(self.U[e], self.V[e])
+
+    def extra_repr(self) -> str:
+        return f"E={self.n_members}, d={self.d}"

@@ -101,12 +101,18 @@ def save(fig, path, *, title: str | None = None, dpi: int = 120) -> Path:
     return path
 
 
+def _vlines(ax, vlines: Sequence[tuple[float, str]]) -> None:
+    """Vertical reference lines [(step, label)] (predicted and measured transition steps)."""
+    for k, (x, label) in enumerate(vlines):
+        ax.axvline(x, color="k", ls=(":", "-.", "--")[k % 3], lw=1.0, label=label)
+
+
 def curves_figure(run, panels: Sequence[tuple[str, Sequence[tuple[str, str]]]], path, *, title: str | None = None,
-                  hlines: dict | None = None, log: Sequence[str] = ()) -> Path:
+                  hlines: dict | None = None, log: Sequence[str] = (), vlines: Sequence[tuple[float, str]] = ()) -> Path:
     """One panel per (ylabel, [(metric, label), ...]) against the step; metrics the run lacks are skipped.
 
     `hlines` maps a panel's ylabel to [(y, label)] reference lines (paper values, Bayes rates); panels whose
-    ylabel is in `log` get a log y axis.
+    ylabel is in `log` get a log y axis; `vlines` [(step, label)] are drawn on every panel (predicted times).
     """
     fig, axes = figure(len(panels))
     for ax, (ylabel, series) in zip(axes[0], panels):
@@ -115,12 +121,14 @@ def curves_figure(run, panels: Sequence[tuple[str, Sequence[tuple[str, str]]]], 
                 run_band(ax, run, metric, label)
         for y, label in (hlines or {}).get(ylabel, []):
             ax.axhline(y, color="k", ls="--", lw=0.8, label=label)
+        _vlines(ax, vlines)
         finish(ax, ylabel, steps=run.steps, log=ylabel in log)
     return save(fig, path, title=title)
 
 
-def lc_figure(run, path, *, title: str | None = None) -> Path | None:
-    """LC at train / test / random points against the step, one panel per probe radius; None without LC."""
+def lc_figure(run, path, *, title: str | None = None, vlines: Sequence[tuple[float, str]] = ()) -> Path | None:
+    """LC at train / test / random points against the step, one panel per probe radius; None without LC.
+    `vlines` [(step, label)] are drawn on every panel (transitions)."""
     radii = sorted({m.partition("@")[2] for m in run.metric_names if re.fullmatch(r"lc_(train|test|random)(@.*)?", m)})
     if not radii:
         return None
@@ -130,6 +138,7 @@ def lc_figure(run, path, *, title: str | None = None) -> Path | None:
             name = f"lc_{s}" + (f"@{r}" if r else "")
             if name in run.metric_names:
                 run_band(ax, run, name, s)
+        _vlines(ax, vlines)
         finish(ax, "local complexity (mean crossed units)", steps=run.steps,
                title=f"radius {r[1:]}" if r else None)
     return save(fig, path, title=title)

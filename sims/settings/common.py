@@ -19,10 +19,13 @@ def logistic_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.softplus(-y * out.reshape(y.shape)).mean(dim=1)
 
 
-def sign_accuracy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Fraction of points with sign(out) == y per member (out == 0 counts as wrong): [E], float64 (a float32
-    mean would turn 352 / 400 into 0.8799999952)."""
-    return (torch.sign(out.reshape(y.shape)) == y).to(torch.float64).mean(dim=1)
+def sign_accuracy(out: torch.Tensor, y: torch.Tensor, *, tie: float = 0.0) -> torch.Tensor:
+    """Fraction of points with sign(out) == y per member, a point with out == 0 counting `tie` (0: wrong;
+    1/2: a coin flip, as in Lyu et al. 2024's code): [E], float64 (a float32 mean would turn 352 / 400 into
+    0.8799999952)."""
+    out = out.reshape(y.shape)
+    right = (torch.sign(out) == y).to(torch.float64)
+    return (right + tie * (out == 0).to(torch.float64)).mean(dim=1)
 
 
 def squared_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
