@@ -44,14 +44,27 @@ def band(ax, x, values, label: str | None = None, **kw):
     return line
 
 
-def run_band(ax, run, metric, label: str | None = None, **kw) -> None:
-    """`band` of a run's metric (a name, or values [T, E]) against its steps, one band per configuration of its
-    members (an ensemble of a sweep may hold several init scales, noise rates, ...), labelled by what differs."""
+STYLES = ("-", "--", ":", "-.")
+
+
+def _tag(over: dict) -> str:
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in over.items())
+
+
+def run_band(ax, run, metric, label: str | None = None, *, style: int | None = None, **kw) -> None:
+    """`band` of a run's metric (a name, or values [T, E]) against its steps. An ensemble of a sweep may hold
+    several configurations (init scales, noise rates, ...): then one band each, coloured by configuration (the
+    same colour for a configuration in every panel) and labelled by what differs; `style` (the series' index in
+    its panel) picks the line style, so series and configurations stay apart."""
     values = run.metric(metric) if isinstance(metric, str) else np.asarray(metric)
+    ls = kw.pop("ls", STYLES[style % len(STYLES)] if style is not None else "-")
     configs = run.members.configurations()
-    for over, idx in configs:
-        tag = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in over.items())
-        band(ax, run.steps, values[:, idx], label if len(configs) == 1 or label is None else f"{label} ({tag})", **kw)
+    if len(configs) == 1:
+        band(ax, run.steps, values, label, ls=ls, **kw)
+        return
+    for k, (over, idx) in enumerate(configs):
+        band(ax, run.steps, values[:, idx], f"{label} ({_tag(over)})" if label else None, color=f"C{k % 10}", ls=ls,
+             **kw)
 
 
 def step_axis(ax, steps) -> None:
@@ -80,8 +93,9 @@ def finish(ax, ylabel: str, *, steps=None, log: bool = False, title: str | None 
     ax.grid(alpha=0.3, which="both")
     if title:
         ax.set_title(title, fontsize=9)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
+    handles = ax.get_legend_handles_labels()[0]
+    if handles:
+        ax.legend(fontsize=8 if len(handles) <= 6 else 6)
 
 
 def _has_positive_data(ax) -> bool:
@@ -116,9 +130,9 @@ def curves_figure(run, panels: Sequence[tuple[str, Sequence[tuple[str, str]]]], 
     """
     fig, axes = figure(len(panels))
     for ax, (ylabel, series) in zip(axes[0], panels):
-        for metric, label in series:
+        for k, (metric, label) in enumerate(series):
             if metric in run.metric_names:
-                run_band(ax, run, metric, label)
+                run_band(ax, run, metric, label, style=k)
         for y, label in (hlines or {}).get(ylabel, []):
             ax.axhline(y, color="k", ls="--", lw=0.8, label=label)
         _vlines(ax, vlines)
@@ -134,10 +148,10 @@ def lc_figure(run, path, *, title: str | None = None, vlines: Sequence[tuple[flo
         return None
     fig, axes = figure(len(radii))
     for ax, r in zip(axes[0], radii):
-        for s in LC_SETS:
+        for k, s in enumerate(LC_SETS):
             name = f"lc_{s}" + (f"@{r}" if r else "")
             if name in run.metric_names:
-                run_band(ax, run, name, s)
+                run_band(ax, run, name, s, style=k)
         _vlines(ax, vlines)
         finish(ax, "local complexity (mean crossed units)", steps=run.steps,
                title=f"radius {r[1:]}" if r else None)

@@ -108,7 +108,7 @@ def reproduce(key: str, *, preset: str = "default", out: Path | None = None, dev
     rows = [_measure(c, views, failures, preset) for c in paper.claims]
     figures = _paper_figures(paper, views, out) + _run_figures(groups, results, out)
     report = dict(key=key, title=paper.title, preset=preset, seed=seed, device=device, executor=where,
-                  elapsed_s=round(time.time() - t0, 1), rows=rows, figures=figures,
+                  elapsed_s=round(time.time() - t0, 1), train_s=_train_seconds(results), rows=rows, figures=figures,
                   run_failures=sorted(set(failures.values())), runs=[r["dir"] for r in results],
                   environment=_environment(results))
     store.write_json(out / "report.json", report)
@@ -156,6 +156,17 @@ def _run_figures(groups, results, out: Path) -> list[str]:
     return names
 
 
+def _train_seconds(results) -> float:
+    """The runs' own training time (summary elapsed_s), also for runs reused from an earlier call."""
+    total = 0.0
+    for r in results:
+        try:
+            total += float(store.read_json(Path(r["dir"]) / "summary.json").get("elapsed_s") or 0.0)
+        except store.RunDirError:
+            continue
+    return round(total, 1)
+
+
 def _environment(results) -> dict:
     for r in results:
         try:
@@ -184,7 +195,8 @@ def _header(report: dict) -> str:
     env = report["environment"]
     seed = "" if report.get("seed") is None else f" --seed {report['seed']}"
     return (f"`sims reproduce {report['key']} --preset {report['preset']}{seed}` on {env.get('device', '?')} "
-            f"({env.get('threads')} threads, torch {env.get('torch')}), {report['elapsed_s']} s")
+            f"({env.get('threads')} threads, torch {env.get('torch')}), {report['elapsed_s']} s "
+            f"(the runs' own training: {report.get('train_s', 0):.0f} s)")
 
 
 def markdown(report: dict) -> str:

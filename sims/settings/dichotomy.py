@@ -234,7 +234,7 @@ def figures(run) -> list:
 
 
 @register("dichotomy-sparse", SparseConfig, presets=SPARSE_PRESETS, cpu_runtime="~1 min + ~20 s max-margin solves",
-          figures=figures, memberwise=("alpha",), transitions=transition_records)
+          figures=figures, memberwise=("alpha", "lr", "weight_decay"), transitions=transition_records)
 def build_sparse(members: Members, env: Env) -> Task:
     """Diagonal linear net on sparse Boolean data: kernel (l2) fit, then grokking to the l1 max margin (Lyu et al. 2024).
 
@@ -250,7 +250,7 @@ def build_sparse(members: Members, env: Env) -> Task:
 
 
 @register("dichotomy-misgrokking", MisgrokkingConfig, presets=MISGROKKING_PRESETS,
-          cpu_runtime="~1 min + ~10 s max-margin solves", figures=figures, memberwise=("alpha",),
+          cpu_runtime="~1 min + ~10 s max-margin solves", figures=figures, memberwise=("alpha", "lr", "weight_decay"),
           transitions=transition_records)
 def build_misgrokking(members: Members, env: Env) -> Task:
     """Diagonal linear net on data with a dense large-margin direction: test accuracy high, then low (Lyu et al. 2024).

@@ -112,7 +112,7 @@ def figures(run) -> list:
 
 
 @register("dichotomy-completion", Config, presets=PRESETS, cpu_runtime="~30 s + ~20 s nuclear-norm baseline per seed",
-          figures=figures, memberwise=("alpha",), transitions=transition_records)
+          figures=figures, memberwise=("alpha", "lr", "weight_decay"), transitions=transition_records)
 def build(members: Members, env: Env) -> Task:
     """W = U U^T - V V^T on the multiplication table: kernel fit, then the min-nuclear-norm completion (Lyu et al. 2024).
 

@@ -69,7 +69,8 @@ def init_scale_figure(runs: list, path) -> Path:
 def figures(run) -> list:
     """agreement.png (max-margin agreement, accuracies), rank_kkt.png (stable rank, KKT residual, margin), lc.png."""
     c = run.config
-    title = f"leaky-relu-highdim: n={c.n}, d={c.d}, m={c.width}, gamma={c.slope}, init {c.init_scale:g}"
+    init = f"init {c.init_scale:g}" if run.members.uniform("init_scale") else "init scale by colour"
+    title = f"leaky-relu-highdim: n={c.n}, d={c.d}, m={c.width}, gamma={c.slope}, {init}"
     out = [plots.curves_figure(
         run,
         [("agreement with l2 max margin", [("mm_agreement", "sign f = sign <w_mm, x> (test points)"),

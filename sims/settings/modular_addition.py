@@ -195,7 +195,7 @@ def figures(run) -> list:
 
 
 @register("modular-addition", Config, presets=PRESETS, cpu_runtime="~2 min (LC ~20 s of it)", figures=figures,
-          transitions=transition_records)
+          transitions=transition_records, memberwise=("lr", "weight_decay"))
 def build(members: Members, env: Env) -> Task:
     """Two-layer ReLU net on modular addition from a large init with weight decay: memorise, then grok (Lyu et al. 2024).
 
