@@ -46,13 +46,24 @@ class Entry:
     test: str = "test_acc"  # the generalisation curve (rising)
     train: str = "train_acc"  # memorisation: the first step it reaches 1
     control: bool = False  # a setting without a delayed transition
-    note: str = ""
+    log: bool = False  # the curves are losses: a log y axis
 
 
 ENTRIES: list[Entry] = [
     Entry("xor-cluster", "XOR clusters (Xu et al. 2024)"),
+    Entry("dichotomy-sparse", "diagonal net, sparse parity-like task (Lyu et al. 2024)"),
+    Entry("dichotomy-misgrokking", "diagonal net, misgrokking (Lyu et al. 2024): test accuracy falls"),
+    Entry("dichotomy-completion", "matrix completion U U^T - V V^T (Lyu et al. 2024)", test="test_loss",
+          train="train_loss", log=True),
+    Entry("modular-addition", "modular addition, two-layer ReLU MLP (Lyu et al. 2024)"),
     Entry("leaky-relu-highdim", "leaky ReLU, high dim (Frei et al. 2023): control", control=True),
 ]
+
+
+def _lc_key(names, point_set: str) -> str | None:
+    """The LC curve of a point set: 'train', or the first radius ('train@r0.1') when several were probed."""
+    keys = sorted(k for k in names if k == point_set or k.startswith(point_set + "@"))
+    return keys[0] if keys else None
 
 
 @dataclass
@@ -91,8 +102,10 @@ def hypotheses(row: Row) -> dict:
         if rec is None:
             continue
         g = rec.get("generalisation_step")
-        last = (rec.get("lc") or {}).get("train", {}).get("last_descent_step")
-        if g is not None and "train" in (rec.get("lc") or {}):
+        lc = rec.get("lc") or {}
+        key = _lc_key(lc, "train")
+        last = lc.get(key, {}).get("last_descent_step") if key else None
+        if g is not None and key:
             a_ok.append(last is not None and last <= g)
             details["a"].append(f"{'none' if last is None else last} vs {g:.3g}")
         mig = rec.get("migration")
@@ -100,10 +113,12 @@ def hypotheses(row: Row) -> dict:
             before, after = mig["before"]["boundary_ratio"], mig["after"]["boundary_ratio"]
             b_ok.append(after > before)
             details["b"].append(f"{before:.3g} -> {after:.3g}")
-        if "lc_train" in row.view.metric_names and "lc_random" in row.view.metric_names:
+        names = row.view.metric_names
+        m_train, m_rand = _lc_key(names, "lc_train"), _lc_key(names, "lc_random")
+        if m_train and m_rand:
             steps = row.view.steps
-            tr = _rel_change(row.view.metric("lc_train")[:, e], steps, rec.get("memorisation_step"))
-            rd = _rel_change(row.view.metric("lc_random")[:, e], steps, rec.get("memorisation_step"))
+            tr = _rel_change(row.view.metric(m_train)[:, e], steps, rec.get("memorisation_step"))
+            rd = _rel_change(row.view.metric(m_rand)[:, e], steps, rec.get("memorisation_step"))
             c_ok.append(rd < tr)
             details["c"].append(f"{rd:.2f} vs {tr:.2f}")
     for key, oks in (("a", a_ok), ("b", b_ok), ("c", c_ok)):
@@ -120,7 +135,8 @@ def _table_row(row: Row) -> dict:
         vals = [r[key] for r in recs if r.get(key) is not None]
         return float(np.mean(vals)) if vals else math.nan
 
-    lc = view.metric("lc_train") if "lc_train" in view.metric_names else None
+    m_train = _lc_key(view.metric_names, "lc_train")
+    lc = view.metric(m_train) if m_train else None
     at = {}
     if lc is not None:
         steps = view.steps
@@ -128,9 +144,12 @@ def _table_row(row: Row) -> dict:
             s = 0 if key is None else mean(key)
             at[name] = float(np.nanmean(lc[min(int(np.searchsorted(steps, s)), len(steps) - 1)])) if math.isfinite(s) else math.nan
         at["end"] = float(np.nanmean(lc[-1]))
-    lags = [r["generalisation_step"] - r["lc"]["train"]["last_descent_step"] for r in recs
-            if r.get("generalisation_step") is not None and r.get("lc", {}).get("train", {}).get("last_descent_step")
-            is not None]
+    def last(r):
+        key = _lc_key(r.get("lc") or {}, "train")
+        return r["lc"][key].get("last_descent_step") if key else None
+
+    lags = [r["generalisation_step"] - last(r) for r in recs
+            if r.get("generalisation_step") is not None and last(r) is not None]
     mig = [r.get("migration") for r in recs if r.get("migration")]
     return dict(setting=row.entry.sim, transition_step=mean("generalisation_step"),
                 memorisation_step=mean("memorisation_step"), delay=mean("delay"),
@@ -153,16 +172,18 @@ def _draw_row(axes, row: Row) -> None:
                 axes[0].plot(t, view.metric(name)[:, e], ls, color="C0" if name == row.entry.test else "C1",
                              lw=1, label=name if e == 0 else None)
         for k, s in enumerate(plots.LC_SETS):
-            if f"lc_{s}" in view.metric_names:
-                axes[1].plot(t, view.metric(f"lc_{s}")[:, e], color=f"C{k}", lw=1, label=s if e == 0 else None)
-                for turn in rec.get("lc", {}).get(s, {}).get("turns", []):
+            name = _lc_key(view.metric_names, f"lc_{s}")
+            if name:
+                axes[1].plot(t, view.metric(name)[:, e], color=f"C{k}", lw=1, label=name[3:] if e == 0 else None)
+                for turn in rec.get("lc", {}).get(name[3:], {}).get("turns", []):
                     axes[1].plot(max(turn["step"], 0.5) / g, turn["value"], "v" if turn["kind"] == "min" else "^",
                                  color=f"C{k}", ms=5)
-    for ax, ylabel in zip(axes, ("accuracy", "LC (mean crossed units)")):
+    for ax, ylabel, log in zip(axes, ("loss" if row.entry.log else "accuracy", "LC (mean crossed units)"),
+                               (row.entry.log, False)):
         ax.axvline(1.0, color="k", ls="--", lw=0.8)
         ax.set_xscale("log")
         ax.set_xlabel("step / generalisation step")
-        plots.finish(ax, ylabel, title=row.entry.label)
+        plots.finish(ax, ylabel, title=row.entry.label, log=log)
 
 
 def _figure(rows: list[Row], path: Path) -> Path:

@@ -98,19 +98,27 @@ def _radii(cfg: Config) -> list[float]:
 
 def transition_records(run) -> list[dict]:
     """Per member: the rise of the test accuracy from the memorisation step (train accuracy 1) to the end, with
-    the turning points of every LC curve (`records`)."""
+    the turning points of every LC curve (`records`); member 0's also with the migration of region boundary on
+    its slice from the memorised to the last snapshot (`Migration.boundary_ratio`)."""
     lc = {m[3:]: run.metric(m) for m in run.metric_names
           if m.startswith("lc_") and "/" not in m and m[3:].split("@")[0] in plots.LC_SETS}
-    return records(run, run.metric("test_acc"), run.metric("train_acc"), lc)
+    recs = records(run, run.metric("test_acc"), run.metric("train_acc"), lc)
+    slices = {phase: (step, mig) for phase, step, _, _, _, mig in _slices(run, 0, recs[0])}
+    if "memorised" in slices and "after" in slices:
+        recs[0]["migration"] = {k: dict(step=slices[p][0], boundary_share=slices[p][1].boundary_share,
+                                         boundary_ratio=slices[p][1].boundary_ratio, length=slices[p][1].length)
+                                for k, p in (("before", "memorised"), ("after", "after"))}
+    return recs
 
 
-def slice_phases(run, member: int = 0) -> dict[str, int]:
-    """Snapshot steps drawn as init / memorised / during / after (member `member`'s transition record): step 0, the
-    first snapshot at or after the memorisation step, the snapshot nearest the generalisation step, the last."""
+def slice_phases(run, member: int = 0, rec: dict | None = None) -> dict[str, int]:
+    """Snapshot steps drawn as init / memorised / during / after (member `member`'s transition record, `rec` or the
+    run's): step 0, the first snapshot at or after the memorisation step, the snapshot nearest the generalisation
+    step, the last."""
     snaps = sorted(int(p.stem.split("-")[1]) for p in (run.dir / "snapshots").glob("step-*.pt"))
     if not snaps:
         return {}
-    rec = (run.summary.get("transitions") or [{}] * run.n_members)[member] or {}
+    rec = rec if rec is not None else (run.summary.get("transitions") or [{}] * run.n_members)[member] or {}
     out = {"init": snaps[0], "after": snaps[-1]}
     mem, gen = rec.get("memorisation_step"), rec.get("generalisation_step")
     later = [s for s in snaps if mem is not None and s >= mem]
@@ -126,7 +134,7 @@ def slice_phases(run, member: int = 0) -> dict[str, int]:
     return phases
 
 
-def _slices(run, member: int = 0):
+def _slices(run, member: int = 0, rec: dict | None = None):
     """Per phase (`slice_phases`): (phase, step, exact partition on the plane through the member's first three
     training pairs, their plane coordinates [3, 2], their labels [3], `lc.region_migration`). `run` is a Run or a
     RunView (`member` indexes the viewed members)."""
@@ -141,7 +149,7 @@ def _slices(run, member: int = 0):
     pad = 0.5 * np.ptp(coords, axis=0).max()
     bounds = tuple((float(lo - pad), float(hi + pad)) for lo, hi in zip(coords.min(0), coords.max(0)))
     model = _model(c, whole.seeds, torch.float64)
-    for phase, step in slice_phases(run, member).items():
+    for phase, step in slice_phases(run, member, rec).items():
         state = torch.load(run.dir / "snapshots" / f"step-{step}.pt", map_location="cpu", weights_only=False)
         model.load_state_dict({k: v.double() for k, v in state["model"].items()})
         part = exact2d.partition(model, origin, basis, bounds=bounds, member=e)
