@@ -1,102 +1,171 @@
 """Arora, Cohen, Hu, Luo (NeurIPS 2019): implicit regularisation in deep matrix factorisation.
 
 Runs: matrix completion (n = 100, rank 5) at 2000 observed entries for depths 1..4 with the nuclear-norm
-baseline on the same entries (3 seeds); a sweep over the number of observations (1 seed); plain-GD
-dynamics for depths 1..4 with parameter snapshots; depths 2 and 3 at the smallest init of the paper's
-range (1e-6) for balancedness; depth 2 at init 1e-3 (reported). The paper-level figures (error against
-observations, singular values per depth, effective rank per depth) are `Figure`s of the paper.
+baseline on the same entries (3 seeds; depth 2 also at init 1e-3); 1500 entries for depths 1..4 trained to the
+same loss threshold (3 seeds); 5000 entries (1 seed) for the error-against-observations sweep; matrix sensing at
+its default size (n = 50, rank 3, 600 measurements) for depths 1..3 with its baseline (1 seed); plain-GD
+dynamics for depths 1..4 with parameter snapshots; and one depth-3 GD ensemble of 10,000 steps for the
+balancedness and end-to-end claims (lr 0.5 and 0.25, the authors' identity init, a large Gaussian init with and
+without weight decay). The paper-level figures are `Figure`s of the paper.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..settings import dmf
-from . import Claim, Figure, RunSpec, final, register_claims
+from . import Claim, Figure, RunSpec, Sweep, final, register_claims
 
 DEPTHS = (1, 2, 3, 4)
-SWEEP_OBS = (1000, 3000, 4000, 5000)  # plus 2000, the headline runs
-SMALL_INIT = 1e-6
+DEEP = (2, 3, 4)
+FEW_OBS, FEW_STEPS = 1500, 32000  # depth 3 needs up to 30,232 steps at 1500 entries (the authors ran up to 1e6)
+SWEEP_OBS = (FEW_OBS, 2000, 5000)
+CHECK_STEPS = 10000  # the balancedness and end-to-end members: GD lr 0.5 up to time 5000 (lr 0.25: 2500)
+RANK_TOL = 0.02  # depth 4 vs 3: both recover W*, what differs is the tail left at loss 1e-6 (entropy ~1e-3 each)
+DRIFT_TOL, E2E_TOL = 0.1, 1e-2
+WEIGHT_DECAY, BIG_INIT, IDENTITY_INIT = 1e-4, 1.0, 1e-3
+PAPER_ERRORS = {1: "8.19e-1", 2: "5.92e-2", 3: "2.58e-5", 4: ""}
+SENSING = "dmf-sensing"
 
 
-def _completion(depth: int, *, n_obs: int = 2000, seeds: int = 3, **extra) -> RunSpec:
-    over = dict(dict(depth=depth, baseline=depth == 1), **extra)  # the baseline does not depend on depth: solve it once
-    if n_obs != 2000:
-        over["n_obs"] = n_obs
-    return RunSpec("dmf-completion", tuple(sorted(over.items())), seeds=seeds)
+def _spec(sim: str, seeds: int = 3, **over) -> RunSpec:
+    return RunSpec(sim, tuple(sorted(over.items())), seeds=seeds)
 
 
-COMPLETION = {f"d{d}": _completion(d) for d in DEPTHS}
-SWEEP = dict(COMPLETION, **{f"d{d}-k{k}": _completion(d, n_obs=k, seeds=1) for d in DEPTHS for k in SWEEP_OBS})
-DYNAMICS = {f"d{d}": RunSpec("dmf-dynamics", (("depth", d),)) for d in DEPTHS}
-BALANCED = {f"d{d}": _completion(d, seeds=1, init_scale=SMALL_INIT, baseline=False) for d in (2, 3)}
-BALANCED_D4 = {"d4": _completion(4, seeds=1, init_scale=SMALL_INIT, baseline=False)}
-LARGE_INIT = dict(COMPLETION, d2_large=_completion(2, init_scale=1e-3))
-PAPER_ERRORS = {1: "8.19e-1", 2: "5.92e-2", 3: "2.58e-5", 4: "not reported"}
+def _by_depth(sim: str, depths=DEPTHS, seeds: int = 3, **over) -> dict:
+    """{"d1": depth 1 with the nuclear-norm baseline, "deep": Sweep over the other depths without it}."""
+    out = {"deep": Sweep.of(sim, {"depth": tuple(d for d in depths if d > 1)}, seeds=seeds, baseline=False, **over)}
+    if 1 in depths:
+        out["d1"] = _spec(sim, seeds, depth=1, baseline=True, **over)
+    return out
 
 
-def _errors(run) -> np.ndarray:
-    return final(run, "recon_error")
+COMPLETION = _by_depth("dmf-completion")
+LARGE_INIT = dict(COMPLETION, d2_large=_spec("dmf-completion", depth=2, baseline=False, init_scale=1e-3))
+FEW = _by_depth("dmf-completion", n_obs=FEW_OBS, steps=FEW_STEPS)
+SWEEP = {"d1": Sweep.of("dmf-completion", {"n_obs": SWEEP_OBS[1:]}, depth=1, baseline=True),
+         "deep": Sweep.of("dmf-completion", {"n_obs": SWEEP_OBS[1:], "depth": DEEP}, baseline=False),
+         "few_d1": FEW["d1"], "few": FEW["deep"]}  # 1500 entries: the runs of the few-observations claim
+# one seed: the 600 dense 50 x 50 measurements of 3 members (36 MB) leave the CPU cache, ~10x slower per member
+SENSE = _by_depth(SENSING, depths=(1, 2, 3), seeds=1)
+DYNAMICS = {"all": Sweep.of("dmf-dynamics", {"depth": DEPTHS})}
 
 
-def _baseline(runs) -> np.ndarray:
-    return dmf.baseline_errors(runs["d1"])
+def _check(**over) -> RunSpec:
+    """A member of the depth-3 ensemble of the balancedness and end-to-end claims (one seed)."""
+    return _spec("dmf-dynamics", 1, depth=3, steps=CHECK_STEPS, **over)
 
+
+DRIFT = {"lr": _check(), "half": _check(lr=0.25)}
+DRIFT_WD = {"lr": _check(init_scale=BIG_INIT, weight_decay=WEIGHT_DECAY),
+            "half": _check(init_scale=BIG_INIT, weight_decay=WEIGHT_DECAY, lr=0.25)}
+E2E = {"identity": _check(init="identity", init_scale=IDENTITY_INIT)}
+E2E_BIG = {"gaussian": _check(init_scale=BIG_INIT)}
+
+
+# measures ------------------------------------------------------------------------------------------------------
 
 def _fmt(values) -> str:
     return "[" + ", ".join(f"{v:.3g}" for v in np.atleast_1d(values)) + "]"
 
 
-def _mean_error(name: str):
+def _depths(runs) -> dict:
+    """{depth: view} from the runs of `_by_depth`."""
+    out = {r.config.depth: r for _, r in runs["deep"]}
+    if "d1" in runs:
+        out[1] = runs["d1"]
+    return out
+
+
+def _errors(runs, which) -> np.ndarray:
+    """Final reconstruction errors per seed of depth `which`, or of the nuclear-norm baseline ('nn')."""
+    return dmf.baseline_errors(runs["d1"]) if which == "nn" else final(_depths(runs)[which], "recon_error")
+
+
+def _mean_error(which):
     def measure(runs):
-        v = _baseline(runs) if name == "nn" else _errors(runs[name])
+        v = _errors(runs, which)
         return float(np.mean(v)), f"per seed {_fmt(v)}"
 
     return measure
 
 
-def _ratio(num: str, den: str):
+def _max_error(which):
+    def measure(runs):
+        v = _errors(runs, which)
+        return float(np.max(v)), f"max over seeds; per seed {_fmt(v)}"
+
+    return measure
+
+
+def _ratio(num, den):
     """max over seeds of error(num) / error(den); 'nn' is the nuclear-norm baseline."""
 
     def measure(runs):
-        a = _baseline(runs) if num == "nn" else _errors(runs[num])
-        b = _baseline(runs) if den == "nn" else _errors(runs[den])
+        a, b = _errors(runs, num), _errors(runs, den)
         return float(np.max(a / b)), f"errors {_fmt(a)} vs {_fmt(b)}"
 
     return measure
 
 
-def _rank_drop(runs):
-    """max over seeds and consecutive depths of erank(depth N+1) - erank(depth N): < 0 when rank falls with depth."""
-    ranks = np.stack([final(runs[f"d{d}"], "effective_rank") for d in DEPTHS])  # [depth, seed]
-    means = ", ".join(f"depth {d}: {m:.3g}" for d, m in zip(DEPTHS, ranks.mean(axis=1)))
-    return float(np.max(np.diff(ranks, axis=0))), f"mean effective rank {means}"
+def _large_init_ratio(runs):
+    a, b = final(runs["d2_large"], "recon_error"), dmf.baseline_errors(runs["d1"])
+    return float(np.max(a / b)), f"errors {_fmt(a)} vs {_fmt(b)}"
+
+
+def _ranks(runs) -> tuple[dict, str]:
+    ranks = {d: final(r, "effective_rank") for d, r in sorted(_depths(runs).items())}
+    return ranks, "mean effective rank " + ", ".join(f"depth {d}: {np.mean(v):.4g}" for d, v in ranks.items())
+
+
+def _rank_falls(runs):
+    """max over seeds and N = 1, 2 of erank(depth N+1) - erank(depth N): < 0 when the rank falls 1 -> 2 -> 3."""
+    ranks, text = _ranks(runs)
+    return float(np.max([ranks[d + 1] - ranks[d] for d in (1, 2)])), text
+
+
+def _rank_depth4(runs):
+    """max over seeds of erank(depth 4) - erank(depth 3)."""
+    ranks, text = _ranks(runs)
+    return float(np.max(ranks[4] - ranks[3])), text
+
+
+def _few_observations(runs):
+    """Seeds on which depths 3 and 4 both err less than depth 2 and nuclear norm, all at the loss threshold."""
+    depth = _depths(runs)
+    err = {d: final(depth[d], "recon_error") for d in DEEP}
+    loss = {d: final(depth[d], "train_loss") for d in DEEP}
+    nn = dmf.baseline_errors(runs["d1"])
+    reached = np.all([loss[d] <= depth[d].config.loss_threshold for d in DEEP], axis=0)
+    wins = reached & (np.maximum(err[3], err[4]) < np.minimum(err[2], nn))
+    parts = [f"depth {d} {_fmt(err[d])} (loss {_fmt(loss[d])})" for d in DEEP]
+    return int(wins.sum()), f"errors per seed: {'; '.join(parts)}; nuclear norm {_fmt(nn)}"
+
+
+def _sweep_views(runs) -> list:
+    """Every run of SWEEP (the 1500-entry ones at 3 seeds, the others at 1)."""
+    return [runs["few_d1"], *[r for _, r in runs["few"]], *[r for _, r in runs["d1"]], *[r for _, r in runs["deep"]]]
 
 
 def _sweep(runs):
-    """Observation counts at which depth 3 beats nuclear norm on every seed."""
-    wins, rows = 0, []
-    for k in (2000,) + SWEEP_OBS:
-        tag = "" if k == 2000 else f"-k{k}"
-        nn = dmf.baseline_errors(runs[f"d1{tag}"])
-        d3 = _errors(runs[f"d3{tag}"])
-        wins += bool(np.all(d3 < nn))
-        rows.append(f"{k}: {np.mean(d3):.2g} vs {np.mean(nn):.2g}")
-    return wins, "depth 3 vs nuclear norm at " + "; ".join(rows)
+    """Observation counts at which depth 3 errs less than nuclear norm (on every seed)."""
+    views = _sweep_views(runs)
+    nn = {r.config.n_obs: dmf.baseline_errors(r) for r in views if r.config.depth == 1}
+    d3 = {r.config.n_obs: final(r, "recon_error") for r in views if r.config.depth == 3}
+    wins = sum(bool(np.all(d3[k] < nn[k])) for k in SWEEP_OBS)
+    return wins, "depth 3 vs nuclear norm at " + "; ".join(f"{k}: {np.mean(d3[k]):.2g} vs {np.mean(nn[k]):.2g}"
+                                                           for k in SWEEP_OBS)
 
 
 def _velocity(runs):
     worst, parts = 0.0, []
-    for d in DEPTHS:
-        c = dmf.velocity_check(runs[f"d{d}"])
+    for _, r in runs["all"]:
+        c = dmf.velocity_check(r)
         worst = max(worst, c["max_rel_error"])
-        parts.append(f"depth {d}: {c['max_rel_error']:.2g} over {int(c['used'].sum())}")
+        parts.append(f"depth {r.config.depth}: {c['max_rel_error']:.2g} over {int(c['used'].sum())}")
     return worst, "max relative error " + "; ".join(parts)
-
-
-def _balancedness(runs):
-    gaps = {name: float(np.max(final(r, "balancedness"))) for name, r in runs.items()}
-    return max(gaps.values()), ", ".join(f"depth {k[1:]}: {v:.2g}" for k, v in gaps.items())
 
 
 def _jump_width(run, member: int = 0) -> float:
@@ -110,52 +179,143 @@ def _jump_width(run, member: int = 0) -> float:
 
 
 def _sharper(runs):
-    widths = [_jump_width(runs[f"d{d}"]) for d in DEPTHS]
+    widths = [_jump_width(r) for _, r in sorted(runs["all"], key=lambda pr: pr[0]["depth"])]
     return float(np.max(np.diff(widths))), "relative width of the sigma_1 jump " + _fmt(widths)
 
 
-register_claims("arora2019", "Implicit regularisation in deep matrix factorisation (Arora, Cohen, Hu, Luo 2019)", [
-    Claim("error-nuclear-norm",
-          "reconstruction error of nuclear-norm minimisation, 2000 observations (paper 1.06e-1)",
-          COMPLETION, _mean_error("nn"), "report", paper_value="1.06e-1"),
-    *[Claim(f"error-depth-{d}", f"reconstruction error of depth {d}, 2000 observations (paper {PAPER_ERRORS[d]})",
-            COMPLETION, _mean_error(f"d{d}"), "report", paper_value=PAPER_ERRORS[d]) for d in DEPTHS],
-    Claim("depth3-below-nuclear-norm",
-          "with 2000 observations depth 3 errs less than nuclear norm (max over seeds of the ratio; paper 2.58e-5 vs 1.06e-1)",
-          COMPLETION, _ratio("d3", "nn"), "<=", 1.0, paper_value="2.4e-4"),
-    Claim("nuclear-norm-below-depth1",
-          "with 2000 observations nuclear norm errs less than depth 1 (max ratio; paper 1.06e-1 vs 8.19e-1)",
-          COMPLETION, _ratio("nn", "d1"), "<=", 1.0, paper_value="0.13"),
-    Claim("depth2-not-above-nuclear-norm",
-          "with 2000 observations depth 2 errs at most as much as nuclear norm (max ratio; paper 5.92e-2 vs 1.06e-1)",
-          COMPLETION, _ratio("d2", "nn"), "<=", 1.0, paper_value="0.56"),
-    Claim("effective-rank-falls-with-depth",
-          "effective rank at the end decreases with depth 1 -> 4 (max over seeds of erank(N+1) - erank(N))",
-          COMPLETION, _rank_drop, "<=", 0.0, paper_value="decreasing"),
-    Claim("sweep-depth3-wins",
-          f"observation counts out of {1 + len(SWEEP_OBS)} (1000..5000) at which depth 3 beats nuclear norm on every seed",
-          SWEEP, _sweep, "report", paper_value="depth 3 lowest throughout"),
-    Claim("singular-value-velocity",
-          "measured d sigma_r/dt (one GD step / lr) matches theory.matrices.singular_value_velocity "
-          "(max relative error, balanced snapshots, depths 1-4)",
-          DYNAMICS, _velocity, "<=", 0.05, paper_value="Thm 3"),
-    Claim("sharper-jumps-with-depth",
-          "the sigma_1 jump gets sharper with depth: (t90 - t10) / t50 decreases 1 -> 4 (max difference)",
-          DYNAMICS, _sharper, "<=", 0.0, paper_value="sharper with depth"),
-    Claim("balancedness-preserved",
-          f"relative balancedness gap at the end <= 1e-3 at small init ({SMALL_INIT:g}, depths 2 and 3)",
-          BALANCED, _balancedness, "<=", 1e-3, paper_value="preserved by gradient flow"),
-    Claim("balancedness-depth4",
-          f"relative balancedness gap at the end, depth 4 at init {SMALL_INIT:g} (the init's own gap ~ init^(1/2))",
-          BALANCED_D4, _balancedness, "report"),
-    Claim("depth2-large-init",
-          "depth 2 at init_scale 1e-3 against nuclear norm, 2000 observations (max ratio of errors)",
-          LARGE_INIT, _ratio("d2_large", "nn"), "report"),
-], figures=[
-    Figure("error-vs-observations", SWEEP, lambda runs, path: dmf.sweep_figure(list(runs.values()), path),
+def drift_ratio(runs):
+    """max over matched times t of balance_drift at lr, over the same at lr / 2 (t = step * lr; times both runs
+    evaluated): ~ the ratio of the learning rates when the drift is the O(lr) error of GD against gradient flow.
+    The seed whose ratio is farthest from that target."""
+    a, b = runs["lr"], runs["half"]
+    ta, tb = np.round(a.steps * a.config.lr, 9), np.round(b.steps * b.config.lr, 9)
+    common = np.intersect1d(ta, tb)
+    da = a.metric("balance_drift")[np.isin(ta, common)].max(axis=0)  # [E]
+    db = b.metric("balance_drift")[np.isin(tb, common)].max(axis=0)
+    ratio = da / db
+    worst = int(np.argmax(np.abs(ratio - _lr_ratio(runs))))
+    return float(ratio[worst]), (f"up to time {common.max():g}: max drift {_fmt(da)} at lr {a.config.lr:g}, "
+                                 f"{_fmt(db)} at lr {b.config.lr:g}")
+
+
+def _lr_ratio(runs) -> float:
+    return runs["lr"].config.lr / runs["half"].config.lr
+
+
+_e2e_check = functools.lru_cache(maxsize=None)(dmf.end_to_end_check)  # the claims and the figure share a view
+
+
+def end_to_end(runs):
+    """Max relative error of k end-to-end updates from W(s) against the run's W(s + k) (dmf.end_to_end_check)."""
+    (run,) = runs.values()
+    c = _e2e_check(run)
+    return c["max_rel_error"], (f"k = {run.config.e2e_span}, over {len(c['step'])} starts (steps "
+                                f"{_fmt(np.unique(c['step']))}); relative balancedness gap at them {_fmt(c['gap'])}")
+
+
+# claims --------------------------------------------------------------------------------------------------------
+
+def _completion_claims() -> list[Claim]:
+    return [
+        Claim("error-nuclear-norm", "reconstruction error of nuclear-norm minimisation, 2000 observations",
+              COMPLETION, _mean_error("nn"), "report", paper_value="1.06e-1"),
+        *[Claim(f"error-depth-{d}", f"reconstruction error of depth {d}, 2000 observations", COMPLETION,
+                _mean_error(d), "report", paper_value=PAPER_ERRORS[d]) for d in (1, 2, 4)],
+        Claim("error-depth-3", "depth 3 recovers W* almost exactly from 2000 observations (max over seeds)",
+              COMPLETION, _max_error(3), "<=", 1e-4, paper_value="2.58e-5"),
+        Claim("depth3-below-nuclear-norm",
+              "with 2000 observations depth 3 errs at most 1e-2 times as much as nuclear norm (max ratio over seeds)",
+              COMPLETION, _ratio(3, "nn"), "<=", 1e-2, paper_value="2.4e-4"),
+        Claim("nuclear-norm-below-depth1",
+              "with 2000 observations nuclear norm errs less than depth 1 (max ratio over seeds)",
+              COMPLETION, _ratio("nn", 1), "<=", 1.0, paper_value="0.13"),
+        Claim("depth2-not-above-nuclear-norm",
+              "with 2000 observations depth 2 (init 1e-4) errs at most as much as nuclear norm (max ratio)",
+              COMPLETION, _ratio(2, "nn"), "<=", 1.0, paper_value="0.56"),
+        Claim("depth2-large-init", "the same at init 1e-3 (inside the paper's init range): max ratio of errors",
+              LARGE_INIT, _large_init_ratio, "report", paper_value="0.56"),
+        Claim("effective-rank-falls-1-2-3",
+              "effective rank at the end falls strictly from depth 1 to 2 to 3 (max over seeds and N = 1, 2 of "
+              "erank(N+1) - erank(N))", COMPLETION, _rank_falls, "<=", 0.0, paper_value="lower with depth"),
+        Claim("effective-rank-depth4-not-above-depth3",
+              f"depth 4 ends at an effective rank at most depth 3's + {RANK_TOL} (both recover W*; max over seeds "
+              "of erank(4) - erank(3))", COMPLETION, _rank_depth4, "<=", 0.0, tol=RANK_TOL,
+              paper_value="lower with depth"),
+        Claim("few-observations-deep-wins",
+              f"{FEW_OBS} entries, every depth trained to loss 1e-6 ({FEW_STEPS} steps at most): seeds on which "
+              "depths 3 and 4 both err less than depth 2 and nuclear norm", FEW, _few_observations, "report",
+              paper_value="deeper recovers from fewer entries"),
+        Claim("sweep-depth3-wins",
+              f"observation counts out of {len(SWEEP_OBS)} ({SWEEP_OBS[0]}..{SWEEP_OBS[-1]}, 1 seed) at which depth 3 "
+              "errs less than nuclear norm", SWEEP, _sweep, "report", paper_value="depth 3 lowest throughout"),
+    ]
+
+
+def _sensing_claims() -> list[Claim]:
+    return [
+        Claim("sensing-error-depth-3", "sensing: depth 3 recovers W* almost exactly (max over seeds)", SENSE,
+              _max_error(3), "<=", 1e-4, paper_value="near-exact (as completion)"),
+        Claim("sensing-error-nuclear-norm", "sensing: reconstruction error of nuclear-norm minimisation", SENSE,
+              _mean_error("nn"), "report"),
+        Claim("sensing-depth3-not-above-nuclear-norm",
+              "sensing: depth 3 errs at most as much as nuclear norm (max ratio over seeds)", SENSE,
+              _ratio(3, "nn"), "<=", 1.0, paper_value="deeper better than nuclear norm"),
+        Claim("sensing-nuclear-norm-below-depth1", "sensing: nuclear norm errs less than depth 1 (max ratio)",
+              SENSE, _ratio("nn", 1), "<=", 1.0),
+        Claim("sensing-effective-rank-falls-1-2-3",
+              "sensing: effective rank falls strictly from depth 1 to 2 to 3 (max over seeds and N = 1, 2 of "
+              "erank(N+1) - erank(N))", SENSE, _rank_falls, "<=", 0.0, paper_value="lower with depth"),
+    ]
+
+
+def _dynamics_claims() -> list[Claim]:
+    return [
+        Claim("singular-value-velocity",
+              "measured d sigma_r/dt (one GD step / lr) matches theory.matrices.singular_value_velocity "
+              "(max relative error, balanced snapshots, depths 1-4)", DYNAMICS, _velocity, "<=", 0.05,
+              paper_value="Thm 3"),
+        Claim("sharper-jumps-with-depth",
+              "the sigma_1 jump gets sharper with depth: (t90 - t10) / t50 decreases 1 -> 4 (max difference)",
+              DYNAMICS, _sharper, "<=", 0.0, paper_value="sharper with depth"),
+        Claim("balance-drift-scales-with-lr",
+              "D_j = W_{j+1}^T W_{j+1} - W_j W_j^T, conserved by gradient flow, drifts under GD by the O(lr) "
+              "discretisation error: the largest drift max_j ||D_j(t) - D_j(0)||_F up to a fixed time halves with lr "
+              "(depth 3, Gaussian init 1e-4, lr 0.5 against 0.25)", DRIFT, drift_ratio, "==", _lr_ratio,
+              tol=DRIFT_TOL, target_text="lr ratio", paper_value="balancedness preserved by gradient flow"),
+        Claim("balance-drift-weight-decay",
+              f"control: with L2 weight decay {WEIGHT_DECAY:g}, dD_j/dt = -2 lam D_j, D_j relaxes from its Gaussian "
+              f"init ({BIG_INIT:g}) whatever the step size: the same ratio is ~1", DRIFT_WD, drift_ratio, "==", 1.0,
+              tol=DRIFT_TOL, paper_value="(control)"),
+        Claim("end-to-end-trajectory",
+              "from a snapshot W(s), k = 100 iterated end-to-end updates (gradient at each iterate) land on the run's "
+              f"W(s + k): max ||W_e2e - W(s+k)|| / ||W(s+k) - W(s)|| (depth 3, the authors' identity init "
+              f"{IDENTITY_INIT:g}, GD lr 0.5)", E2E, end_to_end, "<=", E2E_TOL,
+              paper_value="end-to-end dynamics (Arora et al. 2018, Thm 1)"),
+        Claim("end-to-end-unbalanced",
+              f"control: the same from a Gaussian init at {BIG_INIT:g}, where the factors stay far from balanced "
+              "(the update assumes balance)", E2E_BIG, end_to_end, "report", paper_value="(control)"),
+    ]
+
+
+def _dynamics_figure(runs, path):
+    return dmf.singular_values_figure([r for _, r in runs["all"]], path)
+
+
+def _completion_views(runs) -> list:
+    return [runs["d1"], *[r for _, r in runs["deep"]]]
+
+
+register_claims("arora2019", "Implicit regularisation in deep matrix factorisation (Arora, Cohen, Hu, Luo 2019)",
+                _completion_claims() + _sensing_claims() + _dynamics_claims(), figures=[
+    Figure("error-vs-observations", SWEEP, lambda runs, path: dmf.sweep_figure(_sweep_views(runs), path),
            "final reconstruction error against the number of observed entries, per depth, with nuclear norm"),
-    Figure("singular-values", DYNAMICS, lambda runs, path: dmf.singular_values_figure(list(runs.values()), path),
-           "top singular values of W during plain GD, one panel per depth"),
-    Figure("effective-rank", COMPLETION, lambda runs, path: dmf.effective_rank_figure(list(runs.values()), path),
+    Figure("singular-values", DYNAMICS, _dynamics_figure,
+           "top singular values of W during plain GD, one panel per depth (Gaussian init 1e-4)"),
+    Figure("effective-rank", COMPLETION,
+           lambda runs, path: dmf.effective_rank_figure(_completion_views(runs), path),
            "effective rank of W against step per depth, 2000 observations"),
+    Figure("balance-and-end-to-end", dict(DRIFT, wd=DRIFT_WD["lr"], wd_half=DRIFT_WD["half"], **E2E, **E2E_BIG),
+           lambda runs, path: dmf.balance_figure(runs, path, check=_e2e_check),
+           "balancedness drift against time at lr and lr / 2 (with the weight-decay control), and the end-to-end "
+           "check per start"),
 ])

@@ -22,6 +22,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -36,8 +37,8 @@ from ..optim import ScalarRMSprop
 from ..registry import register
 from .common import squared_loss
 
-__all__ = ["Config", "DynamicsConfig", "velocity_check", "sweep_figure", "singular_values_figure",
-           "effective_rank_figure", "LC_NOTE"]
+__all__ = ["Config", "DynamicsConfig", "velocity_check", "end_to_end_check", "balance_terms", "sweep_figure",
+           "singular_values_figure", "effective_rank_figure", "balance_figure", "LC_NOTE"]
 
 LC_NOTE = "not applicable: the model is linear (no piecewise-linear sites)"
 RMS_ALPHA, RMS_EPS = 0.99, 1e-4  # the authors' GroupRMSprop constants
@@ -88,14 +89,22 @@ class DynamicsConfig(Config):
     steps: int = param(25000, "number of GD steps", low=0)
     loss_threshold: float = param(0.0, "a member stops once its training loss is <= this (0 = never)", low=0.0)
     baseline: bool = param(False, "solve nuclear-norm minimisation on the same observations at build time (cvxpy)")
-    n_evals: int = param(200, "number of evaluation points (log-spaced plus linear, with 0 and the last step)", low=2)
+    n_evals: int = param(201, "number of evaluation points (log-spaced plus linear, with 0 and the last step); 201 "
+                         "puts the linear ones at every steps/100, so runs at lr and lr/2 meet at equal times", low=2)
     velocity_checks: int = param(9, "parameters are kept at steps s and s+1 for this many s spread evenly over "
                                  "the run, to measure singular-value velocities", low=0)
+    e2e_span: int = param(100, "k: the parameters are also kept at s+k for each of those s, to iterate the end-to-end "
+                          "update k steps from W(s) (0 = not kept)", low=0)
+    init: str = param("gaussian", "gaussian = factors N(0, s^2) (see init_scale); identity = every factor "
+                      "init_scale^(1/N) I (the authors' dynamics figure: balanced from the start)",
+                      choices=("gaussian", "identity"))
 
 
 # build ---------------------------------------------------------------------------------------------------------
 
-def _build(members: Members, env: Env, *, sensing: bool, snapshot_steps: tuple[int, ...] = ()) -> Task:
+def _build(members: Members, env: Env, *, sensing: bool, snapshot_steps: tuple[int, ...] = (),
+           identity: Sequence[bool] = ()) -> Task:
+    """The Task of one ensemble; `identity[e]` True: member e starts from the identity init (dmf-dynamics)."""
     cfg, seeds, device, dtype = members[0], members.seeds, env.device, env.dtype
     if not sensing and cfg.n_obs > cfg.n * cfg.n:
         raise ConfigError(f"n_obs={cfg.n_obs} exceeds the n^2 = {cfg.n * cfg.n} entries; choose n_obs <= n^2")
@@ -104,19 +113,24 @@ def _build(members: Members, env: Env, *, sensing: bool, snapshot_steps: tuple[i
                               device=device)
     model = DeepMatrixFactorization(cfg.n, cfg.depth, make_generators(seeds, "init"),
                                     init_scale=members.values("init_scale"), dtype=dtype).to(device)
+    _identity_init(model, members, identity)
     star_norm2 = W_star.pow(2).sum(dim=(1, 2))  # [E]
+    with torch.no_grad():
+        D0 = balance_terms(model.factors)  # [E, N-1, n, n] at init
 
     def evaluate(m: DeepMatrixFactorization) -> dict[str, torch.Tensor]:
         W = m.matrix()  # [E, n, n]
         sv = torch.linalg.svdvals(W)  # [E, n], descending
         factors = [f.detach().double().cpu().numpy() for f in m.factors]
         gap = [matrices.balancedness_gap([f[e] for f in factors]) for e in range(len(W))]
+        drift = (balance_terms(m.factors) - D0).pow(2).sum(dim=(2, 3)).sqrt()  # [E, N-1]
         out = dict(
             train_loss=squared_loss(m(x), y),
             recon_error=(W - W_star).pow(2).sum(dim=(1, 2)) / star_norm2,
             effective_rank=metrics.effective_ranks(W),
             nuclear_norm=sv.sum(dim=1),
             balancedness=torch.tensor(gap, dtype=W.dtype, device=W.device),
+            balance_drift=drift.amax(dim=1) if cfg.depth > 1 else torch.zeros_like(star_norm2),
         )
         out.update({f"sv_{i + 1}": sv[:, i] for i in range(min(cfg.n_sv, cfg.n))})
         return out
@@ -133,6 +147,27 @@ def _build(members: Members, env: Env, *, sensing: bool, snapshot_steps: tuple[i
                 summary=dict(lc=LC_NOTE, task="sensing" if sensing else "completion",
                              baseline=dict(solver=cfg.baseline_solver, tol=cfg.baseline_tol) if cfg.baseline else None),
                 member_summary=facts, stop_loss=cfg.loss_threshold, snapshot_steps=snapshot_steps)
+
+
+def balance_terms(factors) -> torch.Tensor:
+    """D_j = W_{j+1}^T W_{j+1} - W_j W_j^T for j = 1..N-1 of ensemble factors W_1..W_N [E, n, n]: [E, N-1, n, n].
+
+    Gradient flow on any loss of the product W_N ... W_1 keeps every D_j constant (Arora, Cohen, Hazan 2018,
+    Thm 1); one GD step of size lr changes it by exactly lr^2 (G_{j+1}^T G_{j+1} - G_j G_j^T), G_j = dL/dW_j.
+    An L2 weight decay lam adds dD_j/dt = -2 lam D_j. Depth 1: [E, 0, n, n].
+    """
+    E, n = factors[0].shape[0], factors[0].shape[1]
+    terms = [b.transpose(1, 2) @ b - a @ a.transpose(1, 2) for a, b in zip(factors, factors[1:])]
+    return torch.stack(terms, dim=1) if terms else factors[0].new_zeros(E, 0, n, n)
+
+
+def _identity_init(model: DeepMatrixFactorization, members: Members, identity: Sequence[bool]) -> None:
+    """Members e with identity[e] get every factor init_scale^(1/N) I (the authors' `identity` init)."""
+    with torch.no_grad():
+        for e, (c, eye) in enumerate(zip(members, identity)):
+            if eye:
+                for f in model.factors:
+                    f[e] = c.init_scale ** (1.0 / c.depth) * torch.eye(c.n, dtype=f.dtype, device=f.device)
 
 
 def _matrix_facts(W: np.ndarray) -> dict:
@@ -167,11 +202,16 @@ def memory(members: Members, itemsize: int) -> dict:
                 observations=E * c.n_obs * c.n * c.n * itemsize)
 
 
-def _velocity_snapshots(cfg: DynamicsConfig) -> tuple[int, ...]:
-    """Steps s and s+1 for `velocity_checks` values of s spread evenly over (0, steps)."""
+def _check_starts(cfg: DynamicsConfig) -> list[int]:
+    """The `velocity_checks` steps s spread evenly over (0, steps)."""
     k = cfg.velocity_checks
-    starts = sorted({int(round(i * cfg.steps / (k + 1))) for i in range(1, k + 1)} - {cfg.steps})
-    return tuple(sorted({t for s in starts for t in (s, s + 1) if t <= cfg.steps}))
+    return sorted({int(round(i * cfg.steps / (k + 1))) for i in range(1, k + 1)} - {cfg.steps})
+
+
+def _velocity_snapshots(cfg: DynamicsConfig) -> tuple[int, ...]:
+    """Steps s, s+1 and s+k (k = e2e_span, if > 0) for each check start s, within the run."""
+    spans = (0, 1, cfg.e2e_span) if cfg.e2e_span else (0, 1)
+    return tuple(sorted({s + d for s in _check_starts(cfg) for d in spans if s + d <= cfg.steps}))
 
 
 # figures -------------------------------------------------------------------------------------------------------
@@ -243,8 +283,9 @@ def dynamics_figures(run) -> list[Path]:
 def sweep_figure(runs, path: Path) -> Path:
     """Final reconstruction error against the number of observations, one line per depth, with nuclear norm.
 
-    `runs`: dmf-completion runs or views (any mix of depths and n_obs); lines are means over members with a
-    min-max band; the baseline comes from the runs that solved it.
+    `runs`: dmf-completion runs or views (any mix of depths, n_obs and numbers of members); each point is the
+    median over members with a min-max bar (errors span decades between seeds where recovery is marginal); the
+    baseline comes from the runs that solved it.
     """
     by_depth: dict[int, dict[int, np.ndarray]] = {}
     base: dict[int, np.ndarray] = {}
@@ -254,16 +295,47 @@ def sweep_figure(runs, path: Path) -> Path:
             base[r.config.n_obs] = baseline_errors(r)
     fig, axes = plots.figure(1, panel=(6, 4.2))
     ax = axes[0, 0]
-    for depth in sorted(by_depth):
-        obs = sorted(by_depth[depth])
-        plots.band(ax, obs, np.stack([by_depth[depth][k] for k in obs]), f"depth {depth}", marker="o")
+    for depth, errs in sorted(by_depth.items()):
+        _points(ax, errs, f"depth {depth}", "o-")
     if base:
-        obs = sorted(base)
-        ax.plot(obs, [np.mean(base[k]) for k in obs], "ks--", label="nuclear norm")
+        _points(ax, base, "nuclear norm", "ks--")
     ax.set_xlabel("number of observed entries")
     c = next(iter(runs)).config
     plots.finish(ax, "reconstruction error ||W - W*||_F^2 / ||W*||_F^2", log=True,
-                 title=f"matrix completion, n={c.n}, rank {c.rank}")
+                 title=f"matrix completion, n={c.n}, rank {c.rank} (median and min-max over seeds)")
+    return plots.save(fig, path)
+
+
+def _points(ax, values: dict, label: str, style: str) -> None:
+    """Median over members against the key, with a min-max bar: values {x: [members]}."""
+    xs = sorted(values)
+    mid, low, high = (np.array([f(values[x]) for x in xs]) for f in (np.median, np.min, np.max))
+    ax.errorbar(xs, mid, yerr=[mid - low, high - mid], fmt=style, capsize=3, ms=4, label=label)
+
+
+def balance_figure(runs, path: Path, *, check=None) -> Path:
+    """Left: balance_drift against time t = step * lr for the runs named lr / half (and wd / wd_half, the weight-
+    decay control). Right: the end-to-end check's relative error against the start step for the runs named
+    identity and gaussian. `runs`: {name: dmf-dynamics view}, one member each; `check`: the end-to-end check to
+    use (default `end_to_end_check`; a caller that measured it already passes a cached one)."""
+    fig, axes = plots.figure(2, panel=(5.6, 4.2))
+    ax = axes[0, 0]
+    for name, ls in (("lr", "-"), ("half", "--"), ("wd", "-"), ("wd_half", "--")):
+        r = runs[name]
+        wd = f", weight decay {r.config.weight_decay:g}" if r.config.weight_decay else ""
+        ax.plot(r.steps * r.config.lr, r.metric("balance_drift")[:, 0], ls, color="C1" if wd else "C0",
+                label=f"lr {r.config.lr:g}{wd} (init {r.config.init_scale:g})")
+    ax.set_xlabel("time t = step x lr")
+    ax.set_yscale("log")
+    plots.finish(ax, "max_j ||D_j(t) - D_j(0)||_F", title="balancedness drift (depth 3, GD)")
+    ax = axes[0, 1]
+    for name in ("identity", "gaussian"):
+        r = runs[name]
+        c = (check or end_to_end_check)(r)
+        ax.semilogy(c["step"], c["rel_error"], "o-", label=f"{r.config.init} init {r.config.init_scale:g}")
+    ax.set_xlabel("start step s")
+    plots.finish(ax, "||W_e2e(s+k) - W(s+k)|| / ||W(s+k) - W(s)||",
+                 title=f"k = {runs['identity'].config.e2e_span} end-to-end updates against GD")
     return plots.save(fig, path)
 
 
@@ -299,6 +371,31 @@ def effective_rank_figure(runs, path: Path) -> Path:
 
 # theory against simulation -------------------------------------------------------------------------------------
 
+def _check_inputs(run, what: str):
+    """The training data of the viewed members (rebuilt from their seeds), the positions (in the view) of the
+    members trained by plain GD and their indices in the run's ensemble, and {step: snapshot path}.
+    Raises unless the run is full-batch SGD without momentum and some member has no weight decay."""
+    cfg = run.config
+    plain = [e for e, m in enumerate(run.members) if m.weight_decay == 0]
+    if cfg.optimizer != "sgd" or cfg.momentum or cfg.batch_size or not plain:
+        raise ValueError(f"the {what} needs plain full-batch GD (optimizer sgd, no momentum, batch_size 0, a member "
+                         f"without weight decay); got optimizer {cfg.optimizer!r}, momentum {cfg.momentum}, "
+                         f"batch_size {cfg.batch_size}, weight decay {run.members.values('weight_decay')}")
+    members = Members(dataclasses.replace(m, baseline=False) for m in run.members)
+    task = _build(members, Env(torch.device("cpu"), torch.float64), sensing=run.summary.get("task") == "sensing")
+    idx = list(getattr(run, "idx", range(len(members))))  # a RunView holds some members of its run's ensemble
+    snaps = {int(p.stem.split("-")[1]): p for p in (run.dir / "snapshots").glob("step-*.pt")}
+    return task, plain, [idx[e] for e in plain], snaps
+
+
+def _loss_grad(task: Task, W: torch.Tensor, members: list[int]) -> torch.Tensor:
+    """Gradient of the training loss of members `members` of `task` in their end-to-end matrices W [k, n, n]
+    (float64): [k, n, n]."""
+    W = W.detach().requires_grad_(True)
+    grad, = torch.autograd.grad(squared_loss(task.model.read(W, task.x[members]), task.y[members]).sum(), W)
+    return grad
+
+
 def velocity_check(run, *, top: int | None = None, min_fraction: float = 0.1, max_gap: float = 1e-2) -> dict:
     """Measured singular-value velocities of a dmf-dynamics run against `theory.matrices.singular_value_velocity`.
 
@@ -311,27 +408,21 @@ def velocity_check(run, *, top: int | None = None, min_fraction: float = 0.1, ma
     `max_rel_error` over the used ones (NaN if none).
     """
     cfg = run.config
-    if cfg.optimizer != "sgd" or cfg.momentum or cfg.weight_decay or cfg.batch_size:
-        raise ValueError("the velocity check needs plain full-batch GD (optimizer sgd, no momentum, no weight "
-                         f"decay, batch_size 0); got optimizer {cfg.optimizer!r}")
+    task, plain, idx, snaps = _check_inputs(run, "velocity check")
     top = min(top or cfg.rank, cfg.n)
-    members = Members(dataclasses.replace(m, baseline=False) for m in run.members)
-    task = _build(members, Env(torch.device("cpu"), torch.float64), sensing=run.summary.get("task") == "sensing")
-    snaps = {int(p.stem.split("-")[1]): p for p in (run.dir / "snapshots").glob("step-*.pt")}
     rows = []
     for s in sorted(snaps):
         if s + 1 not in snaps:
             continue
-        W0, factors = _state_at(task.model, snaps[s])
-        W1, _ = _state_at(task.model, snaps[s + 1])
-        W0.requires_grad_(True)
-        grad, = torch.autograd.grad(squared_loss(task.model.read(W0, task.x), task.y).sum(), W0)
-        for e in range(W0.shape[0]):
-            if not (torch.isfinite(W0[e]).all() and torch.isfinite(W1[e]).all()):
+        W0, factors = _state_at(snaps[s], idx)
+        W1, _ = _state_at(snaps[s + 1], idx)
+        grad = _loss_grad(task, W0, plain)
+        for i, e in enumerate(plain):
+            if not (torch.isfinite(W0[i]).all() and torch.isfinite(W1[i]).all()):
                 continue  # a diverged member: nothing to check
-            gap, pred, meas, used = metrics.velocity_rows(W0[e].detach().numpy(), W1[e].numpy(), grad[e].numpy(),
-                                                          [f[e] for f in factors], cfg.depth, members[e].lr, top=top,
-                                                          min_fraction=min_fraction, max_gap=max_gap)
+            gap, pred, meas, used = metrics.velocity_rows(W0[i].numpy(), W1[i].numpy(), grad[i].numpy(),
+                                                          [f[i] for f in factors], cfg.depth, run.members[e].lr,
+                                                          top=top, min_fraction=min_fraction, max_gap=max_gap)
             rows += [(s, e, r, gap, pred[r], meas[r], used[r]) for r in range(top)]
     if not rows:
         raise ValueError(f"{run.dir} has no snapshot pairs (s, s+1); run dmf-dynamics with velocity_checks >= 1")
@@ -342,13 +433,54 @@ def velocity_check(run, *, top: int | None = None, min_fraction: float = 0.1, ma
                 max_rel_error=float(rel[used].max()) if used.any() else math.nan)
 
 
-def _state_at(model: DeepMatrixFactorization, path: Path) -> tuple[torch.Tensor, list[np.ndarray]]:
-    """Load a snapshot into `model`: the end-to-end matrix [E, n, n] (float64) and the factors as numpy."""
+def end_to_end_check(run, *, min_fraction: float = 0.1) -> dict:
+    """W(s+k) of a dmf-dynamics run against k steps of the end-to-end update iterated from W(s) (k = e2e_span).
+
+    From each kept W(s): W <- `theory.matrices.end_to_end_update`(W, grad L(W), N, lr) k times, with the
+    gradient of the training loss at every iterate, then rel_error = ||W_e2e - W(s+k)||_F / ||W(s+k) - W(s)||_F.
+    For balanced factors gradient flow moves W exactly by the continuous end-to-end dynamics (Arora, Cohen,
+    Hazan 2018, Thm 1) and GD on the factors follows it up to O(lr) over the k steps; unbalanced factors
+    (relative gap ~1, a Gaussian init far from zero) break it at first order. Checked: the starts where W moves
+    by at least `min_fraction` of the member's largest move over k steps (late, W is still and the ratio is
+    round-off). Returns arrays over the checked (start, member) pairs: `step`, `member`, `gap` (relative
+    balancedness gap at s), `moved`, `rel_error`; and `max_rel_error` over them (NaN if none).
+    """
+    cfg = run.config
+    task, plain, idx, snaps = _check_inputs(run, "end-to-end check")
+    k = cfg.e2e_span
+    starts = [s for s in sorted(snaps) if k and s + k in snaps and s + 1 in snaps]
+    if not starts:
+        raise ValueError(f"{run.dir} has no snapshot pairs (s, s+k); run dmf-dynamics with e2e_span >= 1 and "
+                         "velocity_checks >= 1")
+    pairs = {s: (_state_at(snaps[s], idx), _state_at(snaps[s + k], idx)[0]) for s in starts}
+    moved = {s: (W1 - W0).pow(2).sum(dim=(1, 2)).sqrt().numpy() for s, ((W0, _), W1) in pairs.items()}  # [E]
+    largest = np.max(np.stack(list(moved.values())), axis=0)  # [E]
+    rows = []
+    for s, ((W0, factors), W1) in pairs.items():
+        for i, e in enumerate(plain):
+            if not (np.isfinite(moved[s][i]) and moved[s][i] >= min_fraction * largest[i]):
+                continue
+            W = W0[i].numpy()
+            for _ in range(k):
+                W = matrices.end_to_end_update(W, _loss_grad(task, torch.from_numpy(W)[None], [e])[0].numpy(),
+                                               cfg.depth, run.members[e].lr)
+            rel = np.linalg.norm(W - W1[i].numpy()) / moved[s][i]
+            rows.append((s, e, matrices.balancedness_gap([f[i] for f in factors]), moved[s][i], rel))
+    step, member, gap, mv, rel = (np.array(c) for c in zip(*rows)) if rows else [np.array([])] * 5
+    return dict(step=step, member=member, gap=gap, moved=mv, rel_error=rel,
+                max_rel_error=float(rel.max()) if len(rel) else math.nan)
+
+
+def _state_at(path: Path, idx: list[int]) -> tuple[torch.Tensor, list[np.ndarray]]:
+    """Members `idx` of a snapshot: the end-to-end matrices [E, n, n] (float64) and the factors (numpy, [E, n, n])."""
     from ..store import load_checkpoint
 
-    model.load_state_dict(load_checkpoint(path, torch.device("cpu"))["model"])
-    with torch.no_grad():
-        return model.matrix().double().clone(), [f.detach().double().numpy() for f in model.factors]
+    state = load_checkpoint(path, torch.device("cpu"))["model"]
+    factors = [state[f"factors.{j}"][idx].double() for j in range(len(state))]
+    W = factors[0]
+    for f in factors[1:]:
+        W = torch.bmm(f, W)
+    return W, [f.numpy() for f in factors]
 
 
 # registered simulations ----------------------------------------------------------------------------------------
@@ -366,9 +498,9 @@ SENSING_PRESETS = {
     "paper": dict(lr=1e-3, steps=1_000_000, n_evals=200),
 }
 DYNAMICS_PRESETS = {
-    "ci": dict(_SMALL, depth=3, lr=0.5, steps=3000, velocity_checks=3),
+    "ci": dict(_SMALL, depth=3, lr=0.5, steps=3000, velocity_checks=3, n_evals=21),  # linear evals every 300 steps
     "default": dict(),
-    "paper": dict(lr=0.01, steps=1_500_000, n_evals=300),  # the authors' GD lr: 50x the default's steps
+    "paper": dict(lr=0.01, steps=1_500_000, n_evals=301),  # the authors' GD lr: 50x the default's steps
 }
 
 
@@ -399,13 +531,17 @@ def build_sensing(members: Members, env: Env) -> Task:
 
 
 @register("dmf-dynamics", DynamicsConfig, presets=DYNAMICS_PRESETS, cpu_runtime="~20 s (depth 3)",
-          figures=dynamics_figures, memory=memory, memberwise=("init_scale", "lr"))
+          figures=dynamics_figures, memory=memory, memberwise=("init_scale", "lr", "weight_decay", "init"))
 def build_dynamics(members: Members, env: Env) -> Task:
     """Singular values of a deep factorisation under plain GD: learned one at a time (Arora et al. 2019, Thm 3).
 
     Shows: the singular values of W rise one after another, with sharper jumps at larger depth; their
-    measured speed matches d sigma_r/dt = -N (sigma_r^2)^{1-1/N} <grad L(W), u_r v_r^T>; the factors stay
-    balanced. Keeps parameter snapshots at `velocity_checks` pairs of consecutive steps.
-    Command: `sims run dmf-dynamics --set depth=3`; claims: `sims reproduce arora2019`.
+    measured speed matches d sigma_r/dt = -N (sigma_r^2)^{1-1/N} <grad L(W), u_r v_r^T>; D_j = W_{j+1}^T W_{j+1}
+    - W_j W_j^T drifts from its init only by the O(lr) error of GD (metric `balance_drift`); from balanced
+    factors k end-to-end updates land on W(s + k) (`end_to_end_check`). Keeps parameter snapshots at
+    `velocity_checks` steps s, at s + 1 and at s + e2e_span. `init`: Gaussian (default) or the authors' identity.
+    Command: `sims run dmf-dynamics --set depth=3 [--set init=identity --set init_scale=1e-3]`;
+    claims: `sims reproduce arora2019`.
     """
-    return _build(members, env, sensing=False, snapshot_steps=_velocity_snapshots(members[0]))
+    return _build(members, env, sensing=False, snapshot_steps=_velocity_snapshots(members[0]),
+                  identity=[v == "identity" for v in members.values("init")])
