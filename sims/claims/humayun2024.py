@@ -38,12 +38,12 @@ def _spec(sim: str, seeds: int = 1, **overrides) -> RunSpec:
 RUNS = {
     "mnist1d": _spec(IG, 3),
     "mnist1d-wd": _spec(IG, weight_decay=STRONG_WD),
-    "mnist1d-bn": _spec(IG, batch_norm=True, snapshots=0),
+    "mnist1d-bn": _spec(IG, batch_norm=True, snapshots=False),
     "digits": _spec(IG, 3, **DIGITS),
     "digits-wd": _spec(IG, **{**DIGITS, "weight_decay": STRONG_WD}),
-    "digits-bn": _spec(IG, **DIGITS, batch_norm=True, snapshots=0),
+    "digits-bn": _spec(IG, **DIGITS, batch_norm=True, snapshots=False),
     "random-large": _spec(IG, **DIGITS, label_noise=1.0),
-    "random-small": _spec(IG, **DIGITS, label_noise=1.0, n_train=250, snapshots=0),
+    "random-small": _spec(IG, **DIGITS, label_noise=1.0, n_train=250, snapshots=False),
     "fit": Sweep.of(RL, {"label_noise": NOISE}, seeds=2, lc=False),
     "flip": _spec(RL, 3, **FLIP),
     "cnn": _spec(CNN),
@@ -164,7 +164,8 @@ def _fit_time(upto):
     def measure(runs):
         noise, steps = _fit_steps(runs)
         keep = [i for i, z in enumerate(noise) if z <= upto]
-        rho = spearmanr([noise[i] for i in keep], [steps[i] for i in keep]).statistic
+        x, y = [noise[i] for i in keep], [steps[i] for i in keep]
+        rho = spearmanr(x, y).statistic if len(set(y)) > 1 else math.nan  # constant: every run fitted alike, or none
         by = {z: [s for n, s in zip(noise, steps) if n == z] for z in NOISE if z <= upto}
         return float(rho), (f"Spearman(noise fraction, steps to fit every label) over {len(keep)} runs; steps per "
                             f"noise fraction {by}")

@@ -69,8 +69,8 @@ class ImageConfig(with_defaults(ProbedConfig, optimizer="adamw", lr=3e-3, weight
     flip_to: int = param(7, "class the flipped labels of flip_from become", low=0, high=N_CLASSES - 1)
     flip_fraction: float = param(0.3, "fraction of flip_from's training points relabelled flip_to", low=0.0,
                                  high=1.0)
-    snapshots: int = param(0, "keep the model state at about this many eval steps (0, the last, and log-spaced from "
-                              "steps/100) for partition slices; 0 = none", low=0)
+    snapshots: bool = param(False, "keep the model state at step 0 and at every eval step from steps/100 on "
+                                   "(snapshots/), for the partition slices")
 
     def check(self) -> None:
         if self.flip_from >= 0 and self.flip_from == self.flip_to:
@@ -230,14 +230,11 @@ def lc_peak(run, points: str = "train") -> list[tuple[int, float]]:
 
 
 def snapshot_steps(cfg) -> tuple[int, ...]:
-    """0, the last step, and the eval steps nearest to cfg.snapshots - 2 points log-spaced from steps / 100 to steps
-    (about cfg.snapshots steps; none when it is 0)."""
-    if cfg.snapshots == 0:
+    """Step 0 and every eval step from steps / 100 on, when cfg.snapshots (none otherwise): the LC peak and the
+    final descent then fall on snapshots."""
+    if not cfg.snapshots:
         return ()
-    evals = np.array(eval_schedule(cfg.steps, cfg.n_evals))
-    want = np.geomspace(max(1, cfg.steps / 100), max(cfg.steps, 1), max(cfg.snapshots - 2, 1))
-    picked = {int(evals[np.argmin(np.abs(np.log1p(evals) - np.log1p(w)))]) for w in want}
-    return tuple(sorted(picked | {0, cfg.steps}))
+    return tuple(s for s in eval_schedule(cfg.steps, cfg.n_evals) if s == 0 or s >= cfg.steps / 100)
 
 
 def curves_figure(run, path, *, accuracies=(("train_acc", "train"), ("test_acc", "test"))):
