@@ -116,10 +116,11 @@ def _bn_fall(name):
     def measure(runs):
         r = runs[name]
         lc, peaks = r.metric(lc_name(r.config)), lc_peak(r)
-        fall = [1 - lc[-1, e] / v for e, (_, v) in enumerate(peaks)]
-        return float(np.max(fall)), (f"max over seeds of 1 - LC(end) / LC(peak) with batch norm; peak "
-                                     f"{_r([v for _, v in peaks], 2)} at steps {[s for s, _ in peaks]}, end "
-                                     f"{_r(lc[-1], 2)}")
+        end = [transitions.smooth(lc[:, e])[-1] for e in range(r.n_members)]
+        fall = [1 - x / v for x, (_, v) in zip(end, peaks)]
+        return float(np.max(fall)), (f"max over seeds of 1 - LC(end) / LC(peak) with batch norm (running median of 3 "
+                                     f"evaluations); peak {_r([v for _, v in peaks], 2)} at steps "
+                                     f"{[s for s, _ in peaks]}, end {_r(end, 2)}")
     return measure
 
 
@@ -160,16 +161,23 @@ def _fits_everything(runs):
     return min(accs), f"min over seeds of the final training accuracy per noise fraction {list(NOISE)}: {_r(accs)}"
 
 
-def _fit_time(upto):
-    def measure(runs):
-        noise, steps = _fit_steps(runs)
-        keep = [i for i, z in enumerate(noise) if z <= upto]
-        x, y = [noise[i] for i in keep], [steps[i] for i in keep]
-        rho = spearmanr(x, y).statistic if len(set(y)) > 1 else math.nan  # constant: every run fitted alike, or none
-        by = {z: [s for n, s in zip(noise, steps) if n == z] for z in NOISE if z <= upto}
-        return float(rho), (f"Spearman(noise fraction, steps to fit every label) over {len(keep)} runs; steps per "
-                            f"noise fraction {by}")
-    return measure
+def _fit_time(runs):
+    noise, steps = _fit_steps(runs)
+    rho = spearmanr(noise, steps).statistic if len(set(steps)) > 1 else math.nan  # constant: all alike, or none fit
+    return float(rho), (f"Spearman(noise fraction, steps to fit every label) over {len(noise)} runs; steps per noise "
+                        f"fraction {_by_noise(noise, steps)}")
+
+
+def _by_noise(noise, steps) -> dict:
+    return {z: [s for n, s in zip(noise, steps) if n == z] for z in NOISE}
+
+
+def _noise_slows(runs):
+    noise, steps = _fit_steps(runs)
+    clean = max(s for n, s in zip(noise, steps) if n == 0)
+    noisy = min(s for n, s in zip(noise, steps) if n > 0)
+    return float(noisy / clean), (f"(fewest steps to fit with noise > 0) / (most steps to fit with clean labels); "
+                                  f"steps per noise fraction {_by_noise(noise, steps)}")
 
 
 def _flip(runs):
@@ -316,7 +324,7 @@ for ds in ("mnist1d", "digits"):
                paper_value="the final descent accompanies delayed generalisation"),
         _claim(f"migration-to-boundary-{ds}", f"{ds}: from the LC peak to the end, the region boundaries on the plane "
                "through three training points crowd towards the decision boundary (boundary-length share over area "
-               "share grows; min over seeds)", [ds], _migration(ds), ">=", 0.0,
+               "share grows; mean over seeds)", [ds], _migration(ds), ">=", 0.0,
                paper_value="regions migrate from the data to the decision boundary"),
         _claim(f"batch-norm-removes-final-descent-{ds}", f"{ds}: with batch norm LC at the training points falls by "
                f"less than {FALL:.0%} of its peak by the end", [f"{ds}-bn"], _bn_fall(f"{ds}-bn"), "<=", FALL,
@@ -340,10 +348,11 @@ CLAIMS += [
     _claim("fits-random-labels", "the MLP fits every training label at every noise fraction (min final train acc)",
            ["fit"], _fits_everything, ">=", 1.0, paper_value="Zhang et al.: networks fit random labels"),
     _claim("fit-time-grows-with-noise", "the time to fit every training label grows with the noise fraction 0 .. 1 "
-           "(Spearman over runs)", ["fit"], _fit_time(1.0), ">=", 0.8,
+           "(Spearman over runs)", ["fit"], _fit_time, ">=", 0.8,
            paper_value="Zhang et al.: training time grows with label noise"),
-    _claim("fit-time-grows-up-to-half", "the same for noise fractions 0 .. 0.5 only", ["fit"], _fit_time(0.5), ">=",
-           0.8, paper_value="(the part of the trend that holds on digits)"),
+    _claim("noisy-labels-fit-slower", "with any label noise the fit takes at least twice as long as the slowest clean "
+           "fit", ["fit"], _noise_slows, ">=", 2.0,
+           paper_value="Zhang et al.: random labels take a small constant factor longer to fit"),
     _claim("class-flip-share", "with 30% of the class-1 training labels flipped to 7, the share of class-1 test "
            "points classified 7 is 0.3 +- 0.1 (mean over seeds)", ["flip"], _flip, "==",
            lambda runs: runs["flip"].config.flip_fraction, tol=0.1, target_text="flip_fraction",

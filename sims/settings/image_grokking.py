@@ -29,7 +29,7 @@ from ..engine import Env, Task
 from ..nn import make_generators
 from ..registry import register
 from . import image_slices as slices
-from .images import (ImageConfig, curves_figure, image_memory, image_task, lc_name, lc_peak, make_model,
+from .images import (MIN_TURN, ImageConfig, curves_figure, image_memory, image_task, lc_name, lc_peak, make_model,
                      member_images)
 
 MEMBERWISE = ("init_scale", "lr", "weight_decay", "label_noise", "flip_from", "flip_to", "flip_fraction")
@@ -133,7 +133,7 @@ def transition_records(run) -> list[dict]:
     out = []
     for e in range(run.n_members):
         rec = transitions.record(run.steps, test=run.metric("test_acc")[:, e], train=run.metric("train_acc")[:, e],
-                                 lc={s: v[:, e] for s, v in lc.items()}, min_rel_change=0.05)
+                                 lc={s: v[:, e] for s, v in lc.items()}, min_rel_change=MIN_TURN)
         if c.arch == "mlp" and lc and len(snapshots(run)) >= 2:
             rec["slices"] = slice_record(run, e)
         out.append(rec)

@@ -217,15 +217,14 @@ def lc_phases(run, points: str = "train", min_fall: float = 0.2) -> list[dict | 
 
 
 def lc_peak(run, points: str = "train") -> list[tuple[int, float]]:
-    """Per member: (step, value) of the largest LC at `points` after its first turning minimum (the top of the
-    ascent; `sims.transitions.turning_points`), or of the largest LC overall when there is no such minimum."""
+    """Per member: (step, value) of the largest LC at `points` (lc_radius) on the curve smoothed as the shared phase
+    detection smooths it (`sims.transitions.smooth`, running median of 3 evaluations): the top of the ascent."""
     lc = run.metric(lc_name(run.config, points))
     out = []
     for e in range(lc.shape[1]):
-        turns = transitions.turning_points(run.steps, lc[:, e], min_rel_change=MIN_TURN)
-        first_min = next((t.index for t in turns if t.kind == "min"), 0)
-        i = first_min + int(np.nanargmax(lc[first_min:, e]))
-        out.append((int(run.steps[i]), float(lc[i, e])))
+        v = transitions.smooth(lc[:, e])
+        i = int(np.nanargmax(v))
+        out.append((int(run.steps[i]), float(v[i])))
     return out
 
 
