@@ -261,3 +261,95 @@ def test_claims_run_at_ci(tmp_path):
     assert rows["fits-random-labels"]["measured"] is not None
     assert np.isfinite(rows["lc-tracks-exact-regions"]["measured"])
     assert {"humayun2024-lc-and-accuracy.png", "humayun2024-migration.png"} <= set(report["figures"])
+
+
+# ------------------------------------------------------------------------- claims flip with the phenomenon
+
+class _FakeRun:
+    """A run view with given curves: steps [T], metrics {name: [T, E]}, member configs, transition records."""
+
+    def __init__(self, steps, metrics, cfg, records=None):
+        self.steps, self._m, self.config = np.asarray(steps), {k: np.asarray(v, float) for k, v in metrics.items()}, cfg
+        self.n_members = next(iter(self._m.values())).shape[1]
+        self.seeds, self.metric_names = list(range(self.n_members)), list(self._m)
+        self.summary = {"transitions": records} if records is not None else {}
+
+    def metric(self, name):
+        return self._m[name]
+
+
+STEPS = [0, 10, 100, 1000, 2000, 4000, 6000, 8000, 10000, 12000]
+THREE = [6.0, 5.6, 5.2, 5.3, 7.0, 9.0, 9.2, 7.0, 5.0, 4.0]  # descent, ascent, final fall of 57%
+RISING = [6.0, 6.1, 6.3, 6.6, 7.0, 7.5, 8.0, 8.5, 9.0, 9.5]
+GROKS = [0.1, 0.1, 0.1, 0.1, 0.1, 0.15, 0.2, 0.35, 0.45, 0.5]
+
+
+def _verdicts(runs, ids):
+    from sims.claims import get_claims, verdict
+
+    out = {}
+    for claim in get_claims("humayun2024").claims:
+        if claim.id in ids:
+            got = claim.measure(runs)
+            value = got[0] if isinstance(got, tuple) else got
+            out[claim.id] = verdict(claim, float(value), claim.target_value(runs))
+    return out
+
+
+def _cfg(**over):
+    return registry.resolve(registry.get("image-grokking"), "ci", {"lc_radii": "", **over})
+
+
+def _lc_run(lc, test, records=None, **over):
+    two = lambda c: np.stack([c, c], 1)
+    return _FakeRun(STEPS, {"lc_train": two(lc), "test_acc": two(test), "train_acc": two(np.ones(len(STEPS)))},
+                    _cfg(**over), records)
+
+
+def _record(peak, end, step_peak=10000 // 2 + 1000, step_end=12000):
+    row = lambda r: dict(boundary_ratio=r, boundary_share=0.2, points_ratio=1.0, regions=10)
+    return {"slices": {"phases": {"init": 0, "min": 100, "peak": step_peak, "end": step_end},
+                       "series": {str(step_peak): row(peak), str(step_end): row(end)}, "exact": {}}}
+
+
+def test_lc_claims_hold_with_the_phenomenon_and_fail_without():
+    ids = {"lc-three-phases-mnist1d", "grokking-in-final-descent-mnist1d", "migration-to-boundary-mnist1d"}
+    good = _lc_run(THREE, GROKS, [_record(1.1, 1.4)] * 2)
+    assert set(_verdicts({"mnist1d": good}, ids).values()) == {"PASS"}
+    flat = _lc_run(RISING, [0.1] * len(STEPS), [_record(1.4, 1.1)] * 2)
+    assert set(_verdicts({"mnist1d": flat}, ids).values()) == {"FAIL"}
+    same = _lc_run(THREE, GROKS, [_record(1.1, 1.4, step_peak=12000)] * 2)  # the LC peak is the last snapshot
+    assert _verdicts({"mnist1d": same}, {"migration-to-boundary-mnist1d"}) == {"migration-to-boundary-mnist1d": "FAIL"}
+
+
+def test_ablation_claims_flip_with_the_curves():
+    ids = {"batch-norm-removes-final-descent-mnist1d", "batch-norm-raises-lc-mnist1d", "weight-decay-lowers-peak-mnist1d"}
+    main, high = _lc_run(THREE, GROKS), _lc_run([v * 1.5 for v in RISING], GROKS)
+    low = _lc_run([v * 0.7 for v in RISING], GROKS)
+    assert set(_verdicts({"mnist1d": main, "mnist1d-bn": high, "mnist1d-wd": low}, ids).values()) == {"PASS"}
+    taller = _lc_run([v * 2 for v in RISING], GROKS)
+    assert set(_verdicts({"mnist1d": high, "mnist1d-bn": main, "mnist1d-wd": taller}, ids).values()) == {"FAIL"}
+
+
+def test_random_label_claims_flip_with_the_curves():
+    from sims.claims import SweepRuns
+
+    noise = [0.0, 0.25, 0.5, 0.75, 1.0]
+
+    def fit(order):
+        acc = lambda k: np.stack([np.clip(np.arange(len(STEPS)) / k, 0, 1)] * 2, 1)  # fitted at eval index k
+        return SweepRuns([{"label_noise": z} for z in noise],
+                         [_FakeRun(STEPS, {"train_acc": acc(k)}, _cfg()) for k in order])
+
+    ids = {"fit-time-grows-with-noise", "noisy-labels-fit-slower", "fits-random-labels"}
+    assert set(_verdicts({"fit": fit([2, 4, 5, 6, 7])}, ids).values()) == {"PASS"}
+    assert set(_verdicts({"fit": fit([7, 6, 5, 4, 3])}, ids - {"fits-random-labels"}).values()) == {"FAIL"}
+    flip = lambda share: _FakeRun(STEPS, {k: np.full((len(STEPS), 3), v) for k, v in
+                                          (("flip_test", share), ("flip_train", 1.0), ("train_acc", 1.0),
+                                           ("test_acc", 0.95))}, _cfg(flip_from=1))
+    assert _verdicts({"flip": flip(0.28)}, {"class-flip-share"}) == {"class-flip-share": "PASS"}
+    assert _verdicts({"flip": flip(0.05)}, {"class-flip-share"}) == {"class-flip-share": "FAIL"}
+    ids = {"random-labels-longer-ascent", "random-labels-higher-peak"}
+    small, tall = _lc_run(THREE, GROKS), _lc_run([v * 2 for v in RISING], GROKS)
+    assert set(_verdicts({"random-large": tall, "random-small": small}, ids).values()) == {"PASS"}
+    assert set(_verdicts({"random-large": small, "random-small": tall}, ids).values()) == {"FAIL"}
