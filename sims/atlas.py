@@ -1,7 +1,7 @@
 """The transitions atlas: every grokking and benign-overfitting transition beside what the linear regions do.
 
-For each setting with a generalisation transition (and leaky-relu-highdim as a control without a delayed
-one) the atlas runs (or reuses) its `default` runs through the sweep machinery, reads the per-member
+For each setting with a generalisation transition (and two controls: leaky-relu-highdim, without a delayed
+one, and random-labels, which memorises without generalising) the atlas runs (or reuses) its `default` runs through the sweep machinery, reads the per-member
 transition records the setting writes into summary.json (`sims.transitions.record`: generalisation and
 memorisation steps, LC turning points at train / test / random points, migration numbers where a partition is
 measured), and writes into its directory:
@@ -56,7 +56,10 @@ ENTRIES: list[Entry] = [
     Entry("dichotomy-completion", "matrix completion U U^T - V V^T (Lyu et al. 2024)", test="test_loss",
           train="train_loss", log=True),
     Entry("modular-addition", "modular addition, two-layer ReLU MLP (Lyu et al. 2024)"),
+    Entry("image-grokking", "image MLP at alpha 8, MNIST-1D (Humayun et al. 2024; Omnigrok)"),
     Entry("leaky-relu-highdim", "leaky ReLU, high dim (Frei et al. 2023): control", control=True),
+    Entry("random-labels", "image MLP, every label random (Zhang et al. 2017): memorisation without "
+          "generalisation, control", control=True),
 ]
 
 

@@ -136,8 +136,25 @@ def transition_records(run) -> list[dict]:
                                  lc={s: v[:, e] for s, v in lc.items()}, min_rel_change=MIN_TURN)
         if c.arch == "mlp" and lc and len(snapshots(run)) >= 2:
             rec["slices"] = slice_record(run, e)
+            rec["migration"] = _migration(rec) if e == 0 else None
         out.append(rec)
     return out
+
+
+def _migration(rec: dict) -> dict | None:
+    """Member 0's migration across its transition, as the atlas reads it: the slice's numbers at the snapshot
+    nearest the memorisation step ('before') and at the last one ('after'); None when the training set is never
+    fitted, the two snapshots coincide, or a ratio is undefined there."""
+    series, mem = rec["slices"]["series"], rec.get("memorisation_step")
+    steps = sorted(int(s) for s in series)
+    if mem is None or len(steps) < 2:
+        return None
+    picked = (("before", _nearest(steps, mem)), ("after", steps[-1]))
+    out = {k: dict(step=s, boundary_share=series[str(s)].get("boundary_share"),
+                   boundary_ratio=series[str(s)].get("boundary_ratio")) for k, s in picked}
+    ok = picked[0][1] < picked[1][1] and all(v["boundary_ratio"] is not None and math.isfinite(v["boundary_ratio"])
+                                             for v in out.values())
+    return out if ok else None
 
 
 # ---------------------------------------------------------------------------------------------------- figures
