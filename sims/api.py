@@ -220,9 +220,12 @@ def resume(run_dir: str | Path, *, device: str = "auto", quiet: bool = True, fig
     dev = engine.resolve_device(device)
     env = engine.Env(dev, engine.resolve_dtype(r.config.dtype), engine.Cache(r.dir / "cache"))
     ckpt = None
-    if r.simulation.kind == "trained":
+    if r.simulation.kind == "trained" and (r.dir / "checkpoint.pt").exists():
         ckpt = store.load_checkpoint(r.dir / "checkpoint.pt", dev)
         _check_same_config(r, ckpt)
+    elif r.simulation.kind == "trained":  # stopped before its first checkpoint: train again from step 0
+        say(f"{r.dir} has no checkpoint yet (stopped before the first one); training starts again from step 0")
+        store.MetricsWriter(r.dir / "metrics.jsonl").truncate_after(-1)
     task = r.simulation.build(r.members, env)
     n_threads, _ = _thread_choice(r.simulation, task, threads)
     return _execute(r.simulation, r.members, task, r.dir, ckpt, quiet, figures, log, n_threads)
@@ -247,6 +250,14 @@ def _check_same_config(r: Run, ckpt: Mapping) -> None:
                           "changed since the checkpoint was written; restore the config or start a new run")
 
 
+def _write_status(run_dir: Path, status: str, **extra) -> None:
+    """Set summary.json's status (the rest of it kept; created when the run ended before writing one)."""
+    path = run_dir / "summary.json"
+    summary = store.read_json(path) if path.exists() else {}
+    summary.update(status=status, **extra)
+    store.write_json(path, summary)
+
+
 def _thread_choice(sim, task, threads: int | None) -> tuple[int, str]:
     if sim.kind != "trained":
         return threads or torch.get_num_threads(), "requested" if threads else "torch default"
@@ -264,11 +275,12 @@ def _execute(sim, members, task, run_dir, ckpt, quiet, figures, log, n_threads) 
                 engine.train(task, members, run_dir, resume=ckpt, quiet=quiet, log=log)
     except (engine.Interrupted, store.RunDirError):
         raise
+    except KeyboardInterrupt:  # Ctrl-C before the engine's own handler is in place (set-up, first step)
+        _write_status(run_dir, "interrupted")
+        raise engine.Interrupted(f"stopped by Ctrl-C before the first checkpoint; resume with --resume {run_dir} "
+                                 "(it starts again from step 0)") from None
     except Exception as exc:
-        summary_path = run_dir / "summary.json"
-        summary = store.read_json(summary_path) if summary_path.exists() else {}
-        summary.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-        store.write_json(summary_path, summary)
+        _write_status(run_dir, "failed", error=f"{type(exc).__name__}: {exc}")
         raise RunFailed(f"run {run_dir} failed: {type(exc).__name__}: {exc}") from exc
     r = Run(run_dir)
     if sim.transitions is not None and r.summary.get("status") == "completed":

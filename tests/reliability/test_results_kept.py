@@ -134,3 +134,73 @@ def test_a_config_edited_after_the_checkpoint_is_refused(runs_dir, monkeypatch, 
         assert json.loads((cut / "summary.json").read_text())["status"] == status
     (cut / "config.json").write_text(json.dumps(meta))
     assert api.resume(cut, device="cpu", threads=1).summary["status"] == "completed"
+
+
+def _steps_and_losses(path, strict_json):
+    return [(r["step"], r["member"], r["train_loss"]) for r in strict_json(path)]
+
+
+@pytest.mark.parametrize("where", ["set-up", "first step"])
+def test_ctrl_c_before_the_first_checkpoint_leaves_a_resumable_run(runs_dir, monkeypatch, strict_json, where):
+    """Ctrl-C that lands before the engine's signal handler (set-up) or bypasses it (a KeyboardInterrupt raised
+    in the first step, after step 0's metrics are written): an 'interrupted' run, the lock released, and a resume
+    that trains from step 0 to the same records as an uninterrupted run, none twice."""
+    from sims import engine
+
+    over = dict(FAST, steps=40, n_evals=8)
+    ref = sims.run("xor-cluster", preset="ci", device="cpu", threads=1, out=runs_dir / "ref", **over)
+    name = "_new_state" if where == "set-up" else "_train_step"
+    real = getattr(engine, name)
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, name, ctrl_c)
+    with pytest.raises(engine.Interrupted, match="before the first checkpoint"):
+        sims.run("xor-cluster", preset="ci", device="cpu", threads=1, out=runs_dir / "cut", **over)
+    monkeypatch.setattr(engine, name, real)
+    [cut] = list((runs_dir / "cut" / "xor-cluster").iterdir())
+    assert json.loads((cut / "summary.json").read_text())["status"] == "interrupted"
+    assert not (cut / "checkpoint.pt").exists() and not (cut / "lock").exists()
+    if where == "first step":
+        assert _steps_and_losses(cut / "metrics.jsonl", strict_json)[0][0] == 0
+    done = sims.resume(cut, device="cpu", threads=1)
+    assert done.summary["status"] == "completed"
+    assert _steps_and_losses(cut / "metrics.jsonl", strict_json) == _steps_and_losses(ref.dir / "metrics.jsonl",
+                                                                                      strict_json)
+
+
+def test_ctrl_c_early_is_one_line_and_exit_1(runs_dir, monkeypatch, capsys):
+    from sims import engine
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "_new_state", ctrl_c)
+    code = main(["run", "xor-cluster", "--preset", "ci", "--device", "cpu", "--threads", "1", "--quiet",
+                 "--out", str(runs_dir)] + [a for k, v in FAST.items() for a in ("--set", f"{k}={v}")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and err[0].startswith("sims: interrupted: stopped by Ctrl-C")
+
+
+def _tree(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_sweep_run_again_into_its_directory_keeps_every_result(tmp_path, capsys):
+    """The same sweep into its own directory reuses every completed ensemble (no file under runs/ changes, nor
+    results.csv); a different sweep into it is refused with one line and changes nothing."""
+    out = tmp_path / "sweep"
+    sets = [a for k, v in FAST.items() if k != "width" for a in ("--set", f"{k}={v}")]
+    base = ["sweep", "xor-cluster", "--preset", "ci", "--device", "cpu", "--threads", "1", "--quiet",
+            "--out", str(out)] + sets
+    assert main(base + ["--grid", "width=8,16"]) == 0
+    runs, csv = _tree(out / "runs"), (out / "results.csv").read_bytes()
+    assert runs
+    assert main(base + ["--grid", "width=8,16"]) == 0
+    assert _tree(out / "runs") == runs and (out / "results.csv").read_bytes() == csv
+    capsys.readouterr()
+    assert main(base + ["--grid", "width=8,32"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds a different sweep" in err[0]
+    assert _tree(out / "runs") == runs and (out / "results.csv").read_bytes() == csv
