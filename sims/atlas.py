@@ -47,19 +47,23 @@ class Entry:
     train: str = "train_acc"  # memorisation: the first step it reaches 1
     control: bool = False  # a setting without a delayed transition
     log: bool = False  # the curves are losses: a log y axis
+    min_change: float = 0.0  # a test curve that moves less than this from start to end has no transition
+    no_lc: str = ""  # why the setting has no LC (a model without linear regions), shown in its empty panel
 
+
+NO_LC = "no LC: the diagonal net u^2 - v^2 is linear in its input (no linear regions)"
 
 ENTRIES: list[Entry] = [
     Entry("xor-cluster", "XOR clusters (Xu et al. 2024)"),
-    Entry("dichotomy-sparse", "diagonal net, sparse parity-like task (Lyu et al. 2024)"),
-    Entry("dichotomy-misgrokking", "diagonal net, misgrokking (Lyu et al. 2024): test accuracy falls"),
+    Entry("dichotomy-sparse", "diagonal net, sparse parity-like task (Lyu et al. 2024)", no_lc=NO_LC),
+    Entry("dichotomy-misgrokking", "diagonal net, misgrokking (Lyu et al. 2024): test accuracy falls", no_lc=NO_LC),
     Entry("dichotomy-completion", "matrix completion U U^T - V V^T (Lyu et al. 2024)", test="test_loss",
-          train="train_loss", log=True),
+          train="train_loss", log=True, no_lc="no LC: a matrix factorisation is linear in its input"),
     Entry("modular-addition", "modular addition, two-layer ReLU MLP (Lyu et al. 2024)"),
     Entry("image-grokking", "image MLP at alpha 8, MNIST-1D (Humayun et al. 2024; Omnigrok)"),
     Entry("leaky-relu-highdim", "leaky ReLU, high dim (Frei et al. 2023): control", control=True),
-    Entry("random-labels", "image MLP, every label random (Zhang et al. 2017): memorisation without "
-          "generalisation, control", control=True),
+    Entry("random-labels", "image MLP, all labels random (Zhang et al. 2017): control", control=True,
+          min_change=0.05),
 ]
 
 
@@ -83,11 +87,18 @@ def _points(entry: Entry, preset: str) -> list[sweep.Point]:
             for e in range(entry.seeds)]
 
 
-def _records(view) -> list[dict]:
-    """The members' transition records: from summary.json, or computed now for runs written before the hook."""
+def _records(view, entry: Entry | None = None) -> list[dict]:
+    """The members' transition records: from summary.json, or computed now for runs written before the hook.
+    A member whose test curve moves by less than the entry's `min_change` has no transition (its step, time and
+    delay become None): the half-way step of a flat, noisy curve is noise."""
     recs = view.summary.get("transitions")
     if recs is None and view.simulation.transitions is not None:
         recs = view.simulation.transitions(view)
+    if entry is not None and entry.min_change > 0:
+        recs = [rec if rec is None or abs(rec["test_end"] - rec["test_start"]) >= entry.min_change else
+                {**rec, "generalisation_step": None, "generalisation_time": None, "delay": None,
+                 "no_transition": f"{entry.test} moves by {abs(rec['test_end'] - rec['test_start']):.3g} "
+                                  f"< {entry.min_change:g}"} for rec in recs or []]
     return recs or []
 
 
@@ -163,10 +174,19 @@ def _table_row(row: Row) -> dict:
                 migration_after=float(np.mean([m["after"]["boundary_ratio"] for m in mig])) if mig else math.nan)
 
 
+def _time_unit(rec: dict | None) -> tuple[float | None, str]:
+    """The step a member's time axis is divided by: its generalisation step, or (no transition) its
+    memorisation step."""
+    rec = rec or {}
+    if rec.get("generalisation_step"):
+        return rec["generalisation_step"], "generalisation"
+    return rec.get("memorisation_step") or None, "memorisation"
+
+
 def _draw_row(axes, row: Row) -> None:
-    view, recs = row.view, row.records
+    view, recs, unit = row.view, row.records, "generalisation"
     for e, rec in enumerate(recs):
-        g = (rec or {}).get("generalisation_step")
+        g, unit = _time_unit(rec)
         if not g:
             continue
         t = np.maximum(view.steps, 0.5) / g
@@ -178,14 +198,18 @@ def _draw_row(axes, row: Row) -> None:
             name = _lc_key(view.metric_names, f"lc_{s}")
             if name:
                 axes[1].plot(t, view.metric(name)[:, e], color=f"C{k}", lw=1, label=name[3:] if e == 0 else None)
-                for turn in rec.get("lc", {}).get(name[3:], {}).get("turns", []):
+                lc = rec.get("lc", {})
+                for turn in (lc.get(name[3:]) or lc.get(s) or {}).get("turns", []):
                     axes[1].plot(max(turn["step"], 0.5) / g, turn["value"], "v" if turn["kind"] == "min" else "^",
                                  color=f"C{k}", ms=5)
+    if row.entry.no_lc:
+        axes[1].text(0.5, 0.5, row.entry.no_lc, transform=axes[1].transAxes, ha="center", va="center", fontsize=8,
+                     wrap=True)
     for ax, ylabel, log in zip(axes, ("loss" if row.entry.log else "accuracy", "LC (mean crossed units)"),
                                (row.entry.log, False)):
         ax.axvline(1.0, color="k", ls="--", lw=0.8)
         ax.set_xscale("log")
-        ax.set_xlabel("step / generalisation step")
+        ax.set_xlabel(f"step / {unit} step")
         plots.finish(ax, ylabel, title=row.entry.label, log=log)
 
 
@@ -195,7 +219,8 @@ def _figure(rows: list[Row], path: Path) -> Path:
     for ax_row, row in zip(axes, drawn):
         _draw_row(ax_row, row)
     return plots.save(fig, path, title="transitions atlas: each member's time axis divided by its generalisation step "
-                      "(dashed line); LC turning points: v minimum, ^ maximum")
+                      "(dashed line;\na control without one: its memorisation step); LC turning points: v minimum, "
+                      "^ maximum")
 
 
 def _fmt(v) -> str:
@@ -205,7 +230,9 @@ def _fmt(v) -> str:
 
 def _markdown(rows: list[Row], table: list[dict], verdicts: dict, preset: str, elapsed: float) -> str:
     cols = list(table[0]) if table else []
-    lines = [f"# Transitions atlas (`sims atlas --preset {preset}`, {elapsed:.0f} s)", "", "## Table", "",
+    own = sum(float(r.view.summary.get("elapsed_s") or 0.0) for r in rows if r.view is not None)
+    lines = [f"# Transitions atlas (`sims atlas --preset {preset}`, {elapsed:.0f} s; the runs' own training: "
+             f"{own:.0f} s)", "", "## Table", "",
              "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(_fmt(r[c]) for c in cols) + " |" for r in table]
     lines += ["", "## Hypotheses of Humayun et al. (2024)", "",
@@ -251,7 +278,7 @@ def atlas(preset: str = "default", out: str | Path | None = None, *, entries: li
             rows.append(Row(entry, error=f"{res['dir']}: {res['status']} {res.get('error', '')}".strip()))
             continue
         view = api.load(res["dir"]).view([k for _, k in idx])
-        rows.append(Row(entry, view, _records(view)))
+        rows.append(Row(entry, view, _records(view, entry)))
     done = [r for r in rows if r.view is not None]
     table = [_table_row(r) for r in done]
     verdicts = {r.entry.sim: hypotheses(r) for r in done}

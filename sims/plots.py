@@ -108,7 +108,10 @@ def save(fig, path, *, title: str | None = None, dpi: int = 120) -> Path:
     """Lay out, save as PNG (creating the folder) and return the path."""
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+        lines = title.count("\n") + 1
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 * lines / fig.get_figheight()))  # room for the title
+    else:
+        fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
