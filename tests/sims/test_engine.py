@@ -164,3 +164,31 @@ def test_stop_criterion_freezes_members(tmp_path):
     assert summary["member_status"] == ["stopped", "stopped"]
     assert summary["step"] < 500
     assert all(v < 1e-3 for v in summary["final"]["train_loss"])
+
+
+def test_thread_watch_drops_to_one_thread_when_steps_slow_down(monkeypatch):
+    """Steps 3x slower than the fastest stretch (a competing process took a core): one thread from then on;
+    steady or merely noisy steps (1.5x) keep the threads; short stretches are not judged."""
+    from threadpoolctl import threadpool_limits
+
+    from sims.engine import _ThreadWatch
+
+    clock = [0.0]
+    monkeypatch.setattr("sims.engine.time.perf_counter", lambda: clock[0])
+    before = torch.get_num_threads()
+    try:
+        with threadpool_limits(limits=2, user_api="blas"):
+            torch.set_num_threads(2)
+            watch = _ThreadWatch(torch.device("cpu"), factor=2.5, min_steps=50)
+            step = 0
+            for per_step, n, dropped in ((1e-3, 100, False), (1.5e-3, 100, False), (1e-2, 10, False),
+                                         (3e-3, 100, True)):
+                watch.restart(step)
+                clock[0] += per_step * n
+                step += n
+                assert watch.check(step) is dropped
+            assert torch.get_num_threads() == 1 and "from 2 threads to 1 at step 310" in watch.note
+            assert watch.check(step + 1000) is False  # one way: never judged again
+        assert not _ThreadWatch(torch.device("meta")).on  # only CPU runs are watched
+    finally:
+        torch.set_num_threads(before)
