@@ -184,9 +184,10 @@ def _time_unit(rec: dict | None) -> tuple[float | None, str]:
 
 
 def _draw_row(axes, row: Row) -> None:
-    view, recs, unit = row.view, row.records, "generalisation"
+    view, recs, units = row.view, row.records, set()
     for e, rec in enumerate(recs):
         g, unit = _time_unit(rec)
+        units.add(unit)
         if not g:
             continue
         t = np.maximum(view.steps, 0.5) / g
@@ -209,7 +210,7 @@ def _draw_row(axes, row: Row) -> None:
                                (row.entry.log, False)):
         ax.axvline(1.0, color="k", ls="--", lw=0.8)
         ax.set_xscale("log")
-        ax.set_xlabel(f"step / {unit} step")
+        ax.set_xlabel(f"step / {' or '.join(sorted(units)) or 'generalisation'} step")
         plots.finish(ax, ylabel, title=row.entry.label, log=log)
 
 

@@ -318,10 +318,10 @@ class _ThreadWatch:
     where it helps. Training time is measured between evaluations (evaluations excluded), over stretches of at
     least `min_steps` steps."""
 
-    def __init__(self, device: torch.device, factor: float = 2.5, min_steps: int = 50):
+    def __init__(self, device: torch.device, step: int = 0, factor: float = 2.5, min_steps: int = 50):
         self.on = device.type == "cpu" and torch.get_num_threads() > 1
         self.factor, self.min_steps, self.best, self.note = factor, min_steps, math.inf, None
-        self.restart(0)
+        self.restart(step)
 
     def restart(self, step: int) -> None:
         self.t, self.step0 = time.perf_counter(), step
@@ -403,8 +403,7 @@ def train(task: Task, members: Members, run_dir: Path, *, resume: dict | None = 
             _evaluate(task, probe, state, 0, writer, members.seeds, say)
             if 0 in snapshots:
                 _snapshot(model, run_dir, 0)
-        watch = _ThreadWatch(task.x.device)
-        watch.restart(state.step)
+        watch = _ThreadWatch(task.x.device, state.step)
         while state.step < cfg.steps and state.n_active:
             _train_step(task, cfg, state)
             step = state.step

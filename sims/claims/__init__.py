@@ -23,7 +23,7 @@ import numpy as np
 
 from ..lookup import Catalog
 
-__all__ = ["RunSpec", "Sweep", "SweepRuns", "Claim", "Figure", "Paper", "register_claims", "keys", "get_claims",
+__all__ = ["RunSpec", "Sweep", "SweepRuns", "Claim", "Figure", "Paper", "register_claims", "keys", "get_claims", "rounded",
            "at_step", "final", "verdict"]
 
 
@@ -39,6 +39,10 @@ class RunSpec:
     overrides: tuple[tuple[str, Any], ...] = ()
     seeds: int = 1
     preset: str | None = None
+
+    @classmethod
+    def of(cls, sim: str, *, seeds: int = 1, preset: str | None = None, **overrides: Any) -> "RunSpec":
+        return cls(sim, _items(overrides), seeds, preset)
 
     def settings(self) -> list[dict]:
         """The override dicts of its configurations (one; a Sweep has one per grid point)."""
@@ -191,6 +195,11 @@ def at_step(run, name: str, step: int) -> np.ndarray:
     if len(idx) == 0:
         raise ValueError(f"step {step} is not an eval step of {run.dir}")
     return run.metric(name)[idx[0]]
+
+
+def rounded(values, digits: int = 3) -> list:
+    """Values as a plain list rounded to `digits` decimals (for a claim's details)."""
+    return np.round(np.asarray(values, dtype=np.float64), digits).tolist()
 
 
 def final(run, name: str) -> np.ndarray:

@@ -30,20 +30,17 @@ PAPER_ERRORS = {1: "8.19e-1", 2: "5.92e-2", 3: "2.58e-5", 4: ""}
 SENSING = "dmf-sensing"
 
 
-def _spec(sim: str, seeds: int = 3, **over) -> RunSpec:
-    return RunSpec(sim, tuple(sorted(over.items())), seeds=seeds)
-
-
 def _by_depth(sim: str, depths=DEPTHS, seeds: int = 3, **over) -> dict:
     """{"d1": depth 1 with the nuclear-norm baseline, "deep": Sweep over the other depths without it}."""
     out = {"deep": Sweep.of(sim, {"depth": tuple(d for d in depths if d > 1)}, seeds=seeds, baseline=False, **over)}
     if 1 in depths:
-        out["d1"] = _spec(sim, seeds, depth=1, baseline=True, **over)
+        out["d1"] = RunSpec.of(sim, seeds=seeds, depth=1, baseline=True, **over)
     return out
 
 
 COMPLETION = _by_depth("dmf-completion")
-LARGE_INIT = dict(COMPLETION, d2_large=_spec("dmf-completion", depth=2, baseline=False, init_scale=1e-3))
+LARGE_INIT = dict(COMPLETION, d2_large=RunSpec.of("dmf-completion", seeds=3, depth=2, baseline=False,
+                                                          init_scale=1e-3))
 FEW = _by_depth("dmf-completion", n_obs=FEW_OBS, steps=FEW_STEPS)
 SWEEP = {"d1": Sweep.of("dmf-completion", {"n_obs": SWEEP_OBS[1:]}, depth=1, baseline=True),
          "deep": Sweep.of("dmf-completion", {"n_obs": SWEEP_OBS[1:], "depth": DEEP}, baseline=False),
@@ -55,7 +52,7 @@ DYNAMICS = {"all": Sweep.of("dmf-dynamics", {"depth": DEPTHS})}
 
 def _check(**over) -> RunSpec:
     """A member of the depth-3 ensemble of the balancedness and end-to-end claims (one seed)."""
-    return _spec("dmf-dynamics", 1, depth=3, steps=CHECK_STEPS, **over)
+    return RunSpec.of("dmf-dynamics", depth=3, steps=CHECK_STEPS, **over)
 
 
 DRIFT = {"lr": _check(), "half": _check(lr=0.25)}

@@ -21,6 +21,7 @@ from .. import plots, transitions
 from ..settings.image_grokking import migration_at
 from ..settings.images import lc_name, lc_peak, lc_phases
 from . import Claim, Figure, RunSpec, Sweep, final, register_claims
+from . import rounded as _r
 
 IG, RL, CNN = "image-grokking", "random-labels", "image-cnn"
 DIGITS = dict(dataset="digits", weight_decay=0.02, lc_radius=0.1, lc_radii="0.3")
@@ -31,28 +32,20 @@ FLIP = dict(label_noise=0.0, flip_from=1, flip_to=7, flip_fraction=0.3, lc=False
 
 
 
-def _spec(sim: str, seeds: int = 1, **overrides) -> RunSpec:
-    return RunSpec(sim, tuple(sorted(overrides.items())), seeds=seeds)
-
-
 RUNS = {
-    "mnist1d": _spec(IG, 3),
-    "mnist1d-wd": _spec(IG, weight_decay=STRONG_WD),
-    "mnist1d-bn": _spec(IG, batch_norm=True, snapshots=False),
-    "digits": _spec(IG, 3, **DIGITS),
-    "digits-wd": _spec(IG, **{**DIGITS, "weight_decay": STRONG_WD}),
-    "digits-bn": _spec(IG, **DIGITS, batch_norm=True, snapshots=False),
-    "random-large": _spec(IG, **DIGITS, label_noise=1.0),
-    "random-small": _spec(IG, **DIGITS, label_noise=1.0, n_train=250, snapshots=False),
+    "mnist1d": RunSpec.of(IG, seeds=3),
+    "mnist1d-wd": RunSpec.of(IG, weight_decay=STRONG_WD),
+    "mnist1d-bn": RunSpec.of(IG, batch_norm=True, snapshots=False),
+    "digits": RunSpec.of(IG, seeds=3, **DIGITS),
+    "digits-wd": RunSpec.of(IG, **{**DIGITS, "weight_decay": STRONG_WD}),
+    "digits-bn": RunSpec.of(IG, **DIGITS, batch_norm=True, snapshots=False),
+    "random-large": RunSpec.of(IG, **DIGITS, label_noise=1.0),
+    "random-small": RunSpec.of(IG, **DIGITS, label_noise=1.0, n_train=250, snapshots=False),
     "fit": Sweep.of(RL, {"label_noise": NOISE}, seeds=2, lc=False),
-    "flip": _spec(RL, 3, **FLIP),
-    "cnn": _spec(CNN),
-    "cnn-bn": _spec(CNN, batch_norm=True),
+    "flip": RunSpec.of(RL, seeds=3, **FLIP),
+    "cnn": RunSpec.of(CNN),
+    "cnn-bn": RunSpec.of(CNN, batch_norm=True),
 }
-
-
-def _r(values, digits: int = 3) -> list:
-    return np.round(np.asarray(values, dtype=np.float64), digits).tolist()
 
 
 def _records(run) -> list[dict]:

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from ..settings import dichotomy, modular_addition
-from . import Claim, Figure, RunSpec, Sweep, at_step, final, register_claims
+from . import Claim, Figure, RunSpec, Sweep, at_step, final, register_claims, rounded
 
 SPARSE = {"sparse": RunSpec("dichotomy-sparse", seeds=3)}
 MISGROK = {"misgrok": RunSpec("dichotomy-misgrokking", seeds=3)}
@@ -65,7 +65,7 @@ def _at_early(run, name: str) -> tuple[np.ndarray, list]:
 
 
 def _r(values, digits: int = 4) -> list:
-    return np.round(np.asarray(values, dtype=np.float64), digits).tolist()
+    return rounded(values, digits)
 
 
 # diagonal net: early l2, late l1 --------------------------------------------------------------------------------

@@ -25,6 +25,29 @@ def _params(E, g):
             torch.nn.Parameter(torch.randn(E, 1, 4, generator=g, dtype=F64))]
 
 
+def _singles(big):
+    """Each member's slice of the ensemble parameters as its own one-member parameters."""
+    return [[torch.nn.Parameter(p.detach()[e:e + 1].clone()) for p in big] for e in range(big[0].shape[0])]
+
+
+def _step_together(opt, big, refs, singles, g, steps):
+    """`steps` steps of the ensemble optimiser and of each member's reference on the same random gradients;
+    then every member's parameters must equal its reference's."""
+    for _ in range(steps):
+        grads = [torch.randn(p.shape, generator=g, dtype=F64) for p in big]
+        for p, gr in zip(big, grads):
+            p.grad = gr.clone()
+        for e, s in enumerate(singles):
+            for p, gr in zip(s, grads):
+                p.grad = gr[e:e + 1].clone()
+        opt.step()
+        for r in refs:
+            r.step()
+    for e, s in enumerate(singles):
+        for p, q in zip(big, s):
+            torch.testing.assert_close(p.detach()[e:e + 1], q.detach(), rtol=1e-12, atol=1e-14)
+
+
 @settings(max_examples=15, deadline=None)
 @given(name=st.sampled_from(["sgd", "adamw"]), E=st.integers(2, 4), momentum=st.sampled_from([0.0, 0.9]),
        seed=st.integers(0, 1000))
@@ -33,46 +56,22 @@ def test_per_member_lr_and_weight_decay_equal_separate_optimisers(name, E, momen
     lr = (torch.rand(E, generator=g, dtype=F64) * 0.1 + 0.01).tolist()
     wd = (torch.rand(E, generator=g, dtype=F64) * 0.05).tolist()
     big = _params(E, g)
-    singles = [[torch.nn.Parameter(p.detach()[e:e + 1].clone()) for p in big] for e in range(E)]
+    singles = _singles(big)
     opt = optim.make(name, big, lr, wd, momentum)
     assert type(opt).__name__.startswith("Ensemble")
     refs = [optim.make(name, s, [lr[e]], [wd[e]], momentum) for e, s in enumerate(singles)]
     assert all(type(r).__module__.startswith("torch.optim") for r in refs)  # torch's own for one member
-    for _ in range(4):
-        grads = [torch.randn(p.shape, generator=g, dtype=F64) for p in big]
-        for p, gr in zip(big, grads):
-            p.grad = gr.clone()
-        for e, s in enumerate(singles):
-            for p, gr in zip(s, grads):
-                p.grad = gr[e:e + 1].clone()
-        opt.step()
-        for r in refs:
-            r.step()
-    for e, s in enumerate(singles):
-        for p, q in zip(big, s):
-            torch.testing.assert_close(p.detach()[e:e + 1], q.detach(), rtol=1e-12, atol=1e-14)
+    _step_together(opt, big, refs, singles, g, steps=4)
 
 
 def test_per_member_rmsprop_lr_equals_separate_runs():
     g = torch.Generator().manual_seed(1)
     big = _params(3, g)
-    singles = [[torch.nn.Parameter(p.detach()[e:e + 1].clone()) for p in big] for e in range(3)]
+    singles = _singles(big)
     lr = [0.1, 0.01, 0.3]
     opt = optim.ScalarRMSprop(big, lr=lr)
     refs = [optim.ScalarRMSprop(s, lr=lr[e]) for e, s in enumerate(singles)]
-    for _ in range(3):
-        grads = [torch.randn(p.shape, generator=g, dtype=F64) for p in big]
-        for p, gr in zip(big, grads):
-            p.grad = gr.clone()
-        for e, s in enumerate(singles):
-            for p, gr in zip(s, grads):
-                p.grad = gr[e:e + 1].clone()
-        opt.step()
-        for r in refs:
-            r.step()
-    for e, s in enumerate(singles):
-        for p, q in zip(big, s):
-            torch.testing.assert_close(p.detach()[e:e + 1], q.detach(), rtol=1e-12, atol=1e-14)
+    _step_together(opt, big, refs, singles, g, steps=3)
 
 
 @pytest.mark.parametrize("name,grid", [
