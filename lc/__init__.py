@@ -11,6 +11,7 @@ grok and here is why").
   the decision boundary and of given points (`region_migration`), regions meeting a disc
   (`regions_in_disc`, the exact count LC estimates), the slice through three points (`plane_through`).
 - `Probe(points=, radius=, n_dirs=, seed=)`: mean LC at named point sets for the training engine.
+- `keys`: the probe's metric names `lc_<points>[/<site>][@r<radius>]`, built and parsed (`LCKey`, `lc_name`).
 - `plot`: LC curves and partition figures (matplotlib imported on use).
 
 Models with NaN or infinite parameters or buffers are rejected with a ValueError naming the first one
@@ -24,13 +25,14 @@ import importlib
 from . import exact2d, migration
 from .complexity import LCResult, check_finite_model, local_complexity
 from .frames import orthonormal_frame
+from .keys import LCKey, lc_name
 from .migration import Migration, plane_through, region_migration, regions_in_disc
 from .probe import Probe, random_box_points
 from .sites import NoSitesError, PiecewiseLinear
 
 __all__ = ["local_complexity", "LCResult", "Probe", "PiecewiseLinear", "NoSitesError", "random_box_points",
            "orthonormal_frame", "check_finite_model", "exact2d", "migration", "region_migration", "Migration",
-           "plane_through", "regions_in_disc", "plot"]
+           "plane_through", "regions_in_disc", "plot", "LCKey", "lc_name"]
 
 
 def __getattr__(name: str):

@@ -16,6 +16,7 @@ from torch import nn
 from .complexity import (_check_radius, _layout, _model_tensors, check_finite_model, ensemble_size,
                          finite_members, local_complexity)
 from .frames import orthonormal_frame
+from .keys import lc_name
 from .sites import NoSitesError, SiteSpec, resolve_sites
 
 __all__ = ["Probe", "random_box_points"]
@@ -123,7 +124,7 @@ class Probe:
             check_finite_model(model)
         finite = torch.ones(E or 1, dtype=torch.bool) if E is None else finite_members(model, E)
         measured = model if bool(finite.all()) else _zero_members(model, ~finite)
-        suffix = (lambda r: f"@r{r:g}") if len(self.radii) > 1 else (lambda r: "")
+        tag = (lambda r: r) if len(self.radii) > 1 else (lambda r: None)
         out: dict[str, torch.Tensor] = {}
         for name, pts in self.points.items():
             _, point_shape = _layout(measured, pts, E)
@@ -132,10 +133,10 @@ class Probe:
                 res = local_complexity(measured, pts, radius=r, frame=frame, **self.options)
                 counts = res.counts.double().reshape(-1, *res.counts.shape[-2:])  # [E, N, S]
                 counts[~finite] = float("nan")
-                out[f"lc_{name}{suffix(r)}"] = counts.sum(-1).mean(-1)
+                out[lc_name(name, tag(r))] = counts.sum(-1).mean(-1)
                 site_means = counts.mean(-2)  # [E, S]
                 for s, site in enumerate(res.site_names):
-                    out[f"lc_{name}/{site}{suffix(r)}"] = site_means[:, s]
+                    out[lc_name(name, tag(r), site=site)] = site_means[:, s]
         return out
 
 
