@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
+# Where torch comes from: empty = pip's configured index. On Linux the public index gives the CUDA build; for
+# the CPU-only build use `make run TORCH_INDEX=https://download.pytorch.org/whl/cpu`.
+TORCH_INDEX ?=
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
@@ -11,12 +14,12 @@ STAMP := $(VENV)/.installed
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# Installs torch first (the CPU build by default) so that the project's open `torch>=2.2`
-# requirement is already satisfied and pip does not pull a CUDA build.
+# Installs torch first (TORCH_SPEC from TORCH_INDEX) so that the project's open `torch>=2.2` requirement is
+# already satisfied and pip keeps that build; then the package with every extra.
 $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet "$(TORCH_SPEC)"
-	$(PIP) install --quiet -e ".[dev,dask,images]"
+	$(PIP) install --quiet "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(PIP) install --quiet -e ".[all]"
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from . import engine, memory, registry, store
+from . import engine, frames, memory, registry, store
 from .config import ConfigError, Members, apply_overrides, config_hash, to_dict
 
 __all__ = ["Run", "RunView", "RunFailed", "run", "run_members", "load", "resume", "default_root"]
@@ -90,6 +90,11 @@ class Run:
     def view(self, members: Sequence[int]) -> "RunView":
         return RunView(self, members)
 
+    def frame(self, *, fields: str | Sequence[str] = "varying", last: bool = False):
+        """The metrics as a long pandas DataFrame: step, member, seed, config `fields`, metric, value
+        (`sims.frames.run_frame`)."""
+        return frames.run_frame(self, fields=fields, last=last)
+
     def figures(self) -> list[Path]:
         """(Re)draw the setting's standard figures into figures/."""
         if self.simulation.figures is None:
@@ -143,8 +148,17 @@ class RunView:
         return f"RunView({str(self.dir)!r}, members={self.idx})"
 
 
-def load(run_dir: str | Path) -> Run:
-    return Run(Path(run_dir))
+def load(run_dir: str | Path) -> "Run | frames.SweepResults | frames.AtlasResults":
+    """Read back a directory that sims wrote: a `Run` for a run directory (config.json), a
+    `sims.frames.SweepResults` for a sweep directory (sweep.json), a `sims.frames.AtlasResults` for an atlas
+    directory (atlas.json).
+
+    `.frame()` on any of them returns the results as a long pandas DataFrame (columns step, member, seed, the
+    members' configuration fields, metric, value; a sweep adds its swept values, an atlas gives its table).
+    A `Run` also gives `.metric(name)` as an array [n_evals, E], `.metric_names` (the metrics it recorded),
+    `.summary` and `.config`; `sims show NAME` describes a simulation's fields and what its metrics mean.
+    """
+    return frames.open_results(run_dir) or Run(Path(run_dir))
 
 
 @contextmanager
@@ -210,7 +224,7 @@ def resume(run_dir: str | Path, *, device: str = "auto", quiet: bool = True, fig
     A run that already completed is left exactly as it is (returned as loaded). The checkpoint must belong to
     the run's config.json: a config edited since the checkpoint was written is refused, naming the fields.
     """
-    r = load(run_dir)
+    r = Run(Path(run_dir))
     say = log or (lambda m: None)
     status = r.summary.get("status")
     if status in ("completed", "diverged"):

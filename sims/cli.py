@@ -107,7 +107,7 @@ def cmd_run(args) -> int:
             if args.set or args.preset != "default" or args.seeds != 1 or args.name or args.dtype or args.out:
                 raise ConfigError("--resume continues a run with its own config; drop NAME/--preset/--set/--seeds/"
                                   "--dtype/--out")
-            status = api.load(args.resume).summary.get("status")
+            status = api.Run(Path(args.resume)).summary.get("status")
             run = api.resume(args.resume, device=args.device, quiet=args.quiet, log=log, threads=args.threads)
             if status in ("completed", "diverged"):
                 print(f"{run.dir} had already ended ({status}); it is left as it is")
@@ -143,7 +143,7 @@ def cmd_plot(args) -> int:
         return EXIT_OK
     if args.x or args.y or args.hue:
         raise ConfigError(f"--x/--y/--hue are for sweep directories; {args.run_dir} holds no sweep.json")
-    run = api.load(args.run_dir)
+    run = api.Run(Path(args.run_dir))
     for f in run.figures():
         print(f"figure: {f}")
     return EXIT_OK
