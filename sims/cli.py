@@ -46,8 +46,10 @@ def print_summary(run) -> None:
           f"{s.get('elapsed_s')} s")
     if run.index == "point":
         _print_grid(run)
+    from lc.keys import per_site
+
     final = s.get("final", {})
-    names = [k for k in final if "/" not in k]
+    names = [k for k in final if not per_site(k)]
     if names:
         width = max(len(k) for k in names)
         label = "mean [min, max] over members" if len(run.seeds) > 1 else "value"

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from lc.keys import lc_name
+
 from .. import metrics, plots, transitions
 from ..config import Members, param, with_defaults
 from ..data import for_members, gaussian_mixture
@@ -97,7 +99,7 @@ def figures(run) -> list:
 def transition_records(run) -> list[dict]:
     """Per member: the transition record (`sims.transitions.record`) from step 0. A control for the atlas: the
     test accuracy jumps with the first step (no delay after memorisation), and LC's turning points are kept."""
-    lc = {s: run.metric(f"lc_{s}") for s in plots.LC_SETS if f"lc_{s}" in run.metric_names}
+    lc = {s: run.metric(lc_name(s)) for s in plots.LC_SETS if lc_name(s) in run.metric_names}
     return [transitions.record(run.steps, test=run.metric("test_acc")[:, e], train=run.metric("train_acc")[:, e],
                                lc={s: v[:, e] for s, v in lc.items()}, time_per_step=run.members[e].lr)
             for e in range(run.n_members)]

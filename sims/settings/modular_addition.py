@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from lc.keys import lc_keys
+
 from .. import plots
 from ..config import ConfigError, Members, ProbedConfig, param, with_defaults
 from ..data import modular_addition, per_member
@@ -100,8 +102,7 @@ def transition_records(run) -> list[dict]:
     """Per member: the rise of the test accuracy from the memorisation step (train accuracy 1) to the end, with
     the turning points of every LC curve (`records`); member 0's also with the migration of region boundary on
     its slice from the memorised to the last snapshot (`Migration.boundary_ratio`)."""
-    lc = {m[3:]: run.metric(m) for m in run.metric_names
-          if m.startswith("lc_") and "/" not in m and m[3:].split("@")[0] in plots.LC_SETS}
+    lc = {k.label: run.metric(str(k)) for k in lc_keys(run.metric_names, total=True) if k.points in plots.LC_SETS}
     recs = records(run, run.metric("test_acc"), run.metric("train_acc"), lc)
     slices = {phase: (step, mig) for phase, step, _, _, _, mig in _slices(run, 0, recs[0])}
     if "memorised" in slices and "after" in slices:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from lc.keys import lc_name
+
 from .. import metrics, plots, transitions
 from ..config import Members, param, with_defaults
 from ..data import for_members, per_member, xor_clusters
@@ -121,7 +123,7 @@ def transition_records(run) -> list[dict]:
     region boundary on the (mu_1, mu_2) plane from step 1 to the end."""
     if 1 not in run.steps:
         return [None] * run.n_members
-    lc = {s: run.metric(f"lc_{s}") for s in plots.LC_SETS if f"lc_{s}" in run.metric_names}
+    lc = {s: run.metric(lc_name(s)) for s in plots.LC_SETS if lc_name(s) in run.metric_names}
     out = []
     for e in range(run.n_members):
         rec = transitions.record(run.steps, test=run.metric("test_acc")[:, e], train=run.metric("train_acc")[:, e],
