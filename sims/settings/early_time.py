@@ -32,7 +32,7 @@ import torch
 
 from .. import plots, transitions
 from ..config import ConfigError, Members, TrainConfig, param
-from ..data import per_member, sign_teacher
+from ..data import stack_per_member, sign_teacher
 from ..engine import Env, Task, eval_schedule
 from ..nn import NTKTwoLayerNet, make_generators
 from ..registry import register
@@ -204,8 +204,8 @@ def build(members: Members, env: Env) -> Task:
     """
     cfg, seeds, dev, dtype = members[0], members.seeds, env.device, env.dtype
     gens = make_generators(seeds, "data")
-    x, y = per_member(sign_teacher, gens, cfg.n, cfg.d, dtype=dtype, device=dev)
-    xt, yt = per_member(sign_teacher, gens, cfg.n_test, cfg.d, dtype=dtype, device=dev)
+    x, y = stack_per_member(sign_teacher, gens, cfg.n, cfg.d, dtype=dtype, device=dev)
+    xt, yt = stack_per_member(sign_teacher, gens, cfg.n_test, cfg.d, dtype=dtype, device=dev)
     model = NTKTwoLayerNet(cfg.d, cfg.width, make_generators(seeds, "init"), init_scale=cfg.init_scale,
                            train=cfg.layers, dtype=dtype).to(dev)
     x64, xt64, y64 = (v.detach().double().cpu().numpy() for v in (x, xt, y))

@@ -28,7 +28,7 @@ from lc.keys import lc_keys
 
 from .. import plots
 from ..config import ConfigError, Members, ProbedConfig, param, with_defaults
-from ..data import modular_addition, per_member
+from ..data import modular_addition, stack_per_member
 from ..engine import Env, Task, eval_schedule
 from ..nn import MLP, make_generators
 from ..registry import register
@@ -144,8 +144,8 @@ def _slices(run, member: int = 0, rec: dict | None = None):
 
     c, whole = run.config, getattr(run, "run", run)  # a RunView's snapshots hold every member of its run
     e = run.idx[member] if hasattr(run, "idx") else member
-    x, y, _, _ = per_member(modular_addition, make_generators(whole.seeds[e:e + 1], "data"), c.p, c.n_train,
-                            dtype=torch.float64)
+    x, y, _, _ = stack_per_member(modular_addition, make_generators(whole.seeds[e:e + 1], "data"), c.p, c.n_train,
+                                  dtype=torch.float64)
     origin, basis, coords = lc.plane_through(x[0, 0], x[0, 1], x[0, 2])
     pad = 0.5 * np.ptp(coords, axis=0).max()
     bounds = tuple((float(lo - pad), float(hi + pad)) for lo, hi in zip(coords.min(0), coords.max(0)))
@@ -214,8 +214,8 @@ def build(members: Members, env: Env) -> Task:
     Command: `sims run modular-addition` (default preset, ~2 min on 2 CPU cores); claims: `sims reproduce lyu2024`.
     """
     cfg, seeds = members[0], members.seeds
-    x, y, xt, yt = per_member(modular_addition, make_generators(seeds, "data"), cfg.p, cfg.n_train, dtype=env.dtype,
-                              device=env.device)
+    x, y, xt, yt = stack_per_member(modular_addition, make_generators(seeds, "data"), cfg.p, cfg.n_train,
+                                    dtype=env.dtype, device=env.device)
     model = _model(cfg, seeds, env.dtype).to(env.device)
 
     def evaluate(m: MLP) -> dict[str, torch.Tensor]:

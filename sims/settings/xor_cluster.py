@@ -25,7 +25,7 @@ from lc.keys import lc_name
 
 from .. import metrics, plots, transitions
 from ..config import Members, param, with_defaults
-from ..data import for_members, per_member, xor_clusters
+from ..data import for_members, stack_per_member, xor_clusters
 from ..engine import Env, Task, eval_schedule
 from ..nn import TwoLayerNet, make_generators
 from ..registry import register
@@ -65,8 +65,8 @@ def snapshot_steps(cfg: Config) -> tuple[int, ...]:
 def _member_data(run):
     """Member 0's training data and labels (regenerated from the run's seed): x [n, d], y [n], y_clean [n]."""
     c = run.config
-    x, y, y_clean = per_member(xor_clusters, make_generators(run.seeds[:1], "data"), c.n, c.d, c.mu_norm,
-                               c.noise_rate, dtype=torch.float64)
+    x, y, y_clean = stack_per_member(xor_clusters, make_generators(run.seeds[:1], "data"), c.n, c.d, c.mu_norm,
+                                     c.noise_rate, dtype=torch.float64)
     return x[0], y[0], y_clean[0]
 
 
