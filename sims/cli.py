@@ -97,6 +97,10 @@ def cmd_show(args) -> int:
     print("\npresets:")
     for p, over in sim.presets.items():
         print(f"  {p}: {dict(over) if over else '(the defaults)'}")
+    print("\nmetrics:" if sim.metrics else "\nmetrics: not declared")
+    w = max((len(k) for k in sim.metrics), default=0)
+    for k, meaning in sim.metrics.items():
+        print(f"  {k.ljust(w)}  {meaning}")
     return EXIT_OK
 
 

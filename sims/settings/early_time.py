@@ -192,7 +192,17 @@ def figures(run) -> list:
     return [plots.save(fig, run.dir / "figures" / "gap.png", title=title)]
 
 
-@register("early-time", Config, presets=PRESETS, cpu_runtime="~10 s", figures=figures)
+METRICS = {
+    "gap_train": "||f_net - f_lin|| / ||y|| on the training points (relative, unitless)",
+    "gap_test": "||f_net - f_lin|| / ||y|| on the test points (relative, unitless)",
+    "loss_train": "half mean squared error of the network on the training points (squared output units)",
+    "loss_test": "half mean squared error of the network on the test points (squared output units)",
+    "loss_lin": "half mean squared error of the linear model on the training points (squared output units)",
+    "loss_lin_test": "half mean squared error of the linear model on the test points (squared output units)",
+}
+
+
+@register("early-time", Config, presets=PRESETS, cpu_runtime="~10 s", figures=figures, metrics=METRICS)
 def build(members: Members, env: Env) -> Task:
     """Early-time dynamics: a two-layer net first follows a linear model of its input (Hu et al. 2020).
 
