@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import importlib
 
-from . import exact2d, migration
-from .complexity import LCResult, check_finite_model, local_complexity
-from .frames import orthonormal_frame
-from .keys import LCKey, lc_name
-from .migration import Migration, plane_through, region_migration, regions_in_disc
-from .probe import Probe, random_box_points
-from .sites import NoSitesError, PiecewiseLinear
+# public name -> the submodule that owns it; loaded on first use, so that `import lc.keys` (a command that only
+# reads metric names) does not import torch
+_OWNER = {"local_complexity": "complexity", "LCResult": "complexity", "check_finite_model": "complexity",
+          "orthonormal_frame": "frames", "LCKey": "keys", "lc_name": "keys", "Migration": "migration",
+          "plane_through": "migration", "region_migration": "migration", "regions_in_disc": "migration",
+          "Probe": "probe", "random_box_points": "probe", "NoSitesError": "sites", "PiecewiseLinear": "sites"}
+_MODULES = ("complexity", "exact2d", "frames", "keys", "migration", "plot", "probe", "sites")
 
 __all__ = ["local_complexity", "LCResult", "Probe", "PiecewiseLinear", "NoSitesError", "random_box_points",
            "orthonormal_frame", "check_finite_model", "exact2d", "migration", "region_migration", "Migration",
@@ -36,6 +36,12 @@ __all__ = ["local_complexity", "LCResult", "Probe", "PiecewiseLinear", "NoSitesE
 
 
 def __getattr__(name: str):
-    if name == "plot":
-        return importlib.import_module(".plot", __name__)
+    if name in _MODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name in _OWNER:
+        return getattr(importlib.import_module(f".{_OWNER[name]}", __name__), name)
     raise AttributeError(f"module 'lc' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

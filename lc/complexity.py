@@ -39,10 +39,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .frames import PerPointFrames, _generator, check_frame, orthonormal_frame
+from .frames import PerPointFrames, cpu_generator, check_frame, orthonormal_frame
 from .sites import NoSitesError, Site, SiteSpec, capture, no_sites_message, resolve_sites
 
-__all__ = ["LCResult", "local_complexity", "ensemble_size", "check_finite_model", "finite_members"]
+__all__ = ["LCResult", "local_complexity", "ensemble_size", "check_finite_model", "finite_members", "check_radius",
+           "point_layout", "model_tensors"]
 
 # Default chunk: about this many elements in the widest per-vertex tensor of one chunk. On a CPU, 2**17 (1 MiB
 # in float64) keeps a layer's pre-activations in a core's L2 cache between the matmul, the hook's min/max and
@@ -107,7 +108,7 @@ def _ensemble_in_features(model: nn.Module, E: int) -> int | None:
     return None
 
 
-def _layout(model: nn.Module, x: torch.Tensor, E: int | None) -> tuple[bool, tuple[int, ...]]:
+def point_layout(model: nn.Module, x: torch.Tensor, E: int | None) -> tuple[bool, tuple[int, ...]]:
     """(per_member, point_shape) of x: x is [N, *point] or, for an ensemble, [E, N, *point]."""
     shape = tuple(x.shape)
     if E is None:
@@ -129,7 +130,7 @@ def _layout(model: nn.Module, x: torch.Tensor, E: int | None) -> tuple[bool, tup
     return False, shape[1:]
 
 
-def _model_tensors(model: nn.Module):
+def model_tensors(model: nn.Module):
     """(kind, name, tensor) of every floating parameter and buffer of `model`."""
     for kind, named in (("parameter", model.named_parameters()), ("buffer", model.named_buffers())):
         for name, t in named:
@@ -149,7 +150,7 @@ def finite_members(model: nn.Module, E: int) -> torch.Tensor:
     """bool [E]: member e has only finite parameters and buffers (a tensor whose dim 0 is E belongs to the
     members row by row; any other tensor is shared, and a non-finite one makes every member non-finite)."""
     ok = torch.ones(E, dtype=torch.bool)
-    for _, _, t in _model_tensors(model):
+    for _, _, t in model_tensors(model):
         if t.dim() >= 1 and t.shape[0] == E:
             ok &= _all_finite(t.detach().reshape(E, -1), dim=1).cpu()
         elif not bool(_all_finite(t.detach())):
@@ -164,7 +165,7 @@ def check_finite_model(model: nn.Module) -> None:
     count is returned for it. For an ensemble the message names the offending members.
     """
     E = ensemble_size(model)
-    for kind, name, t in _model_tensors(model):
+    for kind, name, t in model_tensors(model):
         if bool(_all_finite(t.detach())):
             continue
         bad = ~torch.isfinite(t.detach())
@@ -176,7 +177,8 @@ def check_finite_model(model: nn.Module) -> None:
                          "undefined (did training diverge?)")
 
 
-def _check_radius(radius) -> float:
+def check_radius(radius) -> float:
+    """`radius` as a float; ValueError unless it is one positive finite real number."""
     if isinstance(radius, bool) or not isinstance(radius, numbers.Real) and not (
             torch.is_tensor(radius) and radius.numel() == 1):
         raise ValueError(f"radius must be a positive finite number; got {radius!r}")
@@ -266,8 +268,8 @@ def _directions(frame, n_dirs, generator, point_shape, N):
     if n_dirs is None:
         raise ValueError("n_dirs must be given (an integer in [1, input dimension]) unless frame is a tensor")
     if frame == "shared":
-        return orthonormal_frame(point_shape, n_dirs, generator=_generator(generator)), None, n_dirs
-    return None, PerPointFrames(point_shape, n_dirs, N, _generator(generator)), n_dirs
+        return orthonormal_frame(point_shape, n_dirs, generator=cpu_generator(generator)), None, n_dirs
+    return None, PerPointFrames(point_shape, n_dirs, N, cpu_generator(generator)), n_dirs
 
 
 def _vertices(center: torch.Tensor, dirs: torch.Tensor, r: float, vdim: int, include_center: bool) -> torch.Tensor:
@@ -403,7 +405,7 @@ def _check_arguments(model, x, radius, chunk_size) -> float:
     """Validate the arguments checked before anything runs; returns the radius as a float."""
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-    r = _check_radius(radius)
+    r = check_radius(radius)
     if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive integer or None; got {chunk_size!r}")
     if not torch.is_tensor(x) or not x.is_floating_point():
@@ -418,7 +420,7 @@ def _check_arguments(model, x, radius, chunk_size) -> float:
 def _points_and_frame(model: nn.Module, x: torch.Tensor, E: int | None, frame, n_dirs, generator):
     """(x in the model's dtype and device, per_member, point_shape, N, shared directions [P, *in] or None,
     per-point frames or None, P)."""
-    per_member, point_shape = _layout(model, x, E)
+    per_member, point_shape = point_layout(model, x, E)
     N = x.shape[1] if per_member else x.shape[0]
     if N < 1:
         raise ValueError(f"x must hold at least one point; got shape {tuple(x.shape)}")

@@ -23,7 +23,7 @@ from torch import nn
 
 from .complexity import check_finite_model
 
-__all__ = ["Partition", "partition"]
+__all__ = ["Partition", "partition", "finite_array"]
 
 CHUNK = 1 << 22  # elements per temporary array when gathering per-region affine maps
 
@@ -323,7 +323,9 @@ def _boundary(verts, off, maps, eps_geom):
 
 # ---------------------------------------------------------------------------------------------------- entry
 
-def _as_array(value, name: str) -> np.ndarray:
+def finite_array(value, name: str) -> np.ndarray:
+    """`value` (a tensor or anything numpy reads) as a float64 array; ValueError naming `name` when it is not
+    numeric or not finite."""
     if torch.is_tensor(value):
         value = value.detach().double().cpu().numpy()
     try:
@@ -337,7 +339,7 @@ def _as_array(value, name: str) -> np.ndarray:
 
 def _domain(bounds) -> np.ndarray:
     """Counter-clockwise vertices [k, 2] of the rectangle ((a_min, a_max), (b_min, b_max)) or convex polygon."""
-    arr = _as_array(bounds, "bounds")
+    arr = finite_array(bounds, "bounds")
     if arr.shape == (2, 2):
         (a0, a1), (b0, b1) = arr
         if not (a0 < a1 and b0 < b1):
@@ -356,7 +358,7 @@ def _domain(bounds) -> np.ndarray:
 
 def _plane(origin, basis, ops) -> tuple[np.ndarray, np.ndarray]:
     """Validated origin [D] and basis [2, D] (independent rows, D the model's input dimension)."""
-    origin, basis = _as_array(origin, "origin"), _as_array(basis, "basis")
+    origin, basis = finite_array(origin, "origin"), finite_array(basis, "basis")
     if origin.ndim != 1 or basis.shape != (2, origin.shape[0]):
         raise ValueError(f"origin must be [D] and basis [2, D]; got shapes {origin.shape} and {basis.shape}")
     sv = np.linalg.svd(basis, compute_uv=False)

@@ -15,12 +15,13 @@ from typing import Sequence
 
 import torch
 
-__all__ = ["DEFAULT_SEED", "orthonormal_frame", "check_frame", "PerPointFrames"]
+__all__ = ["DEFAULT_SEED", "orthonormal_frame", "check_frame", "PerPointFrames", "cpu_generator"]
 
 DEFAULT_SEED = 0
 
 
-def _generator(generator: torch.Generator | None) -> torch.Generator:
+def cpu_generator(generator: torch.Generator | None) -> torch.Generator:
+    """`generator`, or a new one seeded DEFAULT_SEED when None; ValueError for anything but a CPU generator."""
     if generator is None:
         return torch.Generator().manual_seed(DEFAULT_SEED)
     if not isinstance(generator, torch.Generator) or generator.device.type != "cpu":
@@ -49,7 +50,7 @@ class PerPointFrames:
     def __init__(self, shape: Sequence[int], n_dirs: int, n_points: int, generator: torch.Generator | None):
         self.shape, self.n_dirs = tuple(shape), n_dirs
         self.D = _check_sizes(self.shape, n_dirs)
-        self.seeds = torch.randint(0, 2**62, (n_points,), generator=_generator(generator)).tolist()
+        self.seeds = torch.randint(0, 2**62, (n_points,), generator=cpu_generator(generator)).tolist()
 
     def __len__(self) -> int:
         return len(self.seeds)
@@ -75,7 +76,7 @@ def orthonormal_frame(shape: Sequence[int], n_dirs: int, *, generator: torch.Gen
             raise ValueError(f"n_points must be a positive integer or None; got {n_points!r}")
         return PerPointFrames(shape, n_dirs, n_points, generator)[:]
     D = _check_sizes(shape, n_dirs)
-    gauss = torch.randn(1, D, n_dirs, dtype=torch.float64, generator=_generator(generator))
+    gauss = torch.randn(1, D, n_dirs, dtype=torch.float64, generator=cpu_generator(generator))
     return _qr_frames(gauss)[0].reshape(n_dirs, *shape)
 
 

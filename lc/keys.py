@@ -9,9 +9,13 @@ A probe writes its metrics under names of the form
 - `radius`: present only when the probe measured several radii ("@r0.5"); a probe with one radius writes
   no suffix, and the radius is then the setting's own (`radius=None` here).
 
-`LCKey.parse(name)` gives the parts (None for a name that is not an LC metric), `str(key)` the name.
-`select(names, points, radius=...)` picks the name a reader wants from a run's metric names without relying
-on their order.
+`LCKey.parse(name)` gives the parts (None for a name that is not an LC metric), `str(key)` the name and
+`key.label` the name without its `lc_` prefix (for legends and tables). `select(names, points, radius=...)`
+picks the name a reader wants from a run's metric names without relying on their order; `per_site(name)` says
+whether a metric is one site's share (readers that print totals leave those out). `PATTERN` and `MEANING`
+describe the family for a setting's declaration of its metrics.
+
+This module imports neither torch nor numpy: a command that only reads names stays light.
 """
 
 from __future__ import annotations
@@ -21,7 +25,11 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
-__all__ = ["LCKey", "lc_name", "lc_keys", "select", "radii"]
+__all__ = ["LCKey", "lc_name", "lc_keys", "select", "radii", "per_site", "PATTERN", "MEANING"]
+
+PATTERN = "lc_<points>[/<site>][@r<radius>]"  # the family of names, as a setting declares it
+MEANING = ("local complexity: mean number of crossed units (of one site, or summed over sites) in the "
+           "cross-polytope of radius r around each point of the set (units per point)")
 
 _PATTERN = re.compile(r"lc_(?P<points>[^/@\s]+)(?:/(?P<site>[^@\s]+))?(?:@r(?P<radius>[^@/\s]+))?")
 
@@ -49,6 +57,11 @@ class LCKey:
     def __str__(self) -> str:
         return (f"lc_{self.points}" + (f"/{self.site}" if self.site is not None else "")
                 + (f"@r{self.radius:g}" if self.radius is not None else ""))
+
+    @property
+    def label(self) -> str:
+        """The name without the `lc_` prefix: points[/site][@r<radius>]."""
+        return str(self)[len("lc_"):]
 
     @property
     def total(self) -> bool:
@@ -81,6 +94,12 @@ def lc_keys(names: Iterable[str], *, total: bool | None = None) -> list[LCKey]:
     """The LC keys among `names` in their order; `total=True` keeps sums over sites, False per-site only."""
     keys = [k for k in map(LCKey.parse, names) if k is not None]
     return [k for k in keys if total is None or k.total == total]
+
+
+def per_site(name: str) -> bool:
+    """True when `name` is an LC metric of one site (a share of the total), False for any other name."""
+    key = LCKey.parse(name)
+    return key is not None and not key.total
 
 
 def radii(names: Iterable[str]) -> list[float | None]:

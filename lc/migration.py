@@ -13,7 +13,8 @@ All measures take an `lc.exact2d.Partition` and work in its plane coordinates (a
   (`partition.boundary` segments) or given points. On one edge p + t (q - p), t in [0, 1], the set within
   delta of a segment is an interval (the delta-neighbourhood of a segment, a capsule, is convex): the
   hull of its intersections with the two end discs and the rectangle; within delta of S it is the union
-  of those intervals, merged exactly. Shares are L_delta / L.
+  of those intervals, merged exactly. Shares are L_delta / L; ratios divide a share by the share of the
+  slice's area within delta of S (`area_within`, exact distances on a grid of cells), 1 for an even spread.
 
 Everything is exact up to floating-point rounding and the partition's own tolerances (its `tol` merges
 lines closer than tol * diameter; slivers below `min_area` are dropped and leave their edges counted
@@ -37,13 +38,14 @@ import math
 import numpy as np
 from scipy.spatial import cKDTree
 
-from .exact2d import Partition, _as_array
+from .exact2d import Partition, finite_array
 
 __all__ = ["Migration", "region_migration", "boundary_length", "length_within", "area_within", "region_edges",
            "plane_through", "regions_in_disc"]
 
 PAIRS_PER_CHUNK = 1 << 18  # (centre, region) pairs per chunk in regions_in_disc (bounds its memory)
 PIECES_PER_DIAMETER = 256  # pieces of length h = max(delta / 4, diameter / 256) for the pair search
+AREA_GRID = 160  # cells per side of the domain's bounding box for the area shares (area_within)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +99,7 @@ def _check_delta(delta, name: str = "delta") -> float:
 
 
 def _points(points, name: str) -> np.ndarray:
-    arr = _as_array(points, name)
+    arr = finite_array(points, name)
     if arr.ndim != 2 or arr.shape[1] != 2:
         raise ValueError(f"{name} must be plane coordinates [n, 2]; got shape {arr.shape}")
     return arr
@@ -228,26 +230,20 @@ def length_within(partition: Partition, delta: float, *, segments=None, points=N
     of S = the union of `segments` [B, 2, 2] and `points` [n, 2] (plane coordinates); exact (module docstring)."""
     _check_partition(partition)
     delta = _check_delta(delta)
-    targets = [np.zeros((0, 2, 2))]
-    if segments is not None:
-        seg = _as_array(segments, "segments")
-        if seg.ndim != 3 or seg.shape[1:] != (2, 2):
-            raise ValueError(f"segments must be [B, 2, 2] (two endpoints each); got shape {seg.shape}")
-        targets.append(seg)
-    if points is not None:
-        pts = _points(points, "points")
-        targets.append(np.stack([pts, pts], axis=1))
-    return _length_near(region_edges(partition), np.concatenate(targets), delta, _piece_size(partition, delta)) / 2
+    return _length_near(region_edges(partition), _targets(segments, points), delta, _piece_size(partition, delta)) / 2
 
 
 def region_migration(partition: Partition, delta: float, points=None) -> Migration:
-    """Region-boundary length of the slice and its parts near the decision boundary and near points, exactly.
+    """Region-boundary length of the slice and its parts near the decision boundary and near points: the raw
+    shares (exact) and the area-normalised ratios, the one estimator of region migration.
 
     Returns `Migration` with length = L, near_boundary = L_delta(partition.boundary), near_points =
     L_delta(points) (NaN without points), boundary_share = L_delta(boundary) / L and points_share =
     L_delta(points) / L, where L_delta(S) is the region-boundary length within distance delta of S (module
-    docstring). points: [n, 2] plane coordinates (e.g. training points on the slice, `plane_through`);
-    delta > 0 in plane units.
+    docstring); area_near_boundary / area_near_points = the share of the slice's area within delta of the same
+    set (`area_within`), and boundary_ratio / points_ratio = share / area share (1: boundaries spread evenly).
+    points: [n, 2] plane coordinates (e.g. training points on the slice, `plane_through`); delta > 0 in plane
+    units.
 
     Humayun, Balestriero, Baraniuk 2024 describe the late phase of training as regions migrating from the
     data to the decision boundary: boundary_share grows while points_share shrinks.
@@ -255,49 +251,76 @@ def region_migration(partition: Partition, delta: float, points=None) -> Migrati
     _check_partition(partition)
     delta = _check_delta(delta)
     edges, h = region_edges(partition), _piece_size(partition, delta)
-    near_b = _length_near(edges, partition.boundary, delta, h) / 2
+    length = float(np.linalg.norm(edges[:, 1] - edges[:, 0], axis=1).sum() / 2)
+    # the parts are sums over pieces, the whole over edges: rounding can put a part a few ulps above the whole
+    near_b = min(length, _length_near(edges, partition.boundary, delta, h) / 2)
     near_p = math.nan
     if points is not None:
         pts = _points(points, "points")
-        near_p = _length_near(edges, np.stack([pts, pts], axis=1), delta, h) / 2
-    length = float(np.linalg.norm(edges[:, 1] - edges[:, 0], axis=1).sum() / 2)
+        near_p = min(length, _length_near(edges, np.stack([pts, pts], axis=1), delta, h) / 2)
     area_p = math.nan if points is None else area_within(partition, delta, points=points)
     return Migration(length=length, near_boundary=near_b, near_points=near_p, delta=delta,
                      area_near_boundary=area_within(partition, delta, segments=partition.boundary),
                      area_near_points=area_p)
 
 
-def area_within(partition: Partition, delta: float, *, segments=None, points=None, grid: int = 300) -> float:
+def area_within(partition: Partition, delta: float, *, segments=None, points=None, grid: int = AREA_GRID) -> float:
     """The share of the slice's area within distance delta of S = segments [B, 2, 2] and/or points [n, 2].
 
-    Estimated on a grid x grid lattice over the domain's bounding box (the cells inside the domain), with S
-    sampled at spacing delta / 10: a lattice point counts when a sample lies within delta, so distances are
-    off by at most delta / 20, and the share by the lattice's resolution (~ perimeter x cell / area). This is
-    the reference for `Migration.boundary_ratio`: the share of region boundary near S divided by this.
+    The area is counted on cells: the centres of a grid x grid array of equal cells over the domain's bounding
+    box, those inside the domain, each counting when its exact distance to S is at most delta
+    (`_near_targets`); the share is off by the cells' resolution only (~ perimeter x cell side / area). This is
+    the reference for `Migration.boundary_ratio` and `Migration.points_ratio`.
     """
     _check_partition(partition)
     delta = _check_delta(delta)
-    samples = [np.zeros((0, 2))]
-    if segments is not None:
-        seg = _as_array(segments, "segments").reshape(-1, 2, 2)
-        for p, q in seg:
-            k = max(2, int(math.ceil(np.linalg.norm(q - p) / (delta / 10))) + 1)
-            samples.append(p + np.linspace(0.0, 1.0, k)[:, None] * (q - p))
-    if points is not None:
-        samples.append(_points(points, "points"))
-    samples = np.concatenate(samples)
+    if isinstance(grid, bool) or not isinstance(grid, (int, np.integer)) or grid < 1:
+        raise ValueError(f"grid must be a positive integer; got {grid!r}")
     dom = partition.domain
-    lo, hi = dom.min(0), dom.max(0)
-    a, b = np.meshgrid(np.linspace(lo[0], hi[0], grid), np.linspace(lo[1], hi[1], grid))
-    lattice = np.stack([a.ravel(), b.ravel()], axis=1)
+    (a0, b0), (a1, b1) = dom.min(0), dom.max(0)
+    a = a0 + (np.arange(grid) + 0.5) * (a1 - a0) / grid
+    b = b0 + (np.arange(grid) + 0.5) * (b1 - b0) / grid
+    centres = np.stack(np.meshgrid(a, b, indexing="ij"), -1).reshape(-1, 2)  # [grid^2, 2]
     edge = np.roll(dom, -1, axis=0) - dom  # counter-clockwise: inside is left of every edge
-    inside = np.all(edge[:, 0] * (lattice[:, None, 1] - dom[:, 1]) - edge[:, 1] * (lattice[:, None, 0] - dom[:, 0])
+    inside = np.all(edge[:, 0] * (centres[:, None, 1] - dom[:, 1]) - edge[:, 1] * (centres[:, None, 0] - dom[:, 0])
                     >= 0, axis=1)
-    lattice = lattice[inside]
-    if len(samples) == 0 or len(lattice) == 0:
+    centres = centres[inside]
+    if len(centres) == 0:
         return 0.0
-    dist, _ = cKDTree(samples).query(lattice, distance_upper_bound=delta)
-    return float(np.mean(np.isfinite(dist)))
+    return float(_near_targets(centres, _targets(segments, points), delta).mean())
+
+
+def _targets(segments, points) -> np.ndarray:
+    """The set S as segments [B, 2, 2], a point p as the segment (p, p)."""
+    targets = [np.zeros((0, 2, 2))]
+    if segments is not None:
+        seg = finite_array(segments, "segments")
+        if seg.ndim != 3 or seg.shape[1:] != (2, 2):
+            raise ValueError(f"segments must be [B, 2, 2] (two endpoints each); got shape {seg.shape}")
+        targets.append(seg)
+    if points is not None:
+        pts = _points(points, "points")
+        targets.append(np.stack([pts, pts], axis=1))
+    return np.concatenate(targets)
+
+
+def _near_targets(q: np.ndarray, seg: np.ndarray, delta: float) -> np.ndarray:
+    """bool [n]: whether each point q [n, 2] lies within delta of a segment seg [B, 2, 2] (exact distance).
+
+    Segments are cut into pieces of length <= h = delta / 4; a piece can be within delta of q only if its
+    midpoint is within delta + h / 2, and those pairs get the exact point-segment distance."""
+    near = np.zeros(len(q), dtype=bool)
+    if len(seg) == 0 or len(q) == 0:
+        return near
+    pieces = _pieces(seg, delta / 4)
+    a, b = pieces[:, 0], pieces[:, 1]
+    pairs = cKDTree(q).sparse_distance_matrix(cKDTree((a + b) / 2), delta + delta / 8, output_type="ndarray")
+    i, j = pairs["i"].astype(np.int64), pairs["j"].astype(np.int64)
+    ab, aq = b[j] - a[j], q[i] - a[j]
+    s = np.clip(np.einsum("nd,nd->n", aq, ab) / np.maximum(np.einsum("nd,nd->n", ab, ab), 1e-300), 0.0, 1.0)
+    close = np.linalg.norm(aq - s[:, None] * ab, axis=1) <= delta
+    near[i[close]] = True
+    return near
 
 
 def plane_through(p0, p1, p2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -309,7 +332,7 @@ def plane_through(p0, p1, p2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     Pass origin and basis to `lc.exact2d.partition` to slice through three training points (Humayun et
     al. 2024 draw such slices). Float64 numpy; torch tensors are accepted.
     """
-    pts = [_as_array(p, f"p{i}").reshape(-1) for i, p in enumerate((p0, p1, p2))]
+    pts = [finite_array(p, f"p{i}").reshape(-1) for i, p in enumerate((p0, p1, p2))]
     if len({p.shape[0] for p in pts}) != 1 or pts[0].shape[0] < 2:
         raise ValueError(f"p0, p1, p2 must be three points with one number of entries D >= 2; got sizes "
                          f"{[p.shape[0] for p in pts]}")

@@ -13,8 +13,8 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from .complexity import (_check_radius, _layout, _model_tensors, check_finite_model, ensemble_size,
-                         finite_members, local_complexity)
+from .complexity import (check_finite_model, check_radius, ensemble_size, finite_members, local_complexity,
+                         model_tensors, point_layout)
 from .frames import orthonormal_frame
 from .keys import lc_name
 from .sites import NoSitesError, SiteSpec, resolve_sites
@@ -82,7 +82,7 @@ class Probe:
             raise ValueError("radius must be a positive number or a non-empty list of them; got []")
         for r in radii:
             try:
-                _check_radius(r)
+                check_radius(r)
             except ValueError:
                 raise ValueError(f"radius must be a positive finite number or a list of them; got {radius!r}") from None
         self.radii = [float(r) for r in radii]
@@ -127,7 +127,7 @@ class Probe:
         tag = (lambda r: r) if len(self.radii) > 1 else (lambda r: None)
         out: dict[str, torch.Tensor] = {}
         for name, pts in self.points.items():
-            _, point_shape = _layout(measured, pts, E)
+            _, point_shape = point_layout(measured, pts, E)
             frame = self.frame(point_shape)
             for r in self.radii:
                 res = local_complexity(measured, pts, radius=r, frame=frame, **self.options)
@@ -145,7 +145,7 @@ def _zero_members(model: nn.Module, bad: torch.Tensor) -> nn.Module:
     whose other non-finite entries (in tensors shared by the members) are 0 too: finite, same layout."""
     clean = copy.deepcopy(model)
     with torch.no_grad():
-        for _, _, t in _model_tensors(clean):
+        for _, _, t in model_tensors(clean):
             if t.dim() >= 1 and t.shape[0] == len(bad):
                 t[bad.to(t.device)] = 0
             t.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)

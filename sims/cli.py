@@ -46,8 +46,10 @@ def print_summary(run) -> None:
           f"{s.get('elapsed_s')} s")
     if run.index == "point":
         _print_grid(run)
+    from lc.keys import per_site
+
     final = s.get("final", {})
-    names = [k for k in final if "/" not in k]
+    names = [k for k in final if not per_site(k)]
     if names:
         width = max(len(k) for k in names)
         label = "mean [min, max] over members" if len(run.seeds) > 1 else "value"
@@ -95,6 +97,10 @@ def cmd_show(args) -> int:
     print("\npresets:")
     for p, over in sim.presets.items():
         print(f"  {p}: {dict(over) if over else '(the defaults)'}")
+    print("\nmetrics:" if sim.metrics else "\nmetrics: not declared")
+    w = max((len(k) for k in sim.metrics), default=0)
+    for k, meaning in sim.metrics.items():
+        print(f"  {k.ljust(w)}  {meaning}")
     return EXIT_OK
 
 

@@ -1,7 +1,7 @@
 """Synthetic data with a member dimension: each member draws its own data from its own generator.
 
 Every generator here draws one member's data from one `torch.Generator` (CPU, float64, then cast),
-and `per_member(fn, generators, ...)` stacks the members: arrays [E, n, ...].
+and `stack_per_member(fn, generators, ...)` stacks the members: arrays [E, n, ...].
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-__all__ = ["per_member", "for_members", "xor_clusters", "gaussian_mixture", "flip_labels", "low_rank_matrix",
+__all__ = ["stack_per_member", "for_members", "xor_clusters", "gaussian_mixture", "flip_labels", "low_rank_matrix",
            "completion_data", "sensing_data", "sign_teacher", "linear_teacher", "sparse_boolean", "misgrokking_data",
            "multiplication_table_completion", "modular_addition"]
 
@@ -31,8 +31,8 @@ def _stack(outs, dtype, device) -> tuple[torch.Tensor, ...]:
     return tuple(stacked)
 
 
-def per_member(fn: Callable, generators: Sequence[torch.Generator], *args, dtype=torch.float32, device="cpu",
-               **kwargs) -> tuple[torch.Tensor, ...]:
+def stack_per_member(fn: Callable, generators: Sequence[torch.Generator], *args, dtype=torch.float32, device="cpu",
+                     **kwargs) -> tuple[torch.Tensor, ...]:
     """Call `fn(*args, generator=g, **kwargs)` for each member and stack every returned tensor on dim 0.
 
     Floating tensors are cast to `dtype`; everything is moved to `device`.
@@ -42,7 +42,7 @@ def per_member(fn: Callable, generators: Sequence[torch.Generator], *args, dtype
 
 def for_members(fn: Callable, members: Sequence, generators: Sequence[torch.Generator], *, dtype=torch.float32,
                 device="cpu") -> tuple[torch.Tensor, ...]:
-    """Like `per_member`, for data whose parameters may differ between members (member-wise config fields such
+    """Like `stack_per_member`, for data whose parameters may differ between members (member-wise config fields such
     as the noise rate): `fn(cfg, generator)` with member e's config and generator, stacked on dim 0."""
     return _stack([fn(c, g) for c, g in zip(members, generators)], dtype, device)
 

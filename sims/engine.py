@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from lc.keys import LCKey
+
 from . import optim, store
 from .config import Members, config_hash
 from .nn import make_generators
@@ -510,7 +512,7 @@ class _StopFlag:
 
 
 def _short(metrics: dict) -> str:
-    keys = [k for k in metrics if not k.startswith("lc_") and "/" not in k][:3]
+    keys = [k for k in metrics if LCKey.parse(k) is None][:3]
     return " ".join(f"{k}={_mean(metrics[k]):.3g}" for k in keys)
 
 

@@ -46,7 +46,10 @@ def effective_ranks(W: torch.Tensor) -> torch.Tensor:
 
 
 def cosine(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Cosine between per-member vectors u, v [E, ...] -> [E] (0 where either is zero)."""
+    """Cosine between per-member vectors u, v [E, ...] of one shape -> [E] (0 where either is zero)."""
+    if u.shape != v.shape:
+        raise ValueError(f"cosine: u of shape {tuple(u.shape)} and v of shape {tuple(v.shape)} differ; expected one "
+                         "shape [E, ...]")
     u, v = u.flatten(1), v.flatten(1)
     den = (u.norm(dim=1) * v.norm(dim=1)).clamp_min(torch.finfo(u.dtype).tiny)
     return (u * v).sum(dim=1) / den

@@ -46,7 +46,7 @@ __all__ = [
     "SymmetricFactor",
     "make_generators",
     "activation",
-    "per_member",
+    "values_per_member",
 ]
 
 
@@ -80,8 +80,9 @@ def _stack_draws(generators, shape, draw, dtype) -> torch.Tensor:
     return torch.stack([draw(shape, g, dtype, e) for e, g in enumerate(generators)])
 
 
-def per_member(value: float | Sequence[float], E: int, name: str) -> list[float]:
-    """A scalar hyperparameter of a model (an init scale) as one value per member."""
+def values_per_member(value: float | Sequence[float], E: int, name: str) -> list[float]:
+    """A scalar hyperparameter of a model (an init scale) as a list of E floats: one value repeated, or one value
+    per member given as a list or tuple of length E (else a ValueError naming `name`)."""
     values = [float(v) for v in value] if isinstance(value, (list, tuple)) else [float(value)] * E
     if len(values) != E:
         raise ValueError(f"{name} must be one value or one per member ({E}); got {len(values)} values")
@@ -123,7 +124,7 @@ class EnsembleLinear(nn.Module):
         if std is None:
             draw_w = _uniform(bound)
         else:
-            draw_w = _normal(per_member(std, len(generators), "std") if isinstance(std, (list, tuple)) else std)
+            draw_w = _normal(values_per_member(std, len(generators), "std") if isinstance(std, (list, tuple)) else std)
         self.weight = nn.Parameter(_stack_draws(generators, (in_features, out_features), draw_w, dtype))
         if bias:
             self.bias = nn.Parameter(_stack_draws(generators, (1, out_features), _uniform(bound), dtype))
@@ -280,7 +281,7 @@ class NTKTwoLayerNet(EnsembleSequential):
         second = EnsembleLinear(width, 1, generators, bias=False, dtype=dtype)  # its draw is replaced by:
         signs = _stack_draws(generators, (width, 1), lambda shape, g, dt, e: torch.randint(0, 2, shape, generator=g)
                              .to(dt) * 2 - 1, dtype)
-        kappa = torch.tensor(per_member(init_scale, E, "init_scale"), dtype=dtype).view(E, 1, 1)
+        kappa = torch.tensor(values_per_member(init_scale, E, "init_scale"), dtype=dtype).view(E, 1, 1)
         with torch.no_grad():
             second.weight.copy_(kappa * signs)
         first.weight.requires_grad_(train in ("first", "both"))
@@ -328,7 +329,7 @@ class MLP(EnsembleSequential):
                     layers.append(EnsembleBatchNorm1d(E, sizes[i + 1], dtype=dtype))
                 layers.append(activation(act, slope))
         super().__init__(E, *layers)
-        scales = per_member(init_scale, E, "init_scale")
+        scales = values_per_member(init_scale, E, "init_scale")
         if any(a != 1.0 for a in scales):
             alpha = torch.tensor(scales, dtype=dtype)
             with torch.no_grad():
@@ -358,7 +359,7 @@ class DeepMatrixFactorization(nn.Module):
         if n < 1:
             raise ValueError(f"matrix size n must be >= 1; got {n}")
         self.n, self.depth = n, depth
-        std = [s ** (1.0 / depth) / math.sqrt(n) for s in per_member(init_scale, len(generators), "init_scale")]
+        std = [s ** (1.0 / depth) / math.sqrt(n) for s in values_per_member(init_scale, len(generators), "init_scale")]
         self.factors = nn.ParameterList(
             nn.Parameter(_stack_draws(generators, (n, n), _normal(std), dtype)) for _ in range(depth))
 
@@ -663,7 +664,7 @@ class SmallCNN(EnsembleSequential):
             layers.append(nn.ReLU())
         layers += [EnsembleConv2d(c2, d_out, h // 2, generators, dtype=dtype), EnsembleFlatten()]
         super().__init__(E, *layers)
-        alpha = torch.tensor(per_member(init_scale, E, "init_scale"), dtype=dtype)
+        alpha = torch.tensor(values_per_member(init_scale, E, "init_scale"), dtype=dtype)
         if bool((alpha != 1).any()):
             with torch.no_grad():
                 for p in self.parameters():

@@ -8,7 +8,6 @@ its mean with a min-max band.
 
 from __future__ import annotations
 
-import re
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -146,16 +145,18 @@ def curves_figure(run, panels: Sequence[tuple[str, Sequence[tuple[str, str]]]], 
 def lc_figure(run, path, *, title: str | None = None, vlines: Sequence[tuple[float, str]] = ()) -> Path | None:
     """LC at train / test / random points against the step, one panel per probe radius; None without LC.
     `vlines` [(step, label)] are drawn on every panel (transitions)."""
-    radii = sorted({m.partition("@")[2] for m in run.metric_names if re.fullmatch(r"lc_(train|test|random)(@.*)?", m)})
-    if not radii:
+    from lc.keys import lc_keys, lc_name, radii
+
+    names = [str(k) for k in lc_keys(run.metric_names, total=True) if k.points in LC_SETS]
+    if not names:
         return None
-    fig, axes = figure(len(radii))
-    for ax, r in zip(axes[0], radii):
+    found = radii(names)  # ascending by value; [None] for a probe with one radius
+    fig, axes = figure(len(found))
+    for ax, r in zip(axes[0], found):
         for k, s in enumerate(LC_SETS):
-            name = f"lc_{s}" + (f"@{r}" if r else "")
-            if name in run.metric_names:
-                run_band(ax, run, name, s, style=k)
+            if lc_name(s, r) in names:
+                run_band(ax, run, lc_name(s, r), s, style=k)
         _vlines(ax, vlines)
         finish(ax, "local complexity (mean crossed units)", steps=run.steps,
-               title=f"radius {r[1:]}" if r else None)
+               title=None if r is None else f"radius {r:g}")
     return save(fig, path, title=title)

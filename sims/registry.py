@@ -16,7 +16,7 @@ Two kinds share the registry, the CLI and the run directory:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from .config import ConfigError, Members, apply_overrides
@@ -41,6 +41,8 @@ class Simulation:
     memory: Callable | None = None  # (members, itemsize) -> {part: bytes}, checked before anything is allocated
     description: str = ""
     doc: str = ""
+    # metric name (or the LC family `lc.keys.PATTERN`) -> "meaning (unit)"; {} when the setting declares none
+    metrics: Mapping[str, str] = field(default_factory=dict)
 
 
 _CATALOG: Catalog[Simulation] = Catalog("simulation", "sims.settings", skip=("common",))
@@ -49,7 +51,8 @@ _REGISTRY = _CATALOG.entries  # name -> Simulation (tests swap entries in and ou
 
 def register(name: str, config_cls: type, *, presets: Mapping[str, Mapping[str, Any]], cpu_runtime: str,
              figures: Callable | None = None, memberwise: Sequence[str] = ("seed",), kind: str = "trained",
-             transitions: Callable | None = None, memory: Callable | None = None):
+             transitions: Callable | None = None, memory: Callable | None = None,
+             metrics: Mapping[str, str] | None = None):
     """Decorator registering `build` as simulation `name`. Presets must include ci, default, paper.
 
     memberwise: the config fields that may differ between members of one ensemble (seed always may); the
@@ -58,6 +61,8 @@ def register(name: str, config_cls: type, *, presets: Mapping[str, Mapping[str, 
     (`sims.transitions.record`), written into summary.json under 'transitions' when the run completes.
     memory: `fn(members, itemsize) -> {part: bytes}`, a rough upper estimate checked against the device's free
     memory before anything is allocated (`sims.memory`).
+    metrics: {metric name: "meaning (unit)"} of every metric a run writes, LC metrics as one entry under
+    `lc.keys.PATTERN` (`sims show` prints them).
     """
 
     def deco(build: Callable) -> Callable:
@@ -70,11 +75,14 @@ def register(name: str, config_cls: type, *, presets: Mapping[str, Mapping[str, 
         unknown = sorted(set(memberwise) - fields)
         if unknown:
             raise ValueError(f"simulation {name!r} declares unknown member-wise fields {unknown}")
+        bad = [k for k, v in (metrics or {}).items() if not (isinstance(k, str) and isinstance(v, str) and k and v)]
+        if bad:
+            raise ValueError(f"simulation {name!r}: metrics must map names to non-empty meanings; bad entries {bad}")
         doc = (build.__doc__ or "").strip()
         sim = Simulation(name, config_cls, build, dict(presets), figures, cpu_runtime, kind=kind,
                          memberwise=tuple(dict.fromkeys(("seed", *memberwise))), transitions=transitions,
-                         memory=memory,
-                         description=doc.splitlines()[0] if doc else "", doc=doc)
+                         memory=memory, description=doc.splitlines()[0] if doc else "", doc=doc,
+                         metrics=dict(metrics or {}))
         for preset in presets:  # every preset must resolve to a valid config
             resolve(sim, preset, {})
         _CATALOG.add(name, sim)
@@ -84,10 +92,11 @@ def register(name: str, config_cls: type, *, presets: Mapping[str, Mapping[str, 
 
 
 def register_grid(name: str, config_cls: type, *, presets: Mapping[str, Mapping[str, Any]], cpu_runtime: str,
-                  figures: Callable | None = None, memory: Callable | None = None):
+                  figures: Callable | None = None, memory: Callable | None = None,
+                  metrics: Mapping[str, str] | None = None):
     """Decorator registering a grid simulation (see the module docstring); members differ in seed only."""
     return register(name, config_cls, presets=presets, cpu_runtime=cpu_runtime, figures=figures, kind="grid",
-                    memory=memory)
+                    memory=memory, metrics=metrics)
 
 
 def names() -> list[str]:

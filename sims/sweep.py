@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from lc.keys import per_site
+
 from . import api, registry, store
 from .config import ConfigError, Members, config_hash
 
@@ -348,7 +350,7 @@ def _final_metrics(run_dir: Path, member: int) -> dict:
     summary = store.read_json(run_dir / "summary.json")
     row = {"member_status": summary.get("member_status", [None] * (member + 1))[member]}
     for k, v in (summary.get("final") or {}).items():
-        if "/" not in k and isinstance(v, list) and member < len(v):
+        if not per_site(k) and isinstance(v, list) and member < len(v):
             row[k] = v[member]
     return row
 

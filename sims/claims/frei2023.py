@@ -14,6 +14,8 @@ import math
 import numpy as np
 from scipy.stats import spearmanr
 
+from lc.keys import lc_name
+
 from ..settings.leaky_relu_highdim import init_scale_figure
 from . import Claim, Figure, RunSpec, Sweep, at_step, final, register_claims
 
@@ -103,15 +105,15 @@ def _kkt_decreasing(runs):
 
 
 def _lc_collapse(runs):
-    r = runs["small"]
-    if "lc_train" not in r.metric_names:
+    r, train, random = runs["small"], lc_name("train"), lc_name("random")
+    if train not in r.metric_names:
         return float("nan"), "LC not measured (lc=false)"
-    lc0, lc1 = at_step(r, "lc_train", 0), at_step(r, "lc_train", 1)
-    rand = [at_step(r, "lc_random", s).mean() for s in (0, 1, int(r.steps[-1]))]
+    lc0, lc1 = at_step(r, train, 0), at_step(r, train, 1)
+    rand = [at_step(r, random, s).mean() for s in (0, 1, int(r.steps[-1]))]
     return float(np.max(lc1 / lc0)), (
         f"max over seeds of LC_train(step 1) / LC_train(init); at init {np.mean(lc0):.3g} of {r.config.width} units "
         f"crossed ({np.mean(lc0) / r.config.width:.0%}) at r = {r.config.lc_radius:g}; LC_train at the end "
-        f"{np.mean(final(r, 'lc_train')):.3g}; LC at random points {rand[0]:.3g} -> {rand[1]:.3g} -> {rand[2]:.3g}")
+        f"{np.mean(final(r, train)):.3g}; LC at random points {rand[0]:.3g} -> {rand[1]:.3g} -> {rand[2]:.3g}")
 
 
 TITLE = "Implicit bias in leaky ReLU networks trained on high-dimensional data (Frei et al. 2023)"

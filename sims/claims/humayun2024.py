@@ -17,6 +17,8 @@ import math
 import numpy as np
 from scipy.stats import spearmanr
 
+from lc.keys import lc_keys
+
 from .. import plots, transitions
 from ..settings.image_grokking import migration_at
 from ..settings.images import lc_name, lc_peak, lc_phases
@@ -231,9 +233,10 @@ def _lc_figure(runs, path):
         ax2.legend(fontsize=7, loc="center right")
         plots.finish(axes[0, col], f"LC, r = {r.config.lc_radius:g}", steps=r.steps, title=f"{name}: {r.n_members} seeds")
         for s in plots.LC_SETS:
-            other = [k for k in r.metric_names if k.startswith(f"lc_{s}@") and k != lc_name(r.config, s) and "/" not in k]
+            other = [k for k in lc_keys(r.metric_names, total=True)
+                     if k.points == s and k.radius is not None and str(k) != lc_name(r.config, s)]
             for k in other:
-                plots.band(axes[1, col], r.steps, r.metric(k), f"{s}, r = {k.split('@r')[1]}")
+                plots.band(axes[1, col], r.steps, r.metric(str(k)), f"{s}, r = {k.radius:g}")
         plots.finish(axes[1, col], "LC at the larger radius", steps=r.steps)
     return plots.save(fig, path, title="image-grokking: LC through training with the accuracies (mean, min-max over seeds)")
 

@@ -15,6 +15,8 @@ import math
 
 import numpy as np
 
+from lc.keys import LCKey, lc_keys, select
+
 from ..settings import dichotomy, modular_addition
 from . import Claim, Figure, RunSpec, Sweep, at_step, final, register_claims, rounded
 
@@ -211,7 +213,9 @@ def _modadd_jump(runs):
 
 
 def _lc_names(run) -> list[str]:
-    return sorted(m for m in run.metric_names if m.startswith("lc_") and "/" not in m)
+    """The run's LC totals (sums over sites), by point set then radius."""
+    keys = lc_keys(run.metric_names, total=True)
+    return [str(k) for k in sorted(keys, key=lambda k: (k.points, k.radius or 0.0))]
 
 
 def _final_fall(run, name: str) -> np.ndarray:
@@ -229,10 +233,10 @@ def _final_fall(run, name: str) -> np.ndarray:
 
 def _lc_final_descent(runs):
     r = runs["modadd"]
-    names = [m for m in _lc_names(r) if m.startswith("lc_train")]
+    names = [m for m in _lc_names(r) if LCKey.parse(m).points == "train"]
     if not names:
         return math.nan, "LC not measured (lc=false or the lc package is missing)"
-    main = f"lc_train@r{r.config.lc_radius:g}" if f"lc_train@r{r.config.lc_radius:g}" in names else names[0]
+    main = select(names, "train", r.config.lc_radius)  # the setting's own radius, whatever else was probed
     falls = {m: _final_fall(r, m) for m in names}
     return float(np.mean(falls[main])), (f"mean over seeds of 1 - LC_train(last) / max LC_train from memorisation on, "
                                          f"{main}: per seed {_r(falls[main], 3)}; "
@@ -246,7 +250,7 @@ def _lc_turns(runs):
     mem = [rec.get("memorisation_step") for rec in recs]
     parts = []
     for name in _lc_names(r):
-        key = name[3:]
+        key = LCKey.parse(name).label
         v = r.metric(name).mean(axis=1)
         marks = [v[0]] + [float(np.interp(s, r.steps, v)) for s in (np.nanmean(mem), np.nanmean(gen))] + [v[-1]]
         last = [(rec["lc"][key]["turns"] or [None])[-1] for rec in recs]

@@ -13,6 +13,8 @@ import math
 
 import numpy as np
 
+from lc.keys import lc_name
+
 from ..settings.xor_cluster import transition
 from . import Claim, RunSpec, at_step, final, register_claims
 
@@ -86,18 +88,18 @@ def _transition(runs):
 
 
 def _lc(runs):
-    r = runs["xor"]
-    if "lc_train" not in r.metric_names:
+    r, lc_train = runs["xor"], lc_name("train")
+    if lc_train not in r.metric_names:
         return float("nan"), "LC not measured (lc=false)"
     cross = transition(r)
     s = int(r.steps[cross.index]) if cross is not None else int(r.steps[-1])
     marks = [0, 1, s, int(r.steps[-1])]
     parts = []
     for name in ("train", "test", "random"):
-        vals = [at_step(r, f"lc_{name}", k).mean() for k in marks]
+        vals = [at_step(r, lc_name(name), k).mean() for k in marks]
         parts.append(f"{name} " + " -> ".join(f"{v:.3g}" for v in vals))
-    ratio = at_step(r, "lc_train", marks[-1]).mean() / at_step(r, "lc_train", 1).mean()
-    train = r.metric("lc_train").mean(axis=1)
+    ratio = at_step(r, lc_train, marks[-1]).mean() / at_step(r, lc_train, 1).mean()
+    train = r.metric(lc_train).mean(axis=1)
     low = int(np.argmin(train))
     return float(ratio), (f"LC_train(last) / LC_train(step 1); mean LC at steps {marks} (init, after step 1, "
                           f"transition, last): " + "; ".join(parts) +

@@ -14,33 +14,59 @@ __all__ = ["logistic_loss", "sign_accuracy", "squared_loss", "cross_entropy", "a
            "TwoLayerConfig", "two_layer_memory"]
 
 
+def _check_pair(fn: str, out: torch.Tensor, y: torch.Tensor, ok: bool, want: str) -> None:
+    """Raise one ValueError naming `fn`, both shapes and the shapes it accepts when `ok` is False."""
+    if not ok:
+        raise ValueError(f"{fn}: output of shape {tuple(out.shape)} does not match targets of shape "
+                         f"{tuple(y.shape)}; expected {want}")
+
+
+def _per_point(fn: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """out [E, N] or [E, N, 1] as [E, N] against y [E, N] (one output per point); any other pair raises."""
+    ok = y.dim() == 2 and tuple(out.shape) in (tuple(y.shape), (*y.shape, 1))
+    _check_pair(fn, out, y, ok, "y [E, N] and out [E, N] or [E, N, 1]")
+    return out.reshape(y.shape)
+
+
+def _per_class(fn: str, out: torch.Tensor, y: torch.Tensor) -> None:
+    """Check logits out [E, N, K] against integer labels y [E, N]."""
+    ok = out.dim() == 3 and tuple(y.shape) == tuple(out.shape[:2]) and not y.is_floating_point()
+    _check_pair(fn, out, y, ok, "logits out [E, N, K] and integer labels y [E, N]")
+
+
 def logistic_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean logistic loss per member: out [E, N, 1] or [E, N], y [E, N] (+-1) -> [E]."""
-    return F.softplus(-y * out.reshape(y.shape)).mean(dim=1)
+    return F.softplus(-y * _per_point("logistic_loss", out, y)).mean(dim=1)
 
 
 def sign_accuracy(out: torch.Tensor, y: torch.Tensor, *, tie: float = 0.0) -> torch.Tensor:
     """Fraction of points with sign(out) == y per member, a point with out == 0 counting `tie` (0: wrong;
-    1/2: a coin flip, as in Lyu et al. 2024's code): [E], float64 (a float32 mean would turn 352 / 400 into
-    0.8799999952)."""
-    out = out.reshape(y.shape)
+    1/2: a coin flip, as in Lyu et al. 2024's code): out [E, N, 1] or [E, N], y [E, N] -> [E], float64 (a
+    float32 mean would turn 352 / 400 into 0.8799999952)."""
+    out = _per_point("sign_accuracy", out, y)
     right = (torch.sign(out) == y).to(torch.float64)
     return (right + tie * (out == 0).to(torch.float64)).mean(dim=1)
 
 
 def squared_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean squared error per member over every point and output: out, y [E, N, ...] -> [E]."""
-    return (out - y).pow(2).flatten(1).mean(dim=1)
+    """Mean squared error per member over every point and output: out, y [E, N, ...] of one shape (or out
+    [E, N, 1] against y [E, N], a single output per point) -> [E]. Any other pair raises (broadcasting out
+    [E, N, 1] against y [E, N] would silently average an [E, N, N] table of wrong differences)."""
+    ok = y.dim() >= 2 and tuple(out.shape) in (tuple(y.shape), (*y.shape, 1))
+    _check_pair("squared_loss", out, y, ok, "out and y of one shape [E, N, ...], or out [E, N, 1] and y [E, N]")
+    return (out.reshape(y.shape) - y).pow(2).flatten(1).mean(dim=1)
 
 
 def cross_entropy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy per member: logits out [E, N, K], integer labels y [E, N] -> [E]."""
+    _per_class("cross_entropy", out, y)
     E, N, K = out.shape
     return F.cross_entropy(out.reshape(E * N, K), y.reshape(E * N), reduction="none").view(E, N).mean(dim=1)
 
 
 def argmax_accuracy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Fraction of points whose largest logit is the label, per member: out [E, N, K], y [E, N] -> [E] float64."""
+    _per_class("argmax_accuracy", out, y)
     return (out.argmax(dim=-1) == y).to(torch.float64).mean(dim=1)
 
 

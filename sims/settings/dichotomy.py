@@ -31,7 +31,7 @@ import torch
 
 from .. import metrics, plots, transitions
 from ..config import ConfigError, Members, TrainConfig, param, with_defaults
-from ..data import misgrokking_data, per_member, sparse_boolean
+from ..data import misgrokking_data, stack_per_member, sparse_boolean
 from ..engine import Env, Task
 from ..nn import DiagonalNet, make_generators
 from ..registry import register
@@ -244,8 +244,8 @@ def build_sparse(members: Members, env: Env) -> Task:
     Command: `sims run dichotomy-sparse` (default preset, ~1 min on 2 CPU cores); claims: `sims reproduce lyu2024`.
     """
     cfg = members[0]
-    data = per_member(sparse_boolean, make_generators(members.seeds, "data"), cfg.n, cfg.n_test, cfg.d, cfg.k,
-                      dtype=env.dtype, device=env.device)
+    data = stack_per_member(sparse_boolean, make_generators(members.seeds, "data"), cfg.n, cfg.n_test, cfg.d, cfg.k,
+                            dtype=env.dtype, device=env.device)
     return _build(members, env, data)
 
 
@@ -261,8 +261,8 @@ def build_misgrokking(members: Members, env: Env) -> Task:
     accuracy stays 1. Command: `sims run dichotomy-misgrokking`; claims: `sims reproduce lyu2024`.
     """
     cfg = members[0]
-    data = per_member(misgrokking_data, make_generators(members.seeds, "data"), cfg.n, cfg.n_test, cfg.d,
-                      cfg.gamma, dtype=env.dtype, device=env.device)
+    data = stack_per_member(misgrokking_data, make_generators(members.seeds, "data"), cfg.n, cfg.n_test, cfg.d,
+                            cfg.gamma, dtype=env.dtype, device=env.device)
     return _build(members, env, data)
 
 

@@ -23,7 +23,7 @@ import torch
 
 from .. import metrics
 from ..config import Members, param, with_defaults
-from ..data import multiplication_table_completion, per_member
+from ..data import multiplication_table_completion, stack_per_member
 from ..engine import Env, Task
 from ..nn import SymmetricFactorization, make_generators
 from ..plots import curves_figure
@@ -122,8 +122,9 @@ def build(members: Members, env: Env) -> Task:
     Command: `sims run dichotomy-completion` (default preset, ~1 min on 2 CPU cores); claims: `sims reproduce lyu2024`.
     """
     cfg, dev, dtype = members[0], env.device, env.dtype
-    _, pos, vals, pos_t, vals_t = per_member(multiplication_table_completion, make_generators(members.seeds, "data"),
-                                             cfg.d, cfg.n_obs, dtype=dtype, device=dev)
+    _, pos, vals, pos_t, vals_t = stack_per_member(multiplication_table_completion,
+                                                   make_generators(members.seeds, "data"), cfg.d, cfg.n_obs,
+                                                   dtype=dtype, device=dev)
     model = SymmetricFactorization(cfg.d, members.values("alpha"), dtype=dtype).to(dev)
     late = early = None
     facts = [{} for _ in members]

@@ -30,7 +30,7 @@ from theory import matrices
 
 from .. import metrics, plots
 from ..config import ConfigError, Members, TrainConfig, param
-from ..data import completion_data, per_member, sensing_data
+from ..data import completion_data, stack_per_member, sensing_data
 from ..engine import Env, Task
 from ..nn import DeepMatrixFactorization, make_generators
 from ..optim import ScalarRMSprop
@@ -109,8 +109,8 @@ def _build(members: Members, env: Env, *, sensing: bool, snapshot_steps: tuple[i
     if not sensing and cfg.n_obs > cfg.n * cfg.n:
         raise ConfigError(f"n_obs={cfg.n_obs} exceeds the n^2 = {cfg.n * cfg.n} entries; choose n_obs <= n^2")
     make = sensing_data if sensing else completion_data
-    W_star, x, y = per_member(make, make_generators(seeds, "data"), cfg.n, cfg.rank, cfg.n_obs, dtype=dtype,
-                              device=device)
+    W_star, x, y = stack_per_member(make, make_generators(seeds, "data"), cfg.n, cfg.rank, cfg.n_obs, dtype=dtype,
+                                    device=device)
     model = DeepMatrixFactorization(cfg.n, cfg.depth, make_generators(seeds, "init"),
                                     init_scale=members.values("init_scale"), dtype=dtype).to(device)
     _identity_init(model, members, identity)

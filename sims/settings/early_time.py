@@ -32,7 +32,7 @@ import torch
 
 from .. import plots, transitions
 from ..config import ConfigError, Members, TrainConfig, param
-from ..data import per_member, sign_teacher
+from ..data import stack_per_member, sign_teacher
 from ..engine import Env, Task, eval_schedule
 from ..nn import NTKTwoLayerNet, make_generators
 from ..registry import register
@@ -192,7 +192,17 @@ def figures(run) -> list:
     return [plots.save(fig, run.dir / "figures" / "gap.png", title=title)]
 
 
-@register("early-time", Config, presets=PRESETS, cpu_runtime="~10 s", figures=figures)
+METRICS = {
+    "gap_train": "||f_net - f_lin|| / ||y|| on the training points (relative, unitless)",
+    "gap_test": "||f_net - f_lin|| / ||y|| on the test points (relative, unitless)",
+    "loss_train": "half mean squared error of the network on the training points (squared output units)",
+    "loss_test": "half mean squared error of the network on the test points (squared output units)",
+    "loss_lin": "half mean squared error of the linear model on the training points (squared output units)",
+    "loss_lin_test": "half mean squared error of the linear model on the test points (squared output units)",
+}
+
+
+@register("early-time", Config, presets=PRESETS, cpu_runtime="~10 s", figures=figures, metrics=METRICS)
 def build(members: Members, env: Env) -> Task:
     """Early-time dynamics: a two-layer net first follows a linear model of its input (Hu et al. 2020).
 
@@ -204,8 +214,8 @@ def build(members: Members, env: Env) -> Task:
     """
     cfg, seeds, dev, dtype = members[0], members.seeds, env.device, env.dtype
     gens = make_generators(seeds, "data")
-    x, y = per_member(sign_teacher, gens, cfg.n, cfg.d, dtype=dtype, device=dev)
-    xt, yt = per_member(sign_teacher, gens, cfg.n_test, cfg.d, dtype=dtype, device=dev)
+    x, y = stack_per_member(sign_teacher, gens, cfg.n, cfg.d, dtype=dtype, device=dev)
+    xt, yt = stack_per_member(sign_teacher, gens, cfg.n_test, cfg.d, dtype=dtype, device=dev)
     model = NTKTwoLayerNet(cfg.d, cfg.width, make_generators(seeds, "init"), init_scale=cfg.init_scale,
                            train=cfg.layers, dtype=dtype).to(dev)
     x64, xt64, y64 = (v.detach().double().cpu().numpy() for v in (x, xt, y))

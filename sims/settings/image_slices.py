@@ -11,10 +11,10 @@ within delta of a set S (`lc.region_migration`, exact):
     boundary share = L_delta(decision boundary) / L   at delta = DELTA_BOUNDARY e,
     points share   = L_delta({p0, p1, p2}) / L         at delta = DELTA_POINTS e,
 
-each also divided by the share of the slice's area within delta of the same set (`area_share`): the ratio is 1
-when the region boundaries are spread evenly over the slice, above 1 when they crowd around the set. The raw
-share alone can mislead: when the decision boundary gets shorter its neighbourhood shrinks, and the raw share
-near it can fall while the boundaries crowd around it.
+each also divided by the share of the slice's area within delta of the same set (`lc.migration.area_within`):
+the ratio is 1 when the region boundaries are spread evenly over the slice, above 1 when they crowd around the
+set. The raw share alone can mislead: when the decision boundary gets shorter its neighbourhood shrinks, and the
+raw share near it can fall while the boundaries crowd around it.
 
 LC against exact counts (`lc_vs_exact`). At points c of the slice (uniform in its inner box, at least rho from
 its edge), the number of regions meeting the disc |p - c| < rho (`lc.regions_in_disc`, exact) against the LC of
@@ -29,13 +29,11 @@ import math
 
 import numpy as np
 import torch
-from scipy.spatial import cKDTree
 from scipy.stats import spearmanr
 
 MARGIN = 0.3  # the slice's box: the three points' box widened by MARGIN * extent on every side
 DELTA_BOUNDARY = 0.05  # delta near the decision boundary, in units of the extent
 DELTA_POINTS = 0.1  # delta near the three training points, in units of the extent
-GRID = 160  # grid points per side for area shares
 DISC = 0.05  # LC against exact counts: disc radius rho in units of the extent
 N_CENTRES = 200  # LC against exact counts: points of the slice
 
@@ -72,65 +70,17 @@ def partition(model: torch.nn.Module, sl: dict):
     return exact2d.partition(model.double(), sl["origin"], sl["basis"], bounds=sl["bounds"])
 
 
-def _grid(bounds, n: int = GRID) -> np.ndarray:
-    """Centres of an n x n grid of equal cells over the box: [n^2, 2]."""
-    (a0, a1), (b0, b1) = bounds
-    a = a0 + (np.arange(n) + 0.5) * (a1 - a0) / n
-    b = b0 + (np.arange(n) + 0.5) * (b1 - b0) / n
-    return np.stack(np.meshgrid(a, b, indexing="ij"), -1).reshape(-1, 2)
-
-
-def _distance_within(q: np.ndarray, seg: np.ndarray, delta: float) -> np.ndarray:
-    """bool [n]: whether each point q [n, 2] lies within delta of a segment seg [B, 2, 2] (points: p = q).
-
-    Segments are cut into pieces of length <= h = delta / 4; a piece can be within delta of q only if its midpoint
-    is within delta + h / 2, and those pairs get the exact point-segment distance."""
-    near = np.zeros(len(q), dtype=bool)
-    if len(seg) == 0 or len(q) == 0:
-        return near
-    h = delta / 4
-    k = np.maximum(1, np.ceil(np.linalg.norm(seg[:, 1] - seg[:, 0], axis=1) / h)).astype(np.int64)
-    owner = np.repeat(np.arange(len(seg)), k)
-    t = (np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k))[:, None] / k[owner][:, None]
-    a = seg[owner, 0] + t * (seg[owner, 1] - seg[owner, 0])
-    b = a + (seg[owner, 1] - seg[owner, 0]) / k[owner][:, None]
-    pairs = cKDTree(q).sparse_distance_matrix(cKDTree((a + b) / 2), delta + h / 2, output_type="ndarray")
-    i, j = pairs["i"].astype(np.int64), pairs["j"].astype(np.int64)
-    ab, aq = b[j] - a[j], q[i] - a[j]
-    s = np.clip(np.einsum("nd,nd->n", aq, ab) / np.maximum(np.einsum("nd,nd->n", ab, ab), 1e-300), 0.0, 1.0)
-    close = np.linalg.norm(aq - s[:, None] * ab, axis=1) <= delta
-    near[i[close]] = True
-    return near
-
-
-def area_share(bounds, delta: float, *, segments=None, points=None, n: int = GRID) -> float:
-    """Share of the box's area within delta of the segments [B, 2, 2] and points [k, 2]: the fraction of the
-    centres of an n x n grid of cells (resolution (box side) / n) that lie within delta."""
-    q = _grid(bounds, n)
-    seg = [np.zeros((0, 2, 2))]
-    if segments is not None:
-        seg.append(np.asarray(segments, dtype=np.float64))
-    if points is not None:
-        p = np.asarray(points, dtype=np.float64)
-        seg.append(np.stack([p, p], axis=1))
-    return float(_distance_within(q, np.concatenate(seg), delta).mean())
-
-
 def migration(part, sl: dict) -> dict:
     """The migration numbers of a partition of slice `sl` (module docstring): regions, length L, boundary share,
-    its area share and their ratio, and the same near the three training points."""
+    its area share and their ratio, and the same near the three training points (`lc.region_migration`)."""
     import lc
 
     e = sl["extent"]
     near_b = lc.region_migration(part, DELTA_BOUNDARY * e)
-    near_p = lc.migration.length_within(part, DELTA_POINTS * e, points=sl["coords"])
-    points_share = near_p / near_b.length if near_b.length > 0 else math.nan
-    area_b = area_share(sl["bounds"], DELTA_BOUNDARY * e, segments=part.boundary)
-    area_p = area_share(sl["bounds"], DELTA_POINTS * e, points=sl["coords"])
-    ratio = lambda share, area: share / area if area > 0 and math.isfinite(share) else math.nan
+    near_p = lc.region_migration(part, DELTA_POINTS * e, points=sl["coords"])
     return dict(regions=int(part.count), length=near_b.length, boundary_share=near_b.boundary_share,
-                boundary_area=area_b, boundary_ratio=ratio(near_b.boundary_share, area_b),
-                points_share=points_share, points_area=area_p, points_ratio=ratio(points_share, area_p))
+                boundary_area=near_b.area_near_boundary, boundary_ratio=near_b.boundary_ratio,
+                points_share=near_p.points_share, points_area=near_p.area_near_points, points_ratio=near_p.points_ratio)
 
 
 def centres(sl: dict, rho: float, n: int, generator: torch.Generator) -> np.ndarray:

@@ -26,6 +26,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from lc.keys import lc_name as lc_key_name
+
 from .. import plots, transitions
 from ..config import ConfigError, Members, ProbedConfig, param, with_defaults
 from ..data import IMAGE_SETS, flip_class, for_members, image_split, random_labels
@@ -100,7 +102,7 @@ def lc_radii(cfg) -> list[float]:
 def lc_name(cfg, points: str = "train", radius: float | None = None) -> str:
     """The metric name of LC at `points` (train | test | random) at `radius` (default lc_radius)."""
     r = cfg.lc_radius if radius is None else radius
-    return f"lc_{points}" + (f"@r{r:g}" if len(lc_radii(cfg)) > 1 else "")
+    return lc_key_name(points, r if len(lc_radii(cfg)) > 1 else None)  # one radius: no suffix
 
 
 def n_test(cfg) -> int:

@@ -25,6 +25,9 @@ from pathlib import Path
 
 import torch
 
+from lc import keys as lc_keys
+from lc.keys import lc_name
+
 from .. import metrics, plots, transitions
 from ..config import Members, param, with_defaults
 from ..data import for_members, gaussian_mixture
@@ -97,15 +100,34 @@ def figures(run) -> list:
 def transition_records(run) -> list[dict]:
     """Per member: the transition record (`sims.transitions.record`) from step 0. A control for the atlas: the
     test accuracy jumps with the first step (no delay after memorisation), and LC's turning points are kept."""
-    lc = {s: run.metric(f"lc_{s}") for s in plots.LC_SETS if f"lc_{s}" in run.metric_names}
+    lc = {s: run.metric(lc_name(s)) for s in plots.LC_SETS if lc_name(s) in run.metric_names}
     return [transitions.record(run.steps, test=run.metric("test_acc")[:, e], train=run.metric("train_acc")[:, e],
                                lc={s: v[:, e] for s, v in lc.items()}, time_per_step=run.members[e].lr)
             for e in range(run.n_members)]
 
 
+METRICS = {
+    "train_acc": "fraction of training points with sign f(x) = y, noisy labels (fraction)",
+    "test_acc": "fraction of fresh test points with sign f(x) = y, noisy labels (fraction)",
+    "test_acc_clean": "test accuracy against the clean labels (fraction)",
+    "train_loss": "mean logistic loss on the training points (nats)",
+    "stable_rank": "||W||_F^2 / ||W||_2^2 of the first layer (unitless, 1 to min(d, m))",
+    "sv1": "largest singular value of W (weight units)",
+    "sv2": "second singular value of W (weight units)",
+    "sv3": "third singular value of W (weight units)",
+    "normalized_margin": "min_i y_i f(x_i) / ||W||_F (output units per weight norm)",
+    "kkt_residual": "KKT residual of the parameter max-margin problem (relative, 0 at a KKT point)",
+    "mm_agreement": "share of test points where sign f agrees with the l2 max-margin linear classifier (fraction)",
+    "mm_agreement_iso": "the same agreement on isotropic Gaussian inputs (fraction)",
+    "mm_cosine": "cosine between sum_j a_j w_j and the max-margin direction (unitless, -1 to 1)",
+    "weight_norm": "||W||_F of the first layer (weight units)",
+    lc_keys.PATTERN: lc_keys.MEANING,
+}
+
+
 @register("leaky-relu-highdim", Config, presets=PRESETS, cpu_runtime="~1.5 min", figures=figures,
           memory=two_layer_memory, memberwise=("init_scale", "noise_rate", "mu_power", "lr", "weight_decay"),
-          transitions=transition_records)
+          transitions=transition_records, metrics=METRICS)
 def build(members: Members, env: Env) -> Task:
     """Leaky-ReLU nets on nearly orthogonal data: low stable rank and a max-margin linear boundary (Frei et al. 2023).
 

@@ -24,9 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from lc.keys import lc_keys
+
 from .. import plots
 from ..config import ConfigError, Members, ProbedConfig, param, with_defaults
-from ..data import modular_addition, per_member
+from ..data import modular_addition, stack_per_member
 from ..engine import Env, Task, eval_schedule
 from ..nn import MLP, make_generators
 from ..registry import register
@@ -100,8 +102,7 @@ def transition_records(run) -> list[dict]:
     """Per member: the rise of the test accuracy from the memorisation step (train accuracy 1) to the end, with
     the turning points of every LC curve (`records`); member 0's also with the migration of region boundary on
     its slice from the memorised to the last snapshot (`Migration.boundary_ratio`)."""
-    lc = {m[3:]: run.metric(m) for m in run.metric_names
-          if m.startswith("lc_") and "/" not in m and m[3:].split("@")[0] in plots.LC_SETS}
+    lc = {k.label: run.metric(str(k)) for k in lc_keys(run.metric_names, total=True) if k.points in plots.LC_SETS}
     recs = records(run, run.metric("test_acc"), run.metric("train_acc"), lc)
     slices = {phase: (step, mig) for phase, step, _, _, _, mig in _slices(run, 0, recs[0])}
     if "memorised" in slices and "after" in slices:
@@ -143,8 +144,8 @@ def _slices(run, member: int = 0, rec: dict | None = None):
 
     c, whole = run.config, getattr(run, "run", run)  # a RunView's snapshots hold every member of its run
     e = run.idx[member] if hasattr(run, "idx") else member
-    x, y, _, _ = per_member(modular_addition, make_generators(whole.seeds[e:e + 1], "data"), c.p, c.n_train,
-                            dtype=torch.float64)
+    x, y, _, _ = stack_per_member(modular_addition, make_generators(whole.seeds[e:e + 1], "data"), c.p, c.n_train,
+                                  dtype=torch.float64)
     origin, basis, coords = lc.plane_through(x[0, 0], x[0, 1], x[0, 2])
     pad = 0.5 * np.ptp(coords, axis=0).max()
     bounds = tuple((float(lo - pad), float(hi + pad)) for lo, hi in zip(coords.min(0), coords.max(0)))
@@ -213,8 +214,8 @@ def build(members: Members, env: Env) -> Task:
     Command: `sims run modular-addition` (default preset, ~2 min on 2 CPU cores); claims: `sims reproduce lyu2024`.
     """
     cfg, seeds = members[0], members.seeds
-    x, y, xt, yt = per_member(modular_addition, make_generators(seeds, "data"), cfg.p, cfg.n_train, dtype=env.dtype,
-                              device=env.device)
+    x, y, xt, yt = stack_per_member(modular_addition, make_generators(seeds, "data"), cfg.p, cfg.n_train,
+                                    dtype=env.dtype, device=env.device)
     model = _model(cfg, seeds, env.dtype).to(env.device)
 
     def evaluate(m: MLP) -> dict[str, torch.Tensor]:

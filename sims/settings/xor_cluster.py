@@ -21,9 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from lc.keys import lc_name
+
 from .. import metrics, plots, transitions
 from ..config import Members, param, with_defaults
-from ..data import for_members, per_member, xor_clusters
+from ..data import for_members, stack_per_member, xor_clusters
 from ..engine import Env, Task, eval_schedule
 from ..nn import TwoLayerNet, make_generators
 from ..registry import register
@@ -63,8 +65,8 @@ def snapshot_steps(cfg: Config) -> tuple[int, ...]:
 def _member_data(run):
     """Member 0's training data and labels (regenerated from the run's seed): x [n, d], y [n], y_clean [n]."""
     c = run.config
-    x, y, y_clean = per_member(xor_clusters, make_generators(run.seeds[:1], "data"), c.n, c.d, c.mu_norm,
-                               c.noise_rate, dtype=torch.float64)
+    x, y, y_clean = stack_per_member(xor_clusters, make_generators(run.seeds[:1], "data"), c.n, c.d, c.mu_norm,
+                                     c.noise_rate, dtype=torch.float64)
     return x[0], y[0], y_clean[0]
 
 
@@ -121,7 +123,7 @@ def transition_records(run) -> list[dict]:
     region boundary on the (mu_1, mu_2) plane from step 1 to the end."""
     if 1 not in run.steps:
         return [None] * run.n_members
-    lc = {s: run.metric(f"lc_{s}") for s in plots.LC_SETS if f"lc_{s}" in run.metric_names}
+    lc = {s: run.metric(lc_name(s)) for s in plots.LC_SETS if lc_name(s) in run.metric_names}
     out = []
     for e in range(run.n_members):
         rec = transitions.record(run.steps, test=run.metric("test_acc")[:, e], train=run.metric("train_acc")[:, e],

@@ -3,7 +3,7 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from lc.keys import LCKey, lc_keys, lc_name, radii, select
+from lc.keys import LCKey, lc_keys, lc_name, per_site, radii, select
 
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_0123456789.", min_size=1, max_size=8)
 
@@ -40,3 +40,19 @@ def test_bad_parts_refused():
         with pytest.raises(ValueError):
             LCKey(**bad)
     assert lc_name("train", 0.5) == "lc_train@r0.5"
+
+
+def test_reading_names_imports_no_torch():
+    """A command that only reads metric names (`sims show`, summaries) can use lc.keys without torch."""
+    import subprocess
+    import sys
+
+    code = "import sys, lc.keys; print('torch' in sys.modules, 'numpy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+def test_per_site_and_label():
+    assert per_site("lc_train/fc1@r0.5") and not per_site("lc_train@r0.5") and not per_site("a/b")
+    assert LCKey.parse("lc_test/fc1@r0.25").label == "test/fc1@r0.25"
+    assert LCKey("random").label == "random"

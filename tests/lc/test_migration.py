@@ -254,3 +254,44 @@ def test_area_within_delta_of_a_line_and_of_a_point():
         assert disc == pytest.approx(math.pi * delta**2 / 4, rel=0.1)
     res = migration.region_migration(part, 0.1)
     assert res.area_near_boundary > 0 and res.boundary_ratio == pytest.approx(res.boundary_share / res.area_near_boundary)
+
+
+def cross_net():
+    """f(a, b) = relu(a) - relu(-a) + 0 relu(b - 1/2) - 0.02 on [-1, 1]^2: region boundaries a = 0 and b = 1/2
+    (length 2 + 2), decision boundary a = 0.02, beside the first line (on it, it would be no region's interior)."""
+    model = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1)).double()
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]], dtype=F64))
+        model[0].bias.copy_(torch.tensor([0.0, 0.0, -0.5], dtype=F64))
+        model[2].weight.copy_(torch.tensor([[1.0, -1.0, 0.0]], dtype=F64))
+        model[2].bias.fill_(-0.02)
+    return model
+
+
+def test_one_call_gives_the_raw_share_and_the_area_normalised_ratio():
+    """cross_net at delta = 0.1: the region boundary within delta of the decision boundary a = 0.02 is the line
+    a = 0 (2) and the piece |a - 0.02| <= 0.1 of b = 1/2 (0.2): share 2.2 / 4 = 0.55. The band |a - 0.02| <= 0.1
+    is 0.1 of the square, and exactly 16 of the 160 cell columns (centres -1 + (i + 1/2) / 80, i = 74..89): ratio
+    0.55 / 0.1 = 5.5. Near the point (1/2, 1/2): 0.2 of b = 1/2 (share 0.05) against a disc of pi 0.01 / 4."""
+    part = exact2d.partition(cross_net(), np.zeros(2), np.eye(2), bounds=SQUARE)
+    assert part.count == 4
+    res = migration.region_migration(part, 0.1, points=[[0.5, 0.5]])
+    assert res.length == pytest.approx(4.0, rel=1e-12)
+    assert res.boundary_share == pytest.approx(0.55, rel=1e-12)
+    assert res.area_near_boundary == pytest.approx(0.1, rel=1e-12)
+    assert res.boundary_ratio == pytest.approx(5.5, rel=1e-12)
+    assert res.points_share == pytest.approx(0.05, rel=1e-12)
+    assert res.area_near_points == pytest.approx(math.pi * 0.01 / 4, rel=0.05)
+    assert res.points_ratio == pytest.approx(res.points_share / res.area_near_points, rel=1e-12)
+
+
+def test_area_of_a_capsule_and_a_disc():
+    """The area within delta of a segment is a capsule (rectangle plus two half discs), of a point a disc."""
+    model = nn.Sequential(nn.Linear(2, 1), nn.ReLU(), nn.Linear(1, 1)).double()
+    part = exact2d.partition(model, np.zeros(2), np.eye(2), bounds=((0.0, 10.0), (0.0, 10.0)))
+    seg, delta = np.array([[[2.0, 5.0], [8.0, 5.0]]]), 0.5
+    capsule = 2 * delta * 6.0 + np.pi * delta**2
+    assert migration.area_within(part, delta, segments=seg, grid=512) == pytest.approx(capsule / 100, rel=0.02)
+    assert migration.area_within(part, 1.0, points=[[5.0, 5.0]], grid=512) == pytest.approx(np.pi / 100, rel=0.02)
+    with pytest.raises(ValueError, match="grid"):
+        migration.area_within(part, 1.0, points=[[5.0, 5.0]], grid=0)

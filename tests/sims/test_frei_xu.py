@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 import sims
 from sims import metrics, registry
 from sims.claims.runner import reproduce
-from sims.data import per_member, xor_clusters
+from sims.data import stack_per_member, xor_clusters
 from sims.engine import Env
 from sims.nn import TwoLayerNet, make_generators
 from sims.settings import xor_cluster as xor
@@ -93,7 +93,7 @@ def test_xor_first_step_fits_every_noisy_label(seed, n, d):
     chance: the regime d >> sqrt(n) ||mu||^2 (here <= 0.07) and d >> n."""
     seeds = [seed, seed + 1, seed + 2]
     task, m = _train("xor-cluster", seeds, 1, n=n, d=d, mu_norm=4.0, noise_rate=0.2)
-    _, y, y_clean = per_member(xor_clusters, make_generators(seeds, "data"), n, d, 4.0, 0.2, dtype=F64)
+    _, y, y_clean = stack_per_member(xor_clusters, make_generators(seeds, "data"), n, d, 4.0, 0.2, dtype=F64)
     assert torch.equal(y, task.y) and (y != y_clean).any()  # some labels are flipped, and they are fitted too
     assert (m["train_acc"] == 1).all(), m["train_acc"]
     assert (m["test_acc"] - 0.5).abs().max() < 0.1  # 4 standard deviations of a coin on 400 test points

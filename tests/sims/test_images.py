@@ -209,16 +209,6 @@ def test_members_equal_single_runs(tmp_path, name, grid):
 
 # ------------------------------------------------------------------------------------------------- slices
 
-def test_area_share_of_a_segment_and_a_point_matches_the_capsule_area():
-    bounds = ((0.0, 10.0), (0.0, 10.0))
-    seg = np.array([[[2.0, 5.0], [8.0, 5.0]]])
-    delta = 0.5
-    capsule = 2 * delta * 6.0 + np.pi * delta**2  # rectangle plus two half discs
-    assert image_slices.area_share(bounds, delta, segments=seg, n=512) == pytest.approx(capsule / 100, rel=0.02)
-    disc = image_slices.area_share(bounds, 1.0, points=np.array([[5.0, 5.0]]), n=512)
-    assert disc == pytest.approx(np.pi / 100, rel=0.02)
-
-
 def _plane_net(coincide: bool):
     """A ReLU net on R^2 whose only region boundary is the line x = 0: hidden units relu(x) and relu(-x); the
     output (x, 0.02) puts the decision boundary at x = 0.02, next to that line; (relu(x), 0.5) at x = 0.5."""

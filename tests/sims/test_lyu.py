@@ -11,7 +11,8 @@ from hypothesis import given, settings, strategies as st
 from sims import metrics, registry
 from sims.claims.runner import reproduce
 from sims.config import ConfigError
-from sims.data import misgrokking_data, modular_addition, multiplication_table_completion, per_member, sparse_boolean
+from sims.data import (misgrokking_data, modular_addition, multiplication_table_completion, sparse_boolean,
+                       stack_per_member)
 from sims.engine import Env
 from sims.nn import MLP, DiagonalNet, SymmetricFactorization, make_generators
 from sims.settings import dichotomy
@@ -37,7 +38,7 @@ def test_diagonal_net_goes_from_the_l2_to_the_l1_max_margin_direction(seed, n, d
     """From alpha = 100 with weight decay 0.05 (t* = log(100) / 0.05 = 92, 184 steps at lr 0.5): at the first step
     that fits every label the predictor u^2 - v^2 is closer to the l2 than to the l1 max-margin direction; after
     600 steps the reverse (measured margins over 20 random draws: >= 0.24 and >= 0.21)."""
-    x, y, _, _, _ = per_member(sparse_boolean, make_generators([seed]), n, 1, d, k, dtype=F64)
+    x, y, _, _, _ = stack_per_member(sparse_boolean, make_generators([seed]), n, 1, d, k, dtype=F64)
     w2, w1 = (metrics.max_margin_directions(x, y, norm=nm) for nm in ("l2", "l1"))
     net = DiagonalNet(d, [100.0], dtype=F64)
     opt = torch.optim.SGD(net.parameters(), lr=0.5, weight_decay=0.05)
@@ -100,17 +101,17 @@ def test_ensemble_members_equal_single_runs(name, over, per):
 
 def test_data_generators():
     g = make_generators([7])
-    x, y, xt, yt, w = per_member(sparse_boolean, g, 40, 30, 20, 3, dtype=F64)
+    x, y, xt, yt, w = stack_per_member(sparse_boolean, g, 40, 30, 20, 3, dtype=F64)
     assert set(x.unique().tolist()) == {-1.0, 1.0} and (w[0, 3:] == 0).all() and (w[0, :3].abs() == 1).all()
     torch.testing.assert_close(y[0], torch.sign(x[0, :, :3] @ w[0, :3]))
     torch.testing.assert_close(yt[0], torch.sign(xt[0, :, :3] @ w[0, :3]))
-    x, y, xt, yt, w = per_member(misgrokking_data, g, 30, 20, 15, 4.0, dtype=F64)
+    x, y, xt, yt, w = stack_per_member(misgrokking_data, g, 30, 20, 15, 4.0, dtype=F64)
     assert math.isclose(w[0].norm().item(), 1.0) and ((y[0] * (x[0] @ w[0])) >= 2.0 - 1e-12).all()
-    M, pos, vals, pos_t, vals_t = per_member(multiplication_table_completion, g, 6, 10, dtype=F64)
+    M, pos, vals, pos_t, vals_t = stack_per_member(multiplication_table_completion, g, 6, 10, dtype=F64)
     seen = torch.cat([pos[0], pos_t[0]])
     assert len({tuple(p) for p in seen.tolist()}) == 36 and len(pos_t[0]) == 26
     torch.testing.assert_close(vals[0], pos[0, :, 0] * pos[0, :, 1] / 36.0, check_dtype=False)
-    x, y, xt, yt = per_member(modular_addition, g, 5, 18, dtype=F64)
+    x, y, xt, yt = stack_per_member(modular_addition, g, 5, 18, dtype=F64)
     both = torch.cat([x[0], xt[0]])
     a, b = both[:, :5].argmax(1), both[:, 5:].argmax(1)
     assert both.sum(1).eq(2).all() and len(set(zip(a.tolist(), b.tolist()))) == 25
