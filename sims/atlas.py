@@ -13,6 +13,7 @@ change travel with the record), and writes into its directory (`write_outputs`):
     atlas.csv    a row per setting: `settled`, `verdict_<h>`, `robust_<h>`, `robustness_<h>` and the numbers
     atlas.json   per setting: settled, verdicts {h: verdict, robustness, per_radius, per_member, ...},
                  migration {raw, ratio: [before, after] per member}
+    migration.json  the migration measured here for members whose record lacks it (`sims.atlas_migration`)
 
 The hypotheses, the settling rule and the sensitivity grid are in `sims.atlas_analysis`.
 """
@@ -30,7 +31,7 @@ import numpy as np
 
 from lc.keys import select
 
-from . import api, atlas_analysis as an, atlas_report, registry, store, sweep
+from . import api, atlas_analysis as an, atlas_migration, atlas_report, registry, store, sweep
 
 __all__ = ["Entry", "ENTRIES", "atlas", "analyse", "write_outputs"]
 
@@ -183,5 +184,5 @@ def atlas(preset: str = "default", out: str | Path | None = None, *, entries: li
             rows.append(Row(entry, error=f"{res['dir']}: {res['status']} {res.get('error', '')}".strip()))
             continue
         view = api.load(res["dir"]).view([k for _, k in idx])
-        rows.append(Row(entry, view, _records(view)))
+        rows.append(Row(entry, view, atlas_migration.fill(entry.sim, view, _records(view), root / "migration.json")))
     return write_outputs(root, rows, preset, time.time() - t0)

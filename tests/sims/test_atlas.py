@@ -104,8 +104,9 @@ def test_atlas_at_ci(tmp_path, capsys):
             assert {"verdict", "robustness", "per_radius", "per_member"} <= set(v) and 0 < v["robustness"] <= 1
             assert len(v["per_member"]) == 3
         assert set(s["migration"]) == {"raw", "ratio"} and all(len(p) == 3 for p in s["migration"].values())
-    xor = saved["settings"]["xor-cluster"]["migration"]
-    assert all(p is not None and len(p) == 2 for p in xor["raw"] + xor["ratio"])  # every member's slice
+    for sim in ("xor-cluster", "modular-addition"):  # every member's slice (modular addition: measured by the atlas)
+        mig = saved["settings"][sim]["migration"]
+        assert all(p is not None and len(p) == 2 for p in mig["raw"] + mig["ratio"]), sim
     rows = list(csv.DictReader(open(out / "atlas.csv")))
     assert [r["setting"] for r in rows] == names
     assert {"settled"} | {f"robust_{h}" for h in an.HYPOTHESES} <= set(rows[0])
