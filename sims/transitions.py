@@ -13,8 +13,10 @@ A curve is `values[i]` at eval step `steps[i]` (increasing). Functions here answ
   opposite extremum (a zig-zag filter, so noise below that size never makes a turn);
 - `descent_ascent_descent`: the LC paper's three phases (Humayun, Balestriero, Baraniuk 2024) found from the
   turning points: a minimum, then a maximum, then a fall of at least `min_fall` of the maximum;
+- `settled`: whether a curve has stopped moving over the last stretch of log-time;
 - `record`: all of the above for one member's test, train and LC curves, as the JSON record every setting
-  with a transition writes into summary.json (and the atlas reads).
+  with a transition writes into summary.json (and the atlas reads), with the rule it was measured by (so the
+  atlas can measure it again under other analysis choices).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["Crossing", "Turn", "crossing", "fraction_step", "plateaus", "smooth", "turning_points",
-           "descent_ascent_descent", "last_descent", "record"]
+           "descent_ascent_descent", "last_descent", "settled", "record"]
 
 
 @dataclass(frozen=True)
@@ -174,34 +176,57 @@ def descent_ascent_descent(steps, values, *, min_fall: float = 0.2, window: int 
 
 def last_descent(steps, values, *, window: int = 3, min_rel_change: float = 0.1) -> Turn | None:
     """The start of the curve's last descent: its last turning point if that is a maximum (the curve ends
-    falling), else None. A curve that falls from the first eval on and never turns returns a Turn at eval 0."""
+    falling), else None. A curve that falls from the first eval on and never turns has no turning point, so no
+    last descent (None): the start of a run is not a turn."""
     s, _ = _curve(steps, values)
-    v = smooth(values, window)
     turns = turning_points(s, values, window=window, min_rel_change=min_rel_change)
-    if turns:
-        return turns[-1] if turns[-1].kind == "max" else None
-    fell = v[0] - v.min() > max(min_rel_change * abs(v[0]), 1e-12)
-    return Turn("max", 0, int(s[0]), float(v[0])) if fell and v[-1] < v[0] else None
+    return turns[-1] if turns and turns[-1].kind == "max" else None
+
+
+def settled(steps, values, *, tol: float = 0.02, decades: float = 0.5, atol: float = 1e-9) -> bool:
+    """Whether the curve has stopped moving: over the evals in the last `decades` of log10(step) (steps >=
+    last / 10^decades), every value is within tol * max(|final value|, atol) of the final value.
+
+    False when fewer than two evals fall in that stretch (the run cannot show that it settled) or a value there
+    is not finite."""
+    s, v = _curve(steps, values)
+    tail = v[s >= s[-1] / 10 ** decades]
+    if len(tail) < 2 or not np.all(np.isfinite(tail)):
+        return False
+    return bool(np.max(np.abs(tail - tail[-1])) <= tol * max(abs(tail[-1]), atol))
 
 
 def record(steps, *, test, train=None, lc: dict | None = None, start: float | None = None, fraction: float = 0.5,
-           time_per_step: float | None = None, window: int = 3, min_rel_change: float = 0.1) -> dict:
+           time_per_step: float | None = None, window: int = 3, min_rel_change: float = 0.1,
+           min_change: float = 0.0) -> dict:
     """The transition record of one member's curves (what `summary.json` keeps under 'transitions').
 
     test: the generalisation curve (test accuracy, or minus the test loss: it must rise); train: training
     accuracy (memorisation = the first step it reaches 1); lc: {point set: LC curve}; start: the step from
     which the transition is measured (e.g. 1 after a catastrophic first step); time_per_step: lr, for the
-    continuous time of the transition. Returns plain JSON-able values (None where absent):
+    continuous time of the transition; min_change: a test curve that moves by less than this from `start` to
+    its end has no transition (the half-way step of a flat, noisy curve is noise): its generalisation step,
+    time and delay are None and 'no_transition' says why. Returns plain JSON-able values (None where absent):
     {generalisation_step, generalisation_between, generalisation_time, memorisation_step, delay (generalisation
-    / memorisation step), test_start, test_end, lc: {set: {turns, last_descent_step, three_phases}}}.
+    / memorisation step), test_start, test_end, no_transition, lc: {set: {turns, last_descent_step,
+    three_phases}}, rule: {start, fraction, window, min_rel_change, min_change}}.
     """
     s, v = _curve(steps, test)
-    cross = fraction_step(s, v, fraction, start=start)
+    if min_change < 0:
+        raise ValueError(f"min_change must be >= 0; got {min_change!r}")
+    if start is not None and not np.any(s == start):
+        raise ValueError(f"start={start!r} is not an eval step")
+    lo = float(v[0 if start is None else int(np.flatnonzero(s == start)[0])])
+    moved = abs(float(v[-1]) - lo)
+    flat = moved < min_change
+    cross = None if flat else fraction_step(s, v, fraction, start=start)
     out = dict(generalisation_step=None if cross is None else cross.step,
                generalisation_between=None if cross is None else list(cross.between),
                generalisation_time=None if cross is None or time_per_step is None else cross.step * time_per_step,
-               test_start=float(v[0 if start is None else int(np.flatnonzero(s == start)[0])]), test_end=float(v[-1]),
-               memorisation_step=None, delay=None, lc={})
+               test_start=lo, test_end=float(v[-1]), memorisation_step=None, delay=None,
+               no_transition=f"test curve moves by {moved:.3g} < {min_change:g}" if flat else None, lc={},
+               rule=dict(start=start, fraction=fraction, window=window, min_rel_change=min_rel_change,
+                         min_change=min_change))
     if train is not None:
         mem = crossing(s, train, 1.0 - 1e-9)
         out["memorisation_step"] = None if mem is None else int(s[mem.index])

@@ -125,15 +125,17 @@ def migration_at(rec: dict, phase: str) -> dict:
     return {k: math.nan if v is None else v for k, v in row.items()}
 
 
-def transition_records(run) -> list[dict]:
+def transition_records(run, min_change: float = 0.0) -> list[dict]:
     """Per member: `sims.transitions.record` of test and train accuracy and LC (at lc_radius) at train, test and
-    random points; with snapshots of an MLP, also 'slices' (`slice_record`)."""
+    random points (a test curve moving less than `min_change` has no transition); with snapshots of an MLP, also
+    'slices' (`slice_record`)."""
     c = run.config
     lc = {s: run.metric(lc_name(c, s)) for s in plots.LC_SETS if lc_name(c, s) in run.metric_names}
     out = []
     for e in range(run.n_members):
         rec = transitions.record(run.steps, test=run.metric("test_acc")[:, e], train=run.metric("train_acc")[:, e],
-                                 lc={s: v[:, e] for s, v in lc.items()}, min_rel_change=MIN_TURN)
+                                 lc={s: v[:, e] for s, v in lc.items()}, min_rel_change=MIN_TURN,
+                                 min_change=min_change)
         if c.arch == "mlp" and lc and len(snapshots(run)) >= 2:
             rec["slices"] = slice_record(run, e)
             rec["migration"] = _migration(rec) if e == 0 else None

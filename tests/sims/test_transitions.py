@@ -85,7 +85,7 @@ def test_curves_without_the_three_phases():
     falling = np.linspace(10, 1, n)
     assert tr.turning_points(s, falling) == []
     assert tr.descent_ascent_descent(s, falling) is None
-    assert tr.last_descent(s, falling).index == 0  # one long descent from the start
+    assert tr.last_descent(s, falling) is None  # the start of the run is not a turning point
     rising_after_dip = np.concatenate([np.linspace(10, 2, n // 2), np.linspace(2, 20, n - n // 2)])
     assert [t.kind for t in tr.turning_points(s, rising_after_dip)] == ["min"]
     assert tr.descent_ascent_descent(s, rising_after_dip) is None  # no final fall
@@ -99,3 +99,28 @@ def test_noise_below_the_threshold_never_makes_a_turn(noise, seed):
     s = _log_steps(50)
     v = 5.0 * (1 + noise * np.random.default_rng(seed).uniform(-1, 1, len(s)))
     assert tr.turning_points(s, v, window=1, min_rel_change=0.1) == []
+
+
+def test_record_keeps_its_rule_and_a_flat_curve_has_no_transition():
+    s = np.array([0, 1, 2, 4, 8, 16, 32])
+    flat = np.array([0.10, 0.11, 0.09, 0.12, 0.10, 0.13, 0.11])  # noise around chance: moves by 0.02 from step 2
+    rec = tr.record(s, test=flat, start=2, min_change=0.05, window=5, min_rel_change=0.025)
+    assert rec["generalisation_step"] is None and rec["delay"] is None and "0.02 < 0.05" in rec["no_transition"]
+    assert rec["rule"] == dict(start=2, fraction=0.5, window=5, min_rel_change=0.025, min_change=0.05)
+    assert tr.record(s, test=flat, start=2)["generalisation_step"] is not None  # without the rule: a noise step
+    rising = np.array([0.1, 0.1, 0.1, 0.2, 0.6, 0.9, 0.9])
+    assert tr.record(s, test=rising, min_change=0.05)["no_transition"] is None
+    with pytest.raises(ValueError, match="not an eval step"):
+        tr.record(s, test=rising, start=3)
+    with pytest.raises(ValueError, match="min_change"):
+        tr.record(s, test=rising, min_change=-1)
+
+
+def test_settled_over_the_last_half_decade():
+    s = _log_steps(60)
+    still = 0.9 - 0.5 * np.exp(-s / 100.0)  # stops moving long before the end
+    assert tr.settled(s, still)
+    moving = 0.9 - 0.5 * np.exp(-s / 3e4)  # still rising over the last half decade
+    assert not tr.settled(s, moving)
+    assert tr.settled(s, np.zeros(len(s)))  # exactly flat at 0 (LC of a net whose kinks left the data)
+    assert not tr.settled([0, 1], [1.0, 1.0])  # one eval in the last half decade cannot show it

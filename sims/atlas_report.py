@@ -1,0 +1,168 @@
+"""The atlas's page and figure: atlas.md (robust verdicts first) and atlas.png (one row per setting)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from lc.keys import radii, select
+
+from . import atlas_analysis as an, plots, transitions
+
+__all__ = ["markdown", "figure", "table_radius"]
+
+CI_NOTE = ("**At the ci preset the runs are a few steps long and coarsely evaluated: these verdicts mean nothing; "
+           "they only show that every field is written.**")
+
+
+def table_radius(names, config=None) -> float | None:
+    """The radius the table's LC numbers are read at: the setting's own `lc_radius` when it was probed, else the
+    smallest probed radius (the verdicts use every radius)."""
+    rs = radii(names)
+    own = getattr(config, "lc_radius", None)
+    return next((r for r in rs if r is not None and own is not None and math.isclose(r, own)), rs[0] if rs else None)
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.4g}" if isinstance(
+        v, float) else str(v)
+
+
+def _label(h: str) -> str:
+    return "(a')" if h == "a2" else f"({h})"
+
+
+def _cell(v: dict) -> str:
+    radii = ", ".join(f"r {r}: {x}" for r, x in v["per_radius"].items()) if len(v["per_radius"]) > 1 else ""
+    parts = [f"robustness {v['robustness']:.2f} (modal: {v['modal']})", radii,
+             "members: " + ", ".join(v["per_member"])]
+    shown = v["verdict"] if v["verdict"] == v["measured"] else f"{v['verdict']} (measured: {v['measured']})"
+    return f"**{shown}**{' (robust)' if v['robust'] else ''}; " + "; ".join(p for p in parts if p)
+
+
+def _method() -> list[str]:
+    lines = ["## Hypotheses (each with the sentence of Humayun, Balestriero, Baraniuk 2024 it tests)", ""]
+    lines += [f"- **{_label(h)}** {title}. Tests: {quote}." for h, (title, quote) in an.HYPOTHESES.items()]
+    lines += ["", f"Times are in units of the delay D = g / m (g: generalisation step, m: memorisation step); "
+              f"'around the transition' is [g D^-{an.WINDOW:g}, g D^{an.WINDOW:g}]. A descent that starts at the "
+              f"first evaluation is not a turning point. Settled: the run lasted at least {an.SETTLE_FACTOR:g}x its "
+              f"transition, or its test curve and LC at the training points moved by less than "
+              f"{an.SETTLE_TOL:.0%} over the last {an.SETTLE_DECADES:g} decade of steps; otherwise every verdict is "
+              f"`{an.UNDETERMINED}`. Flagged: fewer than {an.MIN_EVALS} evaluations between memorisation and "
+              f"transition. Robust: at least {an.ROBUST:.0%} of the analysis choices (smoothing window "
+              f"{an.GRID['window']}, turning filter {an.GRID['turn']}, every radius, the run cut at "
+              f"{an.GRID['cut']} of its length, normalisation {an.GRID['norm']}) give the modal verdict, and it is "
+              "the measured one."]
+    return lines
+
+
+def markdown(rows, table: list[dict], results: dict, preset: str, elapsed: float) -> str:
+    """atlas.md: the robust verdicts, the hypotheses and method, every verdict, the table, migration per member."""
+    own = sum(float(r.view.summary.get("elapsed_s") or 0.0) for r in rows if r.view is not None)
+    lines = [f"# Transitions atlas (`sims atlas --preset {preset}`, {elapsed:.0f} s; the runs' own training: "
+             f"{own:.0f} s)", ""] + ([CI_NOTE, ""] if preset == "ci" else [])
+    robust = [(s, h, v) for s, res in results.items() for h, v in res["verdicts"].items()
+              if v["robust"] and v["verdict"] != "n/a"]
+    lines += ["## Robust verdicts", ""]
+    lines += ["| setting | hypothesis | verdict | robustness |", "|---|---|---|---|"] + [
+        f"| {s} | {_label(h)} | {v['verdict']} | {v['robustness']:.2f} |" for s, h, v in robust] if robust else [
+        "None: no verdict survives the analysis choices."]
+    lines += [""] + _method() + ["", "## Every verdict", "",
+                                 "| setting | settled | " + " | ".join(map(_label, an.HYPOTHESES)) + " |",
+                                 "|---|---|" + "---|" * len(an.HYPOTHESES)]
+    notes = []
+    for row in rows:
+        res = results.get(row.entry.sim)
+        if res is None:
+            continue
+        cells = [_cell(res["verdicts"][h]) for h in an.HYPOTHESES]
+        name = row.entry.sim + (" (control)" if row.entry.control else "")
+        lines.append(f"| {name} | {'yes' if res['settled'] else 'no'} | " + " | ".join(cells) + " |")
+        notes.append(f"- {row.entry.sim}: settling per member: {'; '.join(res['settle'])}"
+                     + (f"; flagged: {'; '.join(res['flags'])}" if res["flags"] else "")
+                     + (f"; lag of the last LC descent (units of log delay) {res['lag'][0]:.3g} to "
+                        f"{res['lag'][1]:.3g}" if res["lag"] else "")
+                     + "; migration before -> after per member: raw " + _pairs(res["migration"]["raw"])
+                     + ", ratio " + _pairs(res["migration"]["ratio"]))
+    cols = list(table[0]) if table else []
+    lines += [""] + notes + ["", "## Table", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_fmt(r[c]) for c in cols) + " |" for r in table]
+    errors = [f"- {r.entry.sim}: {r.error}" for r in rows if r.error]
+    if errors:
+        lines += ["", "## Runs that failed", ""] + errors
+    return "\n".join(lines) + "\n"
+
+
+def _pairs(pairs) -> str:
+    return "[" + ", ".join("none" if p is None else f"{p[0]:.3g}->{p[1]:.3g}" for p in pairs) + "]"
+
+
+def _time_unit(rec: dict | None) -> tuple[float | None, str]:
+    """The step a member's time axis is divided by: its generalisation step, or (no transition) its
+    memorisation step."""
+    rec = rec or {}
+    if rec.get("generalisation_step"):
+        return rec["generalisation_step"], "generalisation"
+    return rec.get("memorisation_step") or None, "memorisation"
+
+
+def _draw_lc(ax, view, e: int, t: np.ndarray, rec: dict, radius) -> None:
+    """Member e's LC at `radius` at every point set, with its turning points under the record's rule."""
+    rule = {"window": 3, "min_rel_change": 0.1, **(rec.get("rule") or {})}
+    for k, s in enumerate(plots.LC_SETS):
+        try:
+            name = select(view.metric_names, s, radius)
+        except KeyError:
+            continue
+        v = view.metric(name)[:, e]
+        ax.plot(t, v, color=f"C{k}", lw=1, label=name[3:] if e == 0 else None)
+        for turn in transitions.turning_points(view.steps, v, window=rule["window"],
+                                               min_rel_change=rule["min_rel_change"]):
+            ax.plot(t[turn.index], turn.value, "v" if turn.kind == "min" else "^", color=f"C{k}", ms=5)
+
+
+def _draw_linear(ax, view, e: int, t: np.ndarray, linear) -> None:
+    """What a model linear in its input has instead of LC: each curve divided by its largest magnitude."""
+    for k, (name, label) in enumerate(linear):
+        if name in view.metric_names:
+            v = view.metric(name)[:, e]
+            scale = np.nanmax(np.abs(v)) if np.any(np.isfinite(v)) else 1.0
+            ax.plot(t, v / (scale or 1.0), color=f"C{k + 3}", lw=1, label=label if e == 0 else None)
+
+
+def _draw_row(axes, row, radius) -> None:
+    view, units = row.view, set()
+    for e, rec in enumerate(row.records):
+        g, unit = _time_unit(rec)
+        units.add(unit)
+        if not g:
+            continue
+        t = np.maximum(view.steps, 0.5) / g
+        for name, ls in ((row.entry.test, "-"), (row.entry.train, ":")):
+            if name in view.metric_names:
+                axes[0].plot(t, view.metric(name)[:, e], ls, color="C0" if name == row.entry.test else "C1",
+                             lw=1, label=name if e == 0 else None)
+        if row.entry.linear:
+            _draw_linear(axes[1], view, e, t, row.entry.linear)
+        else:
+            _draw_lc(axes[1], view, e, t, rec, radius)
+    right = "scaled (no LC: linear in its input)" if row.entry.linear else "LC (mean crossed units)" + (
+        "" if radius is None else f" at r = {radius:g}")
+    for ax, ylabel, log in zip(axes, ("loss" if row.entry.log else "accuracy", right), (row.entry.log, False)):
+        ax.axvline(1.0, color="k", ls="--", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel(f"step / {' or '.join(sorted(units)) or 'generalisation'} step")
+        plots.finish(ax, ylabel, title=row.entry.label, log=log)
+
+
+def figure(rows, path: Path) -> Path:
+    """atlas.png: a row per setting with a run (accuracies left; LC, or a linear model's curves, right)."""
+    drawn = [r for r in rows if r.view is not None]
+    fig, axes = plots.figure(2, len(drawn), panel=(5.6, 3.0))
+    for ax_row, row in zip(axes, drawn):
+        _draw_row(ax_row, row, table_radius(row.view.metric_names, row.view.config))
+    return plots.save(fig, path, title="transitions atlas: each member's time axis divided by its generalisation step "
+                      "(dashed line;\na control without one: its memorisation step); LC turning points: v minimum, "
+                      "^ maximum")
