@@ -42,7 +42,8 @@ def import_module(module: str, what: str = "module"):
         return importlib.import_module(module)
     except Exception as exc:  # any error while executing the module's code
         cause = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        raise ModuleLoadError(f"{what} module {module} failed to import ({cause})") from exc
+        raise ModuleLoadError(f"{what} module {module} failed to import ({cause}); "
+                              f"`python -c 'import {module}'` shows where") from exc
 
 
 class Catalog(Generic[T]):
