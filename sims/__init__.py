@@ -20,6 +20,8 @@ def __getattr__(name: str):
         value = _version()
     elif name in _LAZY:
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    elif name.startswith("__"):  # probes such as __wrapped__ are no submodules
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     else:
         try:
             value = importlib.import_module(f".{name}", __name__)  # a submodule, e.g. sims.api
