@@ -21,6 +21,12 @@ Models with NaN or infinite parameters or buffers are rejected with a ValueError
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("implicit-bias-lab")
+except PackageNotFoundError:  # run from a source tree that is not installed
+    __version__ = "0+unknown"
 
 # public name -> the submodule that owns it; loaded on first use, so that `import lc.keys` (a command that only
 # reads metric names) does not import torch
@@ -32,7 +38,7 @@ _MODULES = ("complexity", "exact2d", "frames", "keys", "migration", "plot", "pro
 
 __all__ = ["local_complexity", "LCResult", "Probe", "PiecewiseLinear", "NoSitesError", "random_box_points",
            "orthonormal_frame", "check_finite_model", "exact2d", "migration", "region_migration", "Migration",
-           "plane_through", "regions_in_disc", "plot", "LCKey", "lc_name"]
+           "plane_through", "regions_in_disc", "plot", "LCKey", "lc_name", "__version__"]
 
 
 def __getattr__(name: str):

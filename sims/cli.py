@@ -1,6 +1,8 @@
 """The `sims` command: list | show | run | sweep | plot | reproduce | atlas.
 
-Exit codes: 0 success, 1 a run failed (diverged, crashed, interrupted), 2 a usage error.
+Exit codes: 0 success, 1 a run failed (diverged, crashed, interrupted) or a module failed to import, 2 a usage
+error. `list`, `show` and `--help` read the shipped index (`sims.index`) and import neither torch nor a setting;
+`run NAME` imports the one setting module that registers NAME.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ import math
 import sys
 from pathlib import Path
 
-from .config import ConfigError, field_info
-from .store import RunDirError
+from .catalog import ModuleLoadError
+from .config import ConfigError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -75,31 +77,36 @@ def _print_grid(run) -> None:
 
 
 def cmd_list(args) -> int:
-    from . import registry
+    from .index import load
 
-    sims = [registry.get(n) for n in registry.names()]
-    width = max(len(s.name) for s in sims)
+    sims = list(load().values())
+    width = max(len(s["name"]) for s in sims)
     for s in sims:
-        print(f"{s.name.ljust(width)}  {s.cpu_runtime:>8}  {s.description}")
+        print(f"{s['name'].ljust(width)}  {s['cpu_runtime']:>8}  {s['description']}")
     return EXIT_OK
 
 
 def cmd_show(args) -> int:
-    from . import registry
+    from .catalog import unknown
+    from .index import load
 
-    sim = registry.get(args.name)
-    print(f"{sim.name} ({sim.kind}): {sim.doc}\n\ndefault preset on a 2-core CPU: {sim.cpu_runtime}\n"
-          f"member-wise fields (may differ within one ensemble): {', '.join(sim.memberwise)}\n\nfields:")
-    rows = field_info(sim.config_cls)
+    index = load()
+    if args.name not in index:
+        raise unknown("simulation", args.name, index)
+    sim = index[args.name]
+    print(f"{sim['name']} ({sim['kind']}): {sim['doc']}\n\ndefault preset on a 2-core CPU: {sim['cpu_runtime']}\n"
+          f"member-wise fields (may differ within one ensemble): {', '.join(sim['memberwise'])}\n\nfields:")
+    rows = sim["fields"]
     w = max(len(r["name"]) for r in rows)
     for r in rows:
         print(f"  {r['name'].ljust(w)}  {r['type']:<5} = {r['default']!r:<10} {r['help']}  (valid: {r['valid']})")
     print("\npresets:")
-    for p, over in sim.presets.items():
+    for p, over in sim["presets"].items():
         print(f"  {p}: {dict(over) if over else '(the defaults)'}")
-    print("\nmetrics:" if sim.metrics else "\nmetrics: not declared")
-    w = max((len(k) for k in sim.metrics), default=0)
-    for k, meaning in sim.metrics.items():
+    metrics = sim.get("metrics") or {}
+    print("\nmetrics:" if metrics else "\nmetrics: not declared")
+    w = max((len(k) for k in metrics), default=0)
+    for k, meaning in metrics.items():
         print(f"  {k.ljust(w)}  {meaning}")
     return EXIT_OK
 
@@ -206,9 +213,20 @@ def cmd_sweep(args) -> int:
     return EXIT_OK if all(g["status"] == "completed" for g in index["groups"]) else EXIT_FAILED
 
 
+class _Version(argparse.Action):
+    """`sims --version`: the version, read only when asked (importlib.metadata costs ~50 ms)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from . import __version__
+
+        print(f"sims {__version__}")
+        parser.exit()
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sims", description="Named simulations of implicit bias, benign "
                                 "overfitting and grokking, instrumented with local complexity.")
+    p.add_argument("--version", action=_Version, nargs=0, help="show the installed version and exit")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="names, CPU runtime of the default preset, one-line description")
     s = sub.add_parser("show", help="fields, types, defaults, meanings and presets of a simulation")
@@ -274,10 +292,13 @@ def main(argv: list[str] | None = None) -> int:
                "sweep": cmd_sweep, "atlas": cmd_atlas}
     try:
         return handler[args.command](args)
-    except (ConfigError, FileNotFoundError, RunDirError) as exc:
+    except ModuleLoadError as exc:
+        print(f"sims {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except (ConfigError, FileNotFoundError) as exc:
         print(f"sims {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except ValueError as exc:  # bad device, bad input caught at build time
+    except ValueError as exc:  # a bad device, bad input caught at build time, a damaged run directory (RunDirError)
         print(f"sims {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

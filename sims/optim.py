@@ -10,18 +10,68 @@ ensemble, each member exactly as its own one-member run (tested in float64):
 - `ScalarRMSprop`: the optimiser of Arora, Cohen, Hu, Luo (2019), the authors' "GroupRMSprop": RMSprop with
   one scalar second moment per member, the EMA of the member's total squared gradient norm.
 
-`make(name, params, lr, weight_decay, momentum)` returns torch's own optimiser when every member shares lr
-and weight decay (the fastest path), else the ensemble version.
+`make(name, params, lr, weight_decay, momentum)` returns torch's own update (`SGD`, `AdamW`: torch's classes)
+when every member shares lr and weight decay (the fastest path), else the ensemble version.
+
+Every class here skips the wrappers by which torch's optimisers import `torch._dynamo` on their first
+`add_param_group` / `step` / `zero_grad` / `state_dict` (about 1 s alone, 5 s on a busy 2-core machine) while
+`torch._dynamo` is not loaded (`_NoDynamoImport`): the wrappers only matter under `torch.compile`, which loads it.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
-from typing import Iterable, Sequence
+import sys
+from typing import Any, Iterable, Sequence
 
 import torch
 
-__all__ = ["ScalarRMSprop", "EnsembleSGD", "EnsembleAdamW", "make"]
+__all__ = ["ScalarRMSprop", "EnsembleSGD", "EnsembleAdamW", "SGD", "AdamW", "make"]
+
+
+def _eager(method):
+    """`method` as torch defines it if `torch._dynamo` is loaded (so `torch.compile` may be tracing), else the
+    function inside its wrappers (`torch._disable_dynamo`, `_use_grad_for_differentiable`), which import
+    `torch._dynamo` and otherwise only set the grad mode."""
+    return method if "torch._dynamo" in sys.modules else inspect.unwrap(method)
+
+
+class _NoDynamoImport:
+    """Mixin before a `torch.optim.Optimizer` class: the same methods, without importing `torch._dynamo`."""
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        _eager(torch.optim.Optimizer.add_param_group)(self, param_group)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        _eager(torch.optim.Optimizer.zero_grad)(self, set_to_none)
+
+    def state_dict(self) -> dict[str, Any]:
+        return _eager(torch.optim.Optimizer.state_dict)(self)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        _eager(torch.optim.Optimizer.load_state_dict)(self, state_dict)
+
+    def _torch_step(self, cls: type, closure):
+        """`cls.step` (a torch optimiser's), in the grad mode its wrapper sets (`defaults['differentiable']`)."""
+        if "torch._dynamo" in sys.modules:
+            return cls.step(self, closure)
+        with torch.set_grad_enabled(self.defaults["differentiable"]):
+            return inspect.unwrap(cls.step)(self, closure)
+
+
+class SGD(_NoDynamoImport, torch.optim.SGD):
+    """torch.optim.SGD, without importing torch._dynamo (see the module docstring)."""
+
+    def step(self, closure=None):
+        return self._torch_step(torch.optim.SGD, closure)
+
+
+class AdamW(_NoDynamoImport, torch.optim.AdamW):
+    """torch.optim.AdamW, without importing torch._dynamo (see the module docstring)."""
+
+    def step(self, closure=None):
+        return self._torch_step(torch.optim.AdamW, closure)
 
 
 def _per_member(value: float | Sequence[float], E: int, like: torch.Tensor, name: str) -> torch.Tensor:
@@ -46,7 +96,7 @@ def _view(v: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     return v.view(-1, *([1] * (p.dim() - 1)))
 
 
-class EnsembleSGD(torch.optim.Optimizer):
+class EnsembleSGD(_NoDynamoImport, torch.optim.Optimizer):
     """torch.optim.SGD (no dampening, no Nesterov) with a learning rate and an L2 weight decay per member:
 
         g = grad + wd[e] p;  buf = momentum buf + g (buf = g at the first step);  p <- p - lr[e] buf
@@ -79,7 +129,7 @@ class EnsembleSGD(torch.optim.Optimizer):
         return loss
 
 
-class EnsembleAdamW(torch.optim.Optimizer):
+class EnsembleAdamW(_NoDynamoImport, torch.optim.Optimizer):
     """torch.optim.AdamW with a learning rate and a decoupled weight decay per member:
 
         p <- p (1 - lr[e] wd[e]);  m, v: the usual moments;  p <- p - lr[e] m_hat / (sqrt(v_hat) + eps)
@@ -118,21 +168,21 @@ class EnsembleAdamW(torch.optim.Optimizer):
 
 def make(name: str, params: list[torch.nn.Parameter], lr: Sequence[float], weight_decay: Sequence[float],
          momentum: float = 0.0) -> torch.optim.Optimizer:
-    """The optimiser `name` ('sgd' or 'adamw') for per-member lr and weight decay ([E] lists): torch's own when
-    every member has the same values, else `EnsembleSGD` / `EnsembleAdamW`."""
+    """The optimiser `name` ('sgd' or 'adamw') for per-member lr and weight decay ([E] lists): torch's own update
+    (`SGD`, `AdamW`) when every member has the same values, else `EnsembleSGD` / `EnsembleAdamW`."""
     shared = len(set(lr)) == 1 and len(set(weight_decay)) == 1
     if name == "sgd":
         if shared:
-            return torch.optim.SGD(params, lr=lr[0], momentum=momentum, weight_decay=weight_decay[0])
+            return SGD(params, lr=lr[0], momentum=momentum, weight_decay=weight_decay[0])
         return EnsembleSGD(params, lr=list(lr), momentum=momentum, weight_decay=list(weight_decay))
     if name == "adamw":
         if shared:
-            return torch.optim.AdamW(params, lr=lr[0], weight_decay=weight_decay[0])
+            return AdamW(params, lr=lr[0], weight_decay=weight_decay[0])
         return EnsembleAdamW(params, lr=list(lr), weight_decay=list(weight_decay))
     raise ValueError(f"optimizer must be 'sgd' or 'adamw'; got {name!r}")
 
 
-class ScalarRMSprop(torch.optim.Optimizer):
+class ScalarRMSprop(_NoDynamoImport, torch.optim.Optimizer):
     """Scalar-normalised RMSprop, one normaliser per ensemble member.
 
     For member e at step t (all parameters p of shape [E, ...] share the member dimension):

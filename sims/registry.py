@@ -12,6 +12,9 @@ Two kinds share the registry, the CLI and the run directory:
 
 `members` is a `sims.config.Members` (one resolved config per ensemble member); `env` a
 `sims.engine.Env` (device, dtype, and a cache of expensive baselines kept in the run directory).
+
+`get(name)` imports only the setting module that registers `name` (found in the shipped index, `sims.index`);
+`names()` imports every setting module.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from .config import ConfigError, Members, apply_overrides
-from .lookup import Catalog
+from .catalog import Catalog
 
 __all__ = ["Simulation", "register", "register_grid", "get", "names", "resolve", "members"]
 
@@ -45,7 +48,14 @@ class Simulation:
     metrics: Mapping[str, str] = field(default_factory=dict)
 
 
-_CATALOG: Catalog[Simulation] = Catalog("simulation", "sims.settings", skip=("common",))
+def _module_of(name: str) -> str | None:
+    """The setting module that registers `name`, from the shipped index (`sims.index`)."""
+    from .index import module_of
+
+    return module_of(name)
+
+
+_CATALOG: Catalog[Simulation] = Catalog("simulation", "sims.settings", skip=("common",), locate=_module_of)
 _REGISTRY = _CATALOG.entries  # name -> Simulation (tests swap entries in and out)
 
 

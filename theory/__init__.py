@@ -19,14 +19,25 @@ without an explicit import:
 
 Solvers, ranks, KKT residuals and risks are scale-equivariant over the float64 range: inputs are
 rescaled internally by exact powers of two, and a result that cannot be represented raises ValueError.
+
+`theory.__version__` is the installed distribution's version (read on first access).
 """
 
 import importlib
 
-__all__ = ["dichotomy", "early_time", "kkt", "linear_regression", "matrices", "max_margin"]
+__all__ = ["__version__", "dichotomy", "early_time", "kkt", "linear_regression", "matrices", "max_margin"]
 
 
 def __getattr__(name):
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value = version("implicit-bias-lab")
+        except PackageNotFoundError:  # run from a source tree that is not installed
+            value = "0+unknown"
+        globals()[name] = value
+        return value
     if name in __all__:
         module = importlib.import_module(f"{__name__}.{name}")
         globals()[name] = module

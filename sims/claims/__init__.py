@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator, Mapping, Union
 
 import numpy as np
 
-from ..lookup import Catalog
+from ..catalog import Catalog
 
 __all__ = ["RunSpec", "Sweep", "SweepRuns", "Claim", "Figure", "Paper", "register_claims", "keys", "get_claims", "rounded",
            "at_step", "final", "verdict"]
