@@ -265,8 +265,8 @@ def atlas(preset: str = "default", out: str | Path | None = None, *, entries: li
     groups = sweep.group([p for pts in per_entry.values() for p in pts])
     sweep.check_groups(groups, device)
     sweep.check_executor(workers, scheduler)
-    root = outdir.claim(out if out is not None else api.default_root() / "atlas" / f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}",
-                        "atlas")  # a foreign non-empty directory is refused (sims.outdir)
+    root = out if out is not None else api.default_root() / "atlas" / f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    root = outdir.claim(root, "atlas")  # a foreign non-empty directory is refused (sims.outdir)
     with locks.RunLock(root, f"sims atlas --preset {preset}"):  # a second atlas on it: exit 2 naming this one
         return _write_atlas(root, entries, per_entry, groups, preset, device, workers, scheduler, threads, say)
 

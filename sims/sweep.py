@@ -17,7 +17,8 @@ existing scheduler (`scheduler="tcp://host:8786"`), and writes into its director
 Running the same sweep into the same directory again skips completed groups, resumes interrupted ones and
 reruns failed ones (the failed directory is kept, renamed), also after `kill -9`; a different sweep into a used
 directory, or a directory this package did not make (`sims.outdir`), is refused; a second process on the same
-directory is refused while the first runs (`sims.locks`). `execute(groups, root)` is the one code path that runs groups; `sims reproduce` uses it too.
+directory is refused while the first runs (`sims.locks`). `execute(groups, root)` is the one code path that runs
+groups; `sims reproduce` uses it too.
 """
 
 from __future__ import annotations
@@ -311,8 +312,8 @@ def sweep(name: str, grid: Mapping[str, Sequence[Any]], *, preset: str = "defaul
     check_executor(workers, scheduler)
     spec = dict(sim=name, preset=preset, grid={k: list(v) for k, v in grid.items()}, base=dict(base or {}),
                 seeds=seeds)
-    root = Path(out) if out is not None else (
-        api.default_root() / "sweeps" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    root = outdir.check(out if out is not None else (
+        api.default_root() / "sweeps" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"), "sweep")
     _check_directory(root, spec)  # nothing written before this
     outdir.claim(root, "sweep")
     with locks.RunLock(root, f"sims sweep {name}"):

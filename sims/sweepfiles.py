@@ -135,7 +135,8 @@ def figure(sweep_dir: str | Path, x: str, y: str, hue: str | None = None, path: 
                                 "command to run them")
     for key in [k for k in (x, y, hue) if k is not None]:
         if key not in rows[0]:
-            raise ConfigError(f"{key!r} is not a column of {sweep_dir}/results.csv; columns: {', '.join(sorted(rows[0]))}")
+            raise ConfigError(f"{key!r} is not a column of {sweep_dir}/results.csv; columns: "
+                              f"{', '.join(sorted(rows[0]))}")
     fig, axes = plots.figure(1, panel=(6.0, 4.2))
     ax = axes[0, 0]
     for h in sorted({r[hue] for r in rows}) if hue else [None]:

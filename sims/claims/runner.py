@@ -101,8 +101,8 @@ def reproduce(key: str, *, preset: str = "default", out: Path | None = None, dev
     if papers_dir is not None:
         papers_dir = check_papers(papers_dir, key, seed)  # every target, before any run trains
     tag = f"{key}-{preset}" + (f"-seed{seed}" if seed is not None else "")
-    out = Path(out) if out is not None else api.default_root() / "reproduce" / f"{tag}-{time.strftime('%Y%m%d-%H%M%S')}"
-    outdir.claim(out, "reproduce")  # a foreign non-empty directory is refused before anything is written
+    out = out if out is not None else api.default_root() / "reproduce" / f"{tag}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = outdir.claim(out, "reproduce")  # a foreign non-empty directory is refused before anything is written
     with locks.RunLock(out, f"sims reproduce {key}"):  # a second reproduce on it: exit 2 naming this one
         return _reproduce_into(out, paper, specs, points, groups, key=key, preset=preset, seed=seed, device=device,
                                workers=workers, scheduler=scheduler, threads=threads, quiet=quiet, log=log,
@@ -234,9 +234,9 @@ def _page_parts(page: Path, begin: str, end: str) -> tuple[str, str] | None:
     if n_begin == n_end == 0:
         return None
     if n_begin != 1 or n_end != 1 or text.index(end) < text.index(begin):
-        raise ConfigError(f"{page} holds {n_begin} {begin} and {n_end} {end} marker(s); it needs exactly one of each, "
-                          f"begin before end, around the measured table (the page is rewritten only between them): "
-                          "fix the markers")
+        raise ConfigError(f"--update-papers: {page} holds {n_begin} {begin} and {n_end} {end} marker(s); it needs "
+                          "one of each, begin before end, around the measured table (the page is rewritten only "
+                          "between them): fix the markers")
     pre, rest = text.split(begin, 1)
     return pre, rest.split(end, 1)[1]
 
