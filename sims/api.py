@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from . import engine, frames, memory, registry, store
+from . import engine, frames, memory, outdir, registry, store
 from .config import ConfigError, Members, apply_overrides, config_hash, to_dict
 
 __all__ = ["Run", "RunView", "RunFailed", "run", "run_members", "load", "resume", "default_root"]
@@ -200,7 +200,10 @@ def run_members(sim, preset: str, members: Members, *, device: str = "auto", out
     env = engine.Env(dev, engine.resolve_dtype(members[0].dtype))
     if run_dir is not None and Path(run_dir).exists():
         raise ConfigError(f"run directory {run_dir} already exists; results are never overwritten")
-    store.check_root(out if out is not None else (default_root() if run_dir is None else Path(run_dir).parent))
+    if run_dir is None:  # a root of runs: refused when it holds what this package did not write (sims.outdir)
+        outdir.check_runs_root(out if out is not None else default_root(), registry.names())
+    else:
+        store.check_root(Path(run_dir).parent)
     memory.check(sim, members, dev, torch.empty(0, dtype=env.dtype).element_size())
     task = sim.build(members, env)
     n_threads, how = _thread_choice(sim, task, threads)
@@ -211,7 +214,7 @@ def run_members(sim, preset: str, members: Members, *, device: str = "auto", out
         run_dir = store.new_run_dir(Path(out) if out is not None else default_root(), sim.name, meta["config"])
     else:
         run_dir = Path(run_dir)
-        (run_dir / "figures").mkdir(parents=True)
+        run_dir.mkdir(parents=True)  # figures/ is made when figures are drawn (a sweep leaves no empty one)
     store.write_json(run_dir / "config.json", meta)
     env.cache.attach(run_dir / "cache")
     return _execute(sim, members, task, run_dir, None, quiet, figures, log, n_threads)

@@ -31,7 +31,7 @@ import numpy as np
 
 from lc.keys import select
 
-from . import api, atlas_analysis as an, atlas_migration, atlas_report, registry, store, sweep
+from . import api, atlas_analysis as an, atlas_migration, atlas_report, locks, outdir, registry, store, sweep
 
 __all__ = ["Entry", "ENTRIES", "atlas", "analyse", "write_outputs"]
 
@@ -170,8 +170,14 @@ def atlas(preset: str = "default", out: str | Path | None = None, *, entries: li
     groups = sweep.group([p for pts in per_entry.values() for p in pts])
     sweep.check_groups(groups, device)
     sweep.check_executor(workers, scheduler)
-    root = store.check_root(out) if out is not None else api.default_root() / "atlas" / f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    root.mkdir(parents=True, exist_ok=True)
+    root = out if out is not None else api.default_root() / "atlas" / f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    root = outdir.claim(root, "atlas")  # a foreign non-empty directory is refused (sims.outdir)
+    with locks.RunLock(root, f"sims atlas --preset {preset}"):  # a second atlas on it: exit 2 naming this one
+        return _write_atlas(root, entries, per_entry, groups, preset, device, workers, scheduler, threads, say)
+
+
+def _write_atlas(root, entries, per_entry, groups, preset, device, workers, scheduler, threads, say) -> dict:
+    """Run the atlas's groups into `root` (claimed and locked) and write its files; see `atlas`."""
     t0 = time.time()
     results, _ = sweep.execute(groups, root, device=device, workers=workers, scheduler=scheduler, threads=threads,
                                log=say)

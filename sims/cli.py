@@ -8,6 +8,7 @@ error. `list`, `show` and `--help` read the shipped index (`sims.index`) and imp
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import sys
 from pathlib import Path
@@ -136,7 +137,11 @@ def cmd_run(args) -> int:
         print(f"sims: interrupted: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except api.RunFailed as exc:
-        print(f"sims: {exc}", file=sys.stderr)
+        from .outdir import os_error_in, os_error_message
+
+        fs = os_error_in(exc.__cause__)
+        print(f"sims: {exc}" if fs is None else f"sims: run {args.resume or args.name} failed: {os_error_message(fs)}",
+              file=sys.stderr)
         return EXIT_FAILED
     print_summary(run)
     status = run.summary["status"]
@@ -147,12 +152,15 @@ def cmd_run(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from . import api, sweep
+    from . import api, sweep, sweepfiles
 
     if (Path(args.run_dir) / "sweep.json").exists():
         if not (args.x and args.y):
             raise ConfigError("a sweep directory needs --x KEY and --y METRIC (and optionally --hue KEY)")
         print(f"figure: {sweep.figure(args.run_dir, args.x, args.y, args.hue)}")
+        note = sweepfiles.progress(args.run_dir)
+        if note:
+            print(f"sims plot: note: {note}", file=sys.stderr)
         return EXIT_OK
     if args.x or args.y or args.hue:
         raise ConfigError(f"--x/--y/--hue are for sweep directories; {args.run_dir} holds no sweep.json")
@@ -168,7 +176,7 @@ def cmd_reproduce(args) -> int:
 
     resolve_device(args.device)
     report = reproduce(args.key, preset=args.preset, out=args.out, device=args.device, quiet=args.quiet,
-                       papers_dir=Path(args.update_papers) if args.update_papers else None, seed=args.seed,
+                       papers_dir=args.update_papers, seed=args.seed,
                        workers=args.workers, scheduler=args.scheduler, threads=args.threads,
                        log=(lambda m: None) if args.quiet else print)
     print(table(report))
@@ -195,6 +203,7 @@ def cmd_atlas(args) -> int:
 
 
 def cmd_sweep(args) -> int:
+    from . import sweepfiles
     from .engine import resolve_device
     from .sweep import parse_grid, sweep
 
@@ -208,8 +217,11 @@ def cmd_sweep(args) -> int:
                   figures=args.figures,
                   log=(lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr)))
     for g in index["groups"]:
-        print(f"{g['status']:<11} {len(g['members'])} member(s) -> {g['dir']}")
+        where = g["dir"] if Path(g["dir"]).exists() else "(no run directory: it stopped before writing one)"
+        print(f"{g['status']:<11} {len(g['members'])} member(s) -> {where}")
     print(f"sweep: {index['dir']}/sweep.json and results.csv ({index['executor']}, {index['elapsed_s']} s)")
+    for line in sweepfiles.failures(index):
+        print(f"sims sweep: {line}", file=sys.stderr)
     return EXIT_OK if all(g["status"] == "completed" for g in index["groups"]) else EXIT_FAILED
 
 
@@ -301,6 +313,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # a bad device, bad input caught at build time, a damaged run directory (RunDirError)
         print(f"sims {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # read-only, permission, disk full: one line naming the file and what to do
+        from .outdir import os_error_message
+
+        print(f"sims {args.command}: error: {os_error_message(exc)}", file=sys.stderr)
+        return EXIT_FAILED if exc.errno in (errno.ENOSPC, errno.EDQUOT) else EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ runs/<sim>/<timestamp>-<short-hash>/
   summary.json     status (running | completed | diverged | interrupted | failed), final metrics per member
   checkpoint.pt    latest training state, written to a temp file then renamed
   cache/*.pt       expensive baselines computed once (a resumed run reads them back)
-  lock             while a process trains in the directory: its pid and host
+  lock             while a process trains in the directory: its pid, host, command, start time (sims.locks)
   figures/*.png
 ```
 A run killed at any point leaves a readable directory: metrics lines are flushed whole, a torn last
@@ -18,13 +18,11 @@ never as the non-JSON tokens NaN/Infinity. A damaged file is reported as a `RunD
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import math
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from .locks import RunLock
 
 __all__ = ["RunDirError", "check_root", "new_run_dir", "write_json", "read_json", "MetricsWriter", "read_metrics",
            "save_checkpoint", "load_checkpoint", "environment", "RunLock"]
@@ -225,56 +225,3 @@ def environment(device: torch.device, dtype: torch.dtype) -> dict:
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
     return env
-
-
-
-class RunLock:
-    """An exclusive lock on a run directory while a process trains in it: `<dir>/lock` holds its pid and host.
-
-    Taking a lock held by a live process on this host raises RunDirError; a lock left by a process that is
-    gone (a stale lock: killed run) is taken over. The lock is released on exit, also after an exception.
-    """
-
-    def __init__(self, run_dir: Path):
-        self.path = Path(run_dir) / "lock"
-        self.me = dict(pid=os.getpid(), host=socket.gethostname())
-
-    def __enter__(self) -> "RunLock":
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                if self._holder_alive():
-                    holder = self._holder() or {}
-                    raise RunDirError(f"{self.path.parent} is in use by process {holder.get('pid')} on "
-                                      f"{holder.get('host')}; wait for it to finish (or stop it) first") from None
-                self.path.unlink(missing_ok=True)  # stale: its process is gone
-                continue
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.me, f)
-            return self
-        raise RunDirError(f"could not lock {self.path.parent}: another process keeps taking the lock")
-
-    def __exit__(self, *exc) -> None:
-        if self._holder() == self.me:
-            self.path.unlink(missing_ok=True)
-
-    def _holder(self) -> dict | None:
-        try:
-            return json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return None
-
-    def _holder_alive(self) -> bool:
-        holder = self._holder()
-        if holder is None:  # being written right now, or garbage: treat a fresh file as held
-            return self.path.exists() and time.time() - self.path.stat().st_mtime < 5
-        if holder.get("host") != self.me["host"]:
-            return True  # cannot tell for another host: assume it is alive
-        try:
-            os.kill(int(holder["pid"]), 0)
-        except OSError as err:
-            return err.errno == errno.EPERM
-        except (KeyError, ValueError, TypeError):
-            return False
-        return True

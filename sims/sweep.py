@@ -9,31 +9,31 @@ grid over seeds (and over init scales, ...) costs one tensor program, not a proc
 groups one after another (`workers=0`), on a Dask `LocalCluster` bound to 127.0.0.1 (`workers=N`) or on an
 existing scheduler (`scheduler="tcp://host:8786"`), and writes into its directory:
 
-    sweep.json    the grid, the plan (groups and their members) and the status of every group and point
+    sweep.json    the grid, the plan (groups and their members) and the status of every group and point: written
+                  before the first point runs and updated as each group finishes (`sims.sweepfiles`)
     results.csv   one row per point: swept values, seed, final metrics, status, run directory, member
     runs/<group>  one ordinary run directory per group (a stable name: the same group, the same directory)
 
 Running the same sweep into the same directory again skips completed groups, resumes interrupted ones and
-reruns failed ones (the failed directory is kept, renamed); a different sweep into a used directory is
-refused. `execute(groups, root)` is the one code path that runs groups; `sims reproduce` uses it too.
+reruns failed ones (the failed directory is kept, renamed), also after `kill -9`; a different sweep into a used
+directory, or a directory this package did not make (`sims.outdir`), is refused; a second process on the same
+directory is refused while the first runs (`sims.locks`). `execute(groups, root)` is the one code path that runs
+groups; `sims reproduce` uses it too.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import itertools
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from lc.keys import per_site
-
-from . import api, registry, store
+from . import api, locks, outdir, registry, store, sweepfiles
 from .config import ConfigError, Members, config_hash
+from .sweepfiles import figure, results
 
 __all__ = ["Point", "Group", "expand_grid", "parse_grid", "plan", "group", "execute", "sweep", "results", "figure",
            "check_groups", "check_executor", "MEMBER_CAP"]
@@ -198,8 +198,11 @@ def _set_aside(run_dir: Path) -> None:
 
 def execute(groups: Sequence[Group], root: Path, *, device: str = "auto", workers: int = 0,
             scheduler: str | None = None, threads: int | None = None, log: Callable[[str], None] | None = None,
-            retries: int = 2, figures: bool = True) -> tuple[list[dict], str]:
+            retries: int = 2, figures: bool = True,
+            on_result: Callable[[int, dict], None] | None = None) -> tuple[list[dict], str]:
     """Run `groups` into root/runs/<group id>; returns (one result dict per group, where they ran).
+
+    `on_result(i, result)` is called as group i finishes (a sweep records its progress with it).
 
     Sequential here when workers == 0 and no scheduler; else one Dask task per group (a group whose worker
     dies is run again elsewhere, up to `retries` times, and resumes from its checkpoint). Ctrl-C stops the
@@ -207,15 +210,19 @@ def execute(groups: Sequence[Group], root: Path, *, device: str = "auto", worker
     """
     dirs = [str(Path(root) / "runs" / g.id) for g in groups]
     say = log or (lambda m: None)
+    done = on_result or (lambda i, res: None)
     if scheduler is None and workers == 0:
         results: list[dict] = [dict(dir=d, status="pending") for d in dirs]
         for i, (g, d) in enumerate(zip(groups, dirs)):
             say(f"[{i + 1}/{len(groups)}] {g.sim} ({len(g.points)} member(s)) -> {d}")
             results[i] = _run_group(g, d, device, threads, figures)
+            if results[i].get("error"):
+                say(f"[{i + 1}/{len(groups)}] {results[i]['status']}: {sweepfiles.first_line(results[i]['error'])}")
+            done(i, results[i])
             if results[i]["status"] == "interrupted":
                 break
         return results, "local, sequential"
-    return _execute_dask(groups, dirs, device, workers, scheduler, threads, retries, say, figures)
+    return _execute_dask(groups, dirs, device, workers, scheduler, threads, retries, say, figures, done)
 
 
 def check_groups(groups: Sequence[Group], device: str) -> None:
@@ -254,7 +261,7 @@ def check_executor(workers: int, scheduler: str | None, *, timeout_s: float = 5.
                           f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
 
 
-def _execute_dask(groups, dirs, device, workers, scheduler, threads, retries, say, figures):
+def _execute_dask(groups, dirs, device, workers, scheduler, threads, retries, say, figures, done):
     from dask.distributed import Client, LocalCluster, as_completed
 
     results: list[dict] = [dict(dir=d, status="pending") for d in dirs]
@@ -266,13 +273,15 @@ def _execute_dask(groups, dirs, device, workers, scheduler, threads, retries, sa
             futures = {client.submit(_run_group, g, d, device, threads, figures, pure=False, retries=retries): i
                        for i, (g, d) in enumerate(zip(groups, dirs))}
             try:
-                for done, fut in enumerate(as_completed(futures), 1):
+                for n, fut in enumerate(as_completed(futures), 1):
                     i = futures[fut]
                     try:
                         results[i] = fut.result()
                     except Exception as exc:  # the worker died more often than `retries`
                         results[i] = dict(dir=dirs[i], status="failed", error=f"{type(exc).__name__}: {exc}")
-                    say(f"[{done}/{len(groups)}] {results[i]['status']}: {results[i]['dir']}")
+                    error = f" ({sweepfiles.first_line(results[i]['error'])})" if results[i].get("error") else ""
+                    say(f"[{n}/{len(groups)}] {results[i]['status']}: {results[i]['dir']}{error}")
+                    done(i, results[i])
             except KeyboardInterrupt:  # started groups are interrupted (resumable), the rest stay pending
                 for fut, i in futures.items():
                     fut.cancel()
@@ -292,127 +301,61 @@ def sweep(name: str, grid: Mapping[str, Sequence[Any]], *, preset: str = "defaul
           figures: bool = False, log: Callable[[str], None] | None = None) -> dict:
     """Run the grid; returns the index written to <out>/sweep.json (with its directory under 'dir').
 
-    Each ensemble's standard figures are drawn only with `figures` (`sims plot RUN_DIR` draws them later);
-    `figure(sweep_dir, x, y, hue)` plots the results."""
+    The plan (every point `pending`) is written to sweep.json and results.csv before the first point runs and
+    both are updated as each ensemble finishes: a sweep killed at any moment (also `kill -9`) is resumed by
+    running the same call again, which runs only what is missing. The directory is locked while the sweep runs
+    (`sims.locks`). Each ensemble's standard figures are drawn only with `figures` (`sims plot RUN_DIR` draws
+    them later); `figure(sweep_dir, x, y, hue)` plots the results."""
     points = plan(name, grid, preset=preset, seeds=seeds, base=base)
     groups = group(points, cap=cap)
     check_groups(groups, device)
     check_executor(workers, scheduler)
     spec = dict(sim=name, preset=preset, grid={k: list(v) for k, v in grid.items()}, base=dict(base or {}),
                 seeds=seeds)
-    root = store.check_root(out) if out is not None else (
-        api.default_root() / "sweeps" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    _claim_directory(root, spec)
+    root = outdir.check(out if out is not None else (
+        api.default_root() / "sweeps" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"), "sweep")
+    _check_directory(root, spec)  # nothing written before this
+    outdir.claim(root, "sweep")
+    with locks.RunLock(root, f"sims sweep {name}"):
+        _check_directory(root, spec)  # again under the lock: another sweep may have claimed it meanwhile
+        return _run_sweep(root, spec, points, groups, device, workers, scheduler, threads, figures, log)
+
+
+def _run_sweep(root, spec, points, groups, device, workers, scheduler, threads, figures, log) -> dict:
     say = log or (lambda m: None)
     say(f"plan: {len(points)} point(s) in {len(groups)} ensemble run(s): "
         + ", ".join(f"{g.id} ({len(g.points)} members)" for g in groups))
     t0 = time.time()
-    results, where = execute(groups, root, device=device, workers=workers, scheduler=scheduler, threads=threads,
-                             log=say, figures=figures)
-    index = dict(spec, executor=where, elapsed_s=round(time.time() - t0, 2),
-                 groups=[dict(id=g.id, members=[p.settings for p in g.points], **res)
-                         for g, res in zip(groups, results)],
-                 points=_point_rows(points, groups, results))
-    store.write_json(root / "sweep.json", index)
-    _write_results_csv(root / "results.csv", index["points"], list(grid))
+    results = [dict(dir=str(Path(root) / "runs" / g.id), status="pending") for g in groups]
+
+    def write(where: str, state: str) -> dict:
+        index = dict(spec, state=state, executor=where, elapsed_s=round(time.time() - t0, 2),
+                     groups=[dict(id=g.id, members=[p.settings for p in g.points], **res)
+                             for g, res in zip(groups, results)],
+                     points=sweepfiles.point_rows(points, groups, results))
+        store.write_json(root / "sweep.json", index)
+        sweepfiles.write_results_csv(root / "results.csv", index["points"], list(spec["grid"]))
+        return index
+
+    def finished(i: int, res: dict) -> None:
+        results[i] = res
+        write("running", "running")
+
+    write("not started", "running")
+    ran, where = execute(groups, root, device=device, workers=workers, scheduler=scheduler, threads=threads, log=say,
+                         figures=figures, on_result=finished)
+    results[:] = ran
+    index = write(where, "ended")
     index["dir"] = str(root)
     return index
 
 
-def _claim_directory(root: Path, spec: dict) -> None:
-    """Create the sweep directory, or accept it when it holds the same sweep; refuse anything else."""
-    store.check_root(root)
+def _check_directory(root: Path, spec: dict) -> None:
+    """Accept a new or empty directory, or one that holds the same sweep; refuse anything else (writes nothing)."""
+    outdir.check(root, "sweep")
     index = root / "sweep.json"
     if index.exists():
         old = store.read_json(index)
         if any(old.get(k) != v for k, v in json.loads(json.dumps(spec, default=str)).items()):
             raise ConfigError(f"{root} holds a different sweep ({old.get('sim')}, grid {old.get('grid')}); choose "
                               "another --out (results are never overwritten)")
-    elif root.exists() and any(root.iterdir()):
-        raise ConfigError(f"--out {root} is not empty and holds no sweep; choose another directory")
-    root.mkdir(parents=True, exist_ok=True)
-
-
-def _point_rows(points: Sequence[Point], groups: Sequence[Group], results: Sequence[dict]) -> list[dict]:
-    where = {p: (i, e) for i, g in enumerate(groups) for e, p in enumerate(g.points)}
-    rows = []
-    for p in points:
-        i, e = where[p]
-        res = results[i]
-        row = dict(p.settings, status=res["status"], dir=res["dir"], member=e)
-        if res["status"] in ("completed", "diverged"):
-            row.update(_final_metrics(Path(res["dir"]), e))
-        rows.append(row)
-    return rows
-
-
-def _final_metrics(run_dir: Path, member: int) -> dict:
-    summary = store.read_json(run_dir / "summary.json")
-    row = {"member_status": summary.get("member_status", [None] * (member + 1))[member]}
-    for k, v in (summary.get("final") or {}).items():
-        if not per_site(k) and isinstance(v, list) and member < len(v):
-            row[k] = v[member]
-    return row
-
-
-def _write_results_csv(path: Path, rows: Sequence[dict], swept: Sequence[str]) -> None:
-    first = ["seed", *[k for k in swept if k != "seed"]]
-    rest = sorted({k for r in rows for k in r} - set(first) - {"status", "dir", "member"})
-    cols = first + ["status"] + rest + ["dir", "member"]
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: ("" if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()})
-    tmp.replace(path)
-
-
-# ------------------------------------------------------------------------------------------------ the figure
-
-def results(sweep_dir: str | Path) -> list[dict]:
-    """The rows of a sweep's results.csv (values parsed as numbers where they are numbers)."""
-    path = Path(sweep_dir) / "results.csv"
-    if not path.exists():
-        raise store.RunDirError(f"{sweep_dir} is not a sweep directory (no results.csv)")
-
-    def num(v: str):
-        try:
-            return float(v) if v not in ("", "True", "False") else (v == "True" if v else math.nan)
-        except ValueError:
-            return v
-
-    with open(path, newline="") as f:
-        return [{k: num(v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
-def figure(sweep_dir: str | Path, x: str, y: str, hue: str | None = None, path: str | Path | None = None) -> Path:
-    """A final metric `y` against a swept parameter `x`: mean over seeds with a min-max band, one line per value
-    of `hue`; written to <sweep_dir>/figures/<y>-vs-<x>[-by-<hue>].png (or `path`). Only completed points."""
-    import numpy as np
-
-    from . import plots
-
-    rows = [r for r in results(sweep_dir) if r.get("status") == "completed"]
-    for key in [k for k in (x, y, hue) if k is not None]:
-        if not rows or key not in rows[0]:
-            valid = sorted(rows[0]) if rows else []
-            raise ConfigError(f"{key!r} is not a column of {sweep_dir}/results.csv; columns: {', '.join(valid)}")
-    fig, axes = plots.figure(1, panel=(6.0, 4.2))
-    ax = axes[0, 0]
-    for h in sorted({r[hue] for r in rows}) if hue else [None]:
-        sel = [r for r in rows if hue is None or r[hue] == h]
-        xs = sorted({r[x] for r in sel})
-        vals = [[r[y] for r in sel if r[x] == v] for v in xs]
-        width = max(len(v) for v in vals)
-        grid = np.array([v + [math.nan] * (width - len(v)) for v in vals], dtype=np.float64)  # [n_x, seeds]
-        plots.band(ax, xs, grid, None if hue is None else f"{hue} = {h:g}" if isinstance(h, float) else f"{hue} = {h}",
-                   marker="o")
-    if all(isinstance(v, float) and v > 0 for v in (r[x] for r in rows)) and max(r[x] for r in rows) >= 10 * min(
-            r[x] for r in rows):
-        ax.set_xscale("log")
-    ax.set_xlabel(x)
-    sim = store.read_json(Path(sweep_dir) / "sweep.json").get("sim", "")
-    plots.finish(ax, f"{y} (final; mean, min-max over seeds)", title=f"{sim} sweep {Path(sweep_dir).name}")
-    name = f"{y}-vs-{x}" + (f"-by-{hue}" if hue else "") + ".png"
-    return plots.save(fig, path or Path(sweep_dir) / "figures" / name)

@@ -3,23 +3,26 @@
 Every configuration the claims and figures need is planned and validated first (a usage error writes
 nothing), then run once through `sims.sweep.execute` (here or on Dask workers; a report directory used before
 reuses its completed runs and resumes interrupted ones), then measured. `--update-papers` writes the claims
-table into papers/KEY.md and copies the figures, but never from a report whose runs failed.
+table into papers/KEY.md and copies the figures, but never from a report whose runs failed; a page is rewritten
+only between both of its markers (atomically), and every target is checked before any run trains.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import re
 import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
-from .. import api, registry, store, sweep
+from .. import api, locks, outdir, registry, store, sweep
 from ..config import ConfigError
 from . import Claim, RunSpec, SweepRuns, get_claims, verdict
 
-__all__ = ["reproduce", "table", "markdown", "update_paper"]
+__all__ = ["reproduce", "table", "markdown", "update_paper", "check_papers"]
 
 
 def _spec_points(spec, preset: str, seed: int | None) -> list[list[sweep.Point]]:
@@ -95,10 +98,20 @@ def reproduce(key: str, *, preset: str = "default", out: Path | None = None, dev
     specs, points, groups = _plan(paper, preset, seed)  # raises ConfigError before anything is written
     sweep.check_groups(groups, device)
     sweep.check_executor(workers, scheduler)
-    if out is not None:
-        store.check_root(out)
+    if papers_dir is not None:
+        papers_dir = check_papers(papers_dir, key, seed)  # every target, before any run trains
     tag = f"{key}-{preset}" + (f"-seed{seed}" if seed is not None else "")
-    out = Path(out) if out is not None else api.default_root() / "reproduce" / f"{tag}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = out if out is not None else api.default_root() / "reproduce" / f"{tag}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = outdir.claim(out, "reproduce")  # a foreign non-empty directory is refused before anything is written
+    with locks.RunLock(out, f"sims reproduce {key}"):  # a second reproduce on it: exit 2 naming this one
+        return _reproduce_into(out, paper, specs, points, groups, key=key, preset=preset, seed=seed, device=device,
+                               workers=workers, scheduler=scheduler, threads=threads, quiet=quiet, log=log,
+                               papers_dir=papers_dir)
+
+
+def _reproduce_into(out: Path, paper, specs, points, groups, *, key, preset, seed, device, workers, scheduler,
+                    threads, quiet, log, papers_dir) -> dict:
+    """Run the planned groups into `out` (claimed and locked), measure, write the report; see `reproduce`."""
     (out / "figures").mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     log(f"[{key}] {sum(len(g.points) for g in groups)} configuration-seeds in {len(groups)} ensemble run(s)")
@@ -213,22 +226,78 @@ def _markers(seed: int | None) -> tuple[str, str]:
     return f"<!-- {tag}:begin -->", f"<!-- {tag}:end -->"
 
 
+def _page_parts(page: Path, begin: str, end: str) -> tuple[str, str] | None:
+    """(text before `begin`, text after `end`) of an existing page; None for a page without either marker (the
+    block is appended). A page with one marker but not the other, or either twice, is a ConfigError."""
+    text = page.read_text()
+    n_begin, n_end = text.count(begin), text.count(end)
+    if n_begin == n_end == 0:
+        return None
+    if n_begin != 1 or n_end != 1 or text.index(end) < text.index(begin):
+        raise ConfigError(f"--update-papers: {page} holds {n_begin} {begin} and {n_end} {end} marker(s); it needs "
+                          "one of each, begin before end, around the measured table (the page is rewritten only "
+                          "between them): fix the markers")
+    pre, rest = text.split(begin, 1)
+    return pre, rest.split(end, 1)[1]
+
+
+def check_papers(papers_dir, key: str, seed: int | None) -> Path:
+    """The papers directory as a Path, if `--update-papers` can write page `key` there; else a ConfigError naming
+    the target: an empty path, a missing directory or a file, a page that is not a file or has broken markers,
+    figures/ or figures/KEY that is not a directory, a directory that cannot be written. Writes nothing."""
+    if papers_dir is None or str(papers_dir).strip() == "":
+        raise ConfigError("--update-papers is empty; give the directory of the pages (e.g. papers)")
+    papers = Path(papers_dir)
+    if not papers.is_dir():
+        what = "is a file" if papers.exists() else "does not exist"
+        raise ConfigError(f"--update-papers {papers} {what}; give the directory of the pages (e.g. papers)")
+    page = papers / f"{key}.md"
+    if page.exists() and not page.is_file():
+        raise ConfigError(f"--update-papers: the page {page} is not a file; move it aside")
+    if page.exists():
+        _page_parts(page, *_markers(seed))
+    dirs = [papers] + ([papers / "figures", papers / "figures" / key] if seed is None else [])
+    for d in dirs:
+        if d.exists() and not d.is_dir():
+            raise ConfigError(f"--update-papers: {d} is a file, not a directory of figures; move it aside")
+        if d.exists() and not os.access(d, os.W_OK | os.X_OK):
+            raise ConfigError(f"--update-papers: cannot write in {d}; fix its permissions")
+    if page.exists() and not os.access(page, os.W_OK):
+        raise ConfigError(f"--update-papers: the page {page} is read-only; fix its permissions")
+    return papers
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write `text` to a temp file beside `path`, then rename it over `path` (keeping its permissions)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def update_paper(papers_dir: Path, report: dict, out: Path) -> Path:
-    """Replace the claims table of papers/<key>.md between its markers (one block per --seed) and copy the
-    figures into papers/figures/<key>/ (from the main seeds only)."""
+    """Replace the claims table of papers/<key>.md between its markers (one block per --seed; a page without
+    them gets the block appended; broken markers are a ConfigError and change nothing) and copy the figures into
+    papers/figures/<key>/ (from the main seeds only). The page is replaced atomically."""
+    papers_dir = check_papers(papers_dir, report["key"], report.get("seed"))
     page = papers_dir / f"{report['key']}.md"
     begin, end = _markers(report.get("seed"))
+    block = f"{begin}\nMeasured by {_header(report)}, {time.strftime('%Y-%m-%d')}.\n\n{table(report)}\n{end}"
+    parts = _page_parts(page, begin, end) if page.exists() else None
+    if parts is None:
+        text = page.read_text() if page.exists() else f"# {report['title']}\n"
+        parts = (text.rstrip("\n") + "\n\n", "\n")
     if report.get("seed") is None:
         figdir = papers_dir / "figures" / report["key"]
         figdir.mkdir(parents=True, exist_ok=True)
         for f in report["figures"]:
             shutil.copy2(out / "figures" / f, figdir / f)
-    block = f"{begin}\nMeasured by {_header(report)}, {time.strftime('%Y-%m-%d')}.\n\n{table(report)}\n{end}"
-    text = page.read_text() if page.exists() else f"# {report['title']}\n"
-    if begin not in text:
-        text = text.rstrip("\n") + f"\n\n{begin}\n{end}\n"
-    pre, rest = text.split(begin, 1)
-    post = rest.split(end, 1)[1] if end in rest else ""
-    page.parent.mkdir(parents=True, exist_ok=True)
-    page.write_text(pre + block + post)
+    _write_atomic(page, parts[0] + block + parts[1])
     return page
