@@ -18,7 +18,7 @@ from ..config import Members, with_defaults
 from ..engine import Env, Task
 from ..registry import register
 from .image_grokking import MEMBERWISE, figures, transition_records
-from .images import ImageConfig, image_memory, image_task
+from .images import IMAGE_METRICS, ImageConfig, image_memory, image_task
 
 PRESETS = {
     "ci": dict(n_train=100, n_test=100, width=32, steps=150, n_evals=10, lc_points=30, lc_dirs=8),
@@ -33,8 +33,11 @@ class Config(with_defaults(ImageConfig, dataset="digits", init_scale=1.0, lr=1e-
     """The image MLP at a standard init on digits with corrupted training labels (every label random by default)."""
 
 
+METRICS = IMAGE_METRICS
+
+
 @register("random-labels", Config, presets=PRESETS, cpu_runtime="~20 s per member", figures=figures,
-          memberwise=MEMBERWISE, transitions=transition_records, memory=image_memory)
+          memberwise=MEMBERWISE, transitions=transition_records, memory=image_memory, metrics=METRICS)
 def build(members: Members, env: Env) -> Task:
     """MLP on images with random or flipped training labels: it fits them all (Zhang et al. 2017).
 
