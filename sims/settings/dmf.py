@@ -504,8 +504,22 @@ DYNAMICS_PRESETS = {
 }
 
 
+METRICS = {
+    "train_loss": "mean squared error on the observations: observed entries (completion) or measurements y_i "
+                  "(sensing) (squared entry units; W* has RMS entry 1)",
+    "recon_error": "||W - W*||_F^2 / ||W*||_F^2, the mean of (W - W*)^2 over all entries (relative, unitless)",
+    "effective_rank": "exp of the entropy of the normalised singular values of W (unitless, 1 to rank W; 0 for W = 0)",
+    "nuclear_norm": "||W||_*, the sum of the singular values of W (entry units)",
+    "balancedness": "max_j ||W_{j+1}^T W_{j+1} - W_j W_j^T||_F / max(||W_{j+1}^T W_{j+1}||_F, ||W_j W_j^T||_F) "
+                    "(relative, 0 to 2; 0 at depth 1)",
+    "balance_drift": "max_j ||D_j(t) - D_j(0)||_F, D_j = W_{j+1}^T W_{j+1} - W_j W_j^T (squared factor-entry units; "
+                     "0 at depth 1)",
+    "sv_<k>": "the k-th largest singular value of W, k = 1 .. min(n_sv, n) (entry units)",
+}
+
+
 @register("dmf-completion", Config, presets=COMPLETION_PRESETS, cpu_runtime="~15 s (depth 3) + ~6 s baseline",
-          figures=figures, memory=memory, memberwise=("init_scale", "lr"))
+          figures=figures, memory=memory, memberwise=("init_scale", "lr"), metrics=METRICS)
 def build_completion(members: Members, env: Env) -> Task:
     """Matrix completion by a depth-N factorisation against nuclear-norm minimisation (Arora et al. 2019).
 
@@ -519,7 +533,7 @@ def build_completion(members: Members, env: Env) -> Task:
 
 
 @register("dmf-sensing", Config, presets=SENSING_PRESETS, cpu_runtime="~15 s (depth 3) + ~20 s baseline",
-          figures=figures, memory=memory, memberwise=("init_scale", "lr"))
+          figures=figures, memory=memory, memberwise=("init_scale", "lr"), metrics=METRICS)
 def build_sensing(members: Members, env: Env) -> Task:
     """Matrix sensing from Gaussian measurements by a depth-N factorisation against nuclear norm (Arora et al. 2019).
 
@@ -531,7 +545,7 @@ def build_sensing(members: Members, env: Env) -> Task:
 
 
 @register("dmf-dynamics", DynamicsConfig, presets=DYNAMICS_PRESETS, cpu_runtime="~20 s (depth 3)",
-          figures=dynamics_figures, memory=memory, memberwise=("init_scale", "lr", "weight_decay", "init"))
+          figures=dynamics_figures, memory=memory, memberwise=("init_scale", "lr", "weight_decay", "init"), metrics=METRICS)
 def build_dynamics(members: Members, env: Env) -> Task:
     """Singular values of a deep factorisation under plain GD: learned one at a time (Arora et al. 2019, Thm 3).
 

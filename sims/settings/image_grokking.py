@@ -29,8 +29,8 @@ from ..engine import Env, Task
 from ..nn import make_generators
 from ..registry import register
 from . import image_slices as slices
-from .images import (MIN_TURN, ImageConfig, curves_figure, image_memory, image_task, lc_name, lc_peak, make_model,
-                     member_images)
+from .images import (IMAGE_METRICS, MIN_TURN, ImageConfig, curves_figure, image_memory, image_task, lc_name, lc_peak,
+                     make_model, member_images)
 
 MEMBERWISE = ("init_scale", "lr", "weight_decay", "label_noise", "flip_from", "flip_to", "flip_fraction")
 
@@ -237,8 +237,11 @@ def figures(run) -> list:
 
 # ------------------------------------------------------------------------------------------ the simulations
 
+METRICS = IMAGE_METRICS
+
+
 @register("image-grokking", ImageConfig, presets=PRESETS, cpu_runtime="~2 min per member (40k steps)",
-          figures=figures, memberwise=MEMBERWISE, transitions=transition_records, memory=image_memory)
+          figures=figures, memberwise=MEMBERWISE, transitions=transition_records, memory=image_memory, metrics=METRICS)
 def build(members: Members, env: Env) -> Task:
     """MLP on images from a large init: LC falls, rises, falls again; the last fall comes with grokking (Humayun 2024).
 
@@ -253,7 +256,7 @@ def build(members: Members, env: Env) -> Task:
 
 
 @register("image-cnn", CNNConfig, presets=CNN_PRESETS, cpu_runtime="~30 s (2000 steps)", figures=figures,
-          memberwise=MEMBERWISE, transitions=transition_records, memory=image_memory)
+          memberwise=MEMBERWISE, transitions=transition_records, memory=image_memory, metrics=METRICS)
 def build_cnn(members: Members, env: Env) -> Task:
     """Small conv net on digits, with or without batch norm: LC over its 1024 + 512 convolution units.
 

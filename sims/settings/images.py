@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from lc.keys import lc_name as lc_key_name
+from lc.keys import MEANING, PATTERN, lc_name as lc_key_name
 
 from .. import plots, transitions
 from ..config import ConfigError, Members, ProbedConfig, param, with_defaults
@@ -40,6 +40,22 @@ SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "mnist1d": (40,)}  # one in
 POOL = {"digits": 1797}  # images in a fixed pool shared by train and test (digits: 1797)
 CNN_CHANNELS = (16, 32)
 MIN_TURN = 0.05  # smallest relative move of LC that makes a turning point (the descent after init is 5-15%)
+
+# what `image_task` writes (loss: mse = mean squared error to one-hot targets, ce = cross-entropy)
+IMAGE_METRICS = {
+    "train_acc": "fraction of training images whose largest output is their (possibly corrupted) label (fraction)",
+    "test_acc": "fraction of test images whose largest output is their label (fraction)",
+    "train_loss": "training loss: mean squared error over the 10 outputs to one-hot targets (loss=mse, squared "
+                  "output units) or mean cross-entropy (loss=ce, nats)",
+    "test_loss": "the same loss on the test images (squared output units or nats)",
+    "weight_norm": "||theta||_2 over every parameter (parameter units)",
+    "train_acc_clean": "label_noise > 0 or a flip only: training accuracy against the clean labels (fraction)",
+    "flip_test": "flip only: share of flip_from's test images predicted flip_to; NaN for a member without a flip "
+                 "(fraction)",
+    "flip_train": "flip only: share of the flipped training images predicted flip_to; NaN for a member without a "
+                  "flip (fraction)",
+    PATTERN: MEANING,
+}
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lc.keys import lc_keys
+from lc.keys import MEANING, PATTERN, lc_keys
 
 from .. import plots
 from ..config import ConfigError, Members, ProbedConfig, param, with_defaults
@@ -203,8 +203,18 @@ def figures(run) -> list:
     return out
 
 
+METRICS = {
+    "train_acc": "fraction of training pairs whose largest logit is (a + b) mod p (fraction)",
+    "test_acc": "fraction of held-out pairs whose largest logit is (a + b) mod p (fraction)",
+    "train_loss": "mean cross-entropy on the training pairs (nats)",
+    "test_loss": "mean cross-entropy on the held-out pairs (nats)",
+    "theta_norm": "||theta||_2 over every parameter (parameter units)",
+    PATTERN: MEANING,
+}
+
+
 @register("modular-addition", Config, presets=PRESETS, cpu_runtime="~2 min (LC ~20 s of it)", figures=figures,
-          transitions=transition_records, memberwise=("lr", "weight_decay"))
+          transitions=transition_records, memberwise=("lr", "weight_decay"), metrics=METRICS)
 def build(members: Members, env: Env) -> Task:
     """Two-layer ReLU net on modular addition from a large init with weight decay: memorise, then grok (Lyu et al. 2024).
 

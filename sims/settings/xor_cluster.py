@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lc.keys import lc_name
+from lc.keys import MEANING, PATTERN, lc_name
 
 from .. import metrics, plots, transitions
 from ..config import Members, param, with_defaults
@@ -194,9 +194,23 @@ def figures(run) -> list:
     return out
 
 
+METRICS = {
+    "linear_agreement": "share of test points where sign f agrees with the linear classifier sign <sum_j a_j w_j, x> "
+                        "(fraction)",
+    "train_acc": "fraction of training points with sign f(x) = y, noisy labels (fraction)",
+    "test_acc": "fraction of fresh test points with sign f(x) = y, noisy labels (fraction)",
+    "test_acc_clean": "test accuracy against the clean labels (fraction)",
+    "train_loss": "mean logistic loss on the training points (nats)",
+    "test_loss": "mean logistic loss on the test points, noisy labels (nats)",
+    "weight_norm": "||W||_F of the first layer (weight units)",
+    "kkt_residual": "KKT residual of the parameter max-margin problem (relative, 0 at a KKT point)",
+    PATTERN: MEANING,
+}
+
+
 @register("xor-cluster", Config, presets=PRESETS, cpu_runtime="~2 min", figures=figures,
           transitions=transition_records, memory=two_layer_memory,
-          memberwise=("init_scale", "noise_rate", "mu_norm", "lr", "weight_decay"))
+          memberwise=("init_scale", "noise_rate", "mu_norm", "lr", "weight_decay"), metrics=METRICS)
 def build(members: Members, env: Env) -> Task:
     """XOR clusters: catastrophic then benign overfitting through grokking (Xu et al. 2024).
 
