@@ -90,6 +90,29 @@ class Run:
     def view(self, members: Sequence[int]) -> "RunView":
         return RunView(self, members)
 
+    def snapshots(self) -> list[int]:
+        """The steps whose model state the run kept (snapshots/step-<s>.pt; `engine.snapshot_steps`), sorted."""
+        found = []
+        for p in (self.dir / "snapshots").glob("step-*.pt"):
+            step = p.stem[len("step-"):]
+            if step.isdigit():
+                found.append(int(step))
+        return sorted(found)
+
+    def snapshot(self, step: int) -> dict:
+        """The state kept at `step`: {"step": s, "model": the ensemble's state_dict (every member of the run)}.
+
+        Read with `store.load_checkpoint` (weights_only: a snapshot from elsewhere never runs code); a step
+        without a snapshot is a KeyError naming the steps that have one.
+        """
+        path = self.dir / "snapshots" / f"step-{int(step)}.pt"
+        if not path.exists():
+            raise KeyError(f"{self.dir} has no snapshot at step {step}; snapshots at steps {self.snapshots()}")
+        state = store.load_checkpoint(path, fix=f"delete {path} (the figures then skip that step) or run again")
+        if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
+            raise store.RunDirError(f"{path} holds no model state; delete it or run again")
+        return state
+
     def figures(self) -> list[Path]:
         """(Re)draw the setting's standard figures into figures/."""
         if self.simulation.figures is None:
@@ -122,6 +145,13 @@ class RunView:
 
     def metric(self, name: str) -> np.ndarray:
         return self.run.metric(name)[:, self.idx]
+
+    def snapshots(self) -> list[int]:
+        return self.run.snapshots()
+
+    def snapshot(self, step: int) -> dict:
+        """The run's state at `step` (`Run.snapshot`): every member of the run; the viewed ones are `self.idx`."""
+        return self.run.snapshot(step)
 
     @property
     def member_summaries(self) -> list[dict]:

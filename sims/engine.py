@@ -72,7 +72,7 @@ class Cache:
             return self.pending[name]
         path = None if self.dir is None else self.dir / f"{name}.pt"
         if path is not None and path.exists():
-            return store.load_checkpoint(path)
+            return store.load_checkpoint(path, fix=f"delete {path} to have it computed again")
         self.pending[name] = value = compute()
         if path is not None:
             store.save_checkpoint(path, value)

@@ -63,7 +63,7 @@ class CNNConfig(with_defaults(ImageConfig, dataset="digits", arch="cnn", init_sc
 def snapshot_model(run, step: int) -> torch.nn.Module:
     """The run's ensemble model (float64) with the state kept at `step` (snapshots/step-<step>.pt)."""
     model = make_model(run.members, torch.float64)
-    state = torch.load(run.dir / "snapshots" / f"step-{step}.pt", map_location="cpu", weights_only=False)["model"]
+    state = run.snapshot(step)["model"]
     model.load_state_dict({k: v.double() if v.is_floating_point() else v for k, v in state.items()})
     return model.eval()
 

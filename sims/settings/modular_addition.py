@@ -150,7 +150,7 @@ def _slices(run, member: int = 0, rec: dict | None = None):
     bounds = tuple((float(lo - pad), float(hi + pad)) for lo, hi in zip(coords.min(0), coords.max(0)))
     model = _model(c, whole.seeds, torch.float64)
     for phase, step in slice_phases(run, member, rec).items():
-        state = torch.load(run.dir / "snapshots" / f"step-{step}.pt", map_location="cpu", weights_only=False)
+        state = run.snapshot(step)
         model.load_state_dict({k: v.double() for k, v in state["model"].items()})
         part = exact2d.partition(model, origin, basis, bounds=bounds, member=e)
         yield phase, step, part, coords, y[0, :3].numpy(), lc.region_migration(part, c.slice_delta, points=coords)

@@ -90,7 +90,7 @@ def _slice(run, step: int, member: int):
     c = run.config
     model = TwoLayerNet(c.d, c.width, make_generators(run.seeds), init_scale=run.members.values("init_scale"),
                         dtype=torch.float64)
-    state = torch.load(run.dir / "snapshots" / f"step-{step}.pt", map_location="cpu", weights_only=False)
+    state = run.snapshot(step)
     model.load_state_dict({k: v.double() for k, v in state["model"].items()})
     basis = torch.zeros(2, c.d, dtype=torch.float64)
     basis[0, 0] = basis[1, 1] = 1.0
