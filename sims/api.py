@@ -250,10 +250,13 @@ def resume(run_dir: str | Path, *, device: str = "auto", quiet: bool = True, fig
     dev = engine.resolve_device(device)
     env = engine.Env(dev, engine.resolve_dtype(r.config.dtype), engine.Cache(r.dir / "cache"))
     ckpt = None
-    if r.simulation.kind == "trained" and (r.dir / "checkpoint.pt").exists():
-        ckpt = store.load_checkpoint(r.dir / "checkpoint.pt", dev)
-        _check_same_config(r, ckpt)
-    elif r.simulation.kind == "trained":  # stopped before its first checkpoint: train again from step 0
+    if r.simulation.kind == "grid":  # the points so far were computed with the configs summary.json records
+        if r.records:
+            _check_same_config(r, r.summary.get("configs"), r.dir / "summary.json")
+    elif (r.dir / "checkpoint.pt").exists():
+        ckpt = store.load_checkpoint(r.dir / "checkpoint.pt", dev, fix="start a new run (this one cannot be resumed)")
+        _check_same_config(r, ckpt.get("members") if isinstance(ckpt, Mapping) else None, r.dir / "checkpoint.pt")
+    else:  # stopped before its first checkpoint: train again from step 0
         say(f"{r.dir} has no checkpoint yet (stopped before the first one); training starts again from step 0")
         store.MetricsWriter(r.dir / "metrics.jsonl").truncate_after(-1)
     task = r.simulation.build(r.members, env)
@@ -265,19 +268,20 @@ def _members_hash(members: Members) -> str:
     return config_hash([dataclasses.asdict(m) for m in members])
 
 
-def _check_same_config(r: Run, ckpt: Mapping) -> None:
-    """Refuse to resume when the members' configs differ from those the checkpoint was trained with."""
-    saved = ckpt.get("members") if isinstance(ckpt, Mapping) else None
-    if saved is None:
-        raise store.RunDirError(f"{r.dir / 'checkpoint.pt'} does not record the config it was trained with")
-    now = [dataclasses.asdict(m) for m in r.members]
+def _check_same_config(r: Run, saved: list | None, source: Path) -> None:
+    """Refuse to resume when the members' configs differ from `saved`, those the results so far were computed
+    with (recorded in `source`: the checkpoint of a trained run, summary.json of a grid run)."""
+    if not isinstance(saved, list):
+        raise store.RunDirError(f"{source} does not record the config its results were computed with; start a new "
+                                "run")
+    now, saved = store.as_json([dataclasses.asdict(m) for m in r.members]), store.as_json(saved)
     if len(saved) != len(now):
         fields = ["the number of members"]
     else:
         fields = sorted({k for a, b in zip(saved, now) for k in a.keys() | b.keys() if a.get(k) != b.get(k)})
     if fields:
-        raise ConfigError(f"{r.dir / 'config.json'} does not match the checkpoint it would resume: {fields} "
-                          "changed since the checkpoint was written; restore the config or start a new run")
+        raise ConfigError(f"{r.dir / 'config.json'} does not match the {source.name} it would resume: {fields} "
+                          f"changed since {source.name} was written; restore the config or start a new run")
 
 
 def _write_status(run_dir: Path, status: str, **extra) -> None:

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["RunDirError", "check_root", "new_run_dir", "write_json", "read_json", "MetricsWriter", "read_metrics",
+__all__ = ["RunDirError", "check_root", "new_run_dir", "as_json", "write_json", "read_json", "MetricsWriter", "read_metrics",
            "plain", "save_checkpoint", "load_checkpoint", "environment", "RunLock"]
 
 
@@ -60,6 +60,11 @@ def _clean(v: Any) -> Any:
     if isinstance(v, (list, tuple)):
         return [_clean(x) for x in v]
     return v
+
+
+def as_json(obj: Any) -> Any:
+    """`obj` as `write_json` then `read_json` give it back (tuples as lists, non-finite floats as None)."""
+    return json.loads(json.dumps(_clean(obj), default=str, allow_nan=False))
 
 
 def write_json(path: Path, obj: Any) -> None:
