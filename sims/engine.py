@@ -34,8 +34,8 @@ from . import optim, store
 from .config import Members, config_hash
 from .nn import make_generators
 
-__all__ = ["Task", "Env", "Cache", "train", "eval_schedule", "Interrupted", "resolve_device", "resolve_dtype",
-           "choose_threads"]
+__all__ = ["Task", "Env", "Cache", "train", "eval_schedule", "snapshot_steps", "SNAPSHOTS_HELP", "Interrupted",
+           "resolve_device", "resolve_dtype", "choose_threads"]
 
 
 @dataclass
@@ -51,7 +51,7 @@ class Task:
     make_optimizer: Callable[[list[nn.Parameter]], torch.optim.Optimizer] | None = None  # default: cfg.optimizer
     summary: dict = field(default_factory=dict)  # run-level facts for summary.json (baseline solver, ...)
     member_summary: list[dict] | None = None  # per-member facts (baselines, ground truth), summary["members"][e]
-    snapshot_steps: tuple[int, ...] = ()  # steps at which the model's state is kept in snapshots/step-<s>.pt
+    snapshot_steps: tuple[int, ...] = ()  # steps whose model state is kept in snapshots/step-<s>.pt (`snapshot_steps`)
     stop: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None  # eval metrics -> [E] bool: member done
     stop_loss: float = 0.0  # > 0: a member stops (before its update) at the first step its training loss is <= this
 
@@ -135,6 +135,36 @@ def eval_schedule(steps: int, n_evals: int) -> list[int]:
         pts |= set(np.rint(np.geomspace(1, steps, n_log)).astype(int).tolist())
     pts |= {0, steps}
     return sorted(pts)
+
+
+SNAPSHOTS_HELP = ("model states kept in snapshots/ for figures and slices (`sims.engine.snapshot_steps`): K > 0 = "
+                  "step 0, the last step and the eval steps nearest K log-spaced and K linearly spaced steps; -1 = "
+                  "step 0 and every eval step from steps/100 on; 0 = none")
+
+
+def snapshot_steps(steps: int, n_evals: int, snapshots: int) -> tuple[int, ...]:
+    """The steps whose model state a run keeps (snapshots/step-<s>.pt; read back with `Run.snapshot`), sorted.
+
+    The one policy of every setting's `snapshots` field (`SNAPSHOTS_HELP`), always on eval steps
+    (`eval_schedule(steps, n_evals)`):
+    - K > 0: step 0, the last step, the eval steps nearest (in log step) to K log-spaced steps in [1, steps]
+      and those nearest to K linearly spaced steps in [0, steps]: grokking spans decades, while a transition
+      sits late on a linear axis (about 2K snapshots);
+    - -1: step 0 and every eval step from steps / 100 on (an LC peak and the final descent fall on snapshots);
+    - 0: none.
+    """
+    if snapshots == 0:
+        return ()
+    if snapshots < -1:
+        raise ValueError(f"snapshots must be -1 (every eval step from steps/100 on), 0 (none) or K > 0; got "
+                         f"{snapshots}")
+    evals = np.array(eval_schedule(steps, n_evals))
+    if snapshots == -1 or steps == 0:
+        return tuple(int(s) for s in evals if s == 0 or s >= steps / 100)
+    picked = {0, steps}
+    picked |= {int(evals[np.argmin(np.abs(np.log1p(evals) - np.log1p(w)))]) for w in np.geomspace(1, steps, snapshots)}
+    picked |= {int(evals[np.argmin(np.abs(evals - w))]) for w in np.linspace(0, steps, snapshots)}
+    return tuple(sorted(picked))
 
 
 # ---------------------------------------------------------------------------------------------- CPU threads

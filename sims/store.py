@@ -43,8 +43,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["RunDirError", "check_root", "new_run_dir", "as_json", "write_json", "read_json", "MetricsWriter", "read_metrics",
-           "plain", "save_checkpoint", "load_checkpoint", "environment", "RunLock"]
+__all__ = ["RunDirError", "check_root", "new_run_dir", "as_json", "write_json", "read_json", "MetricsWriter",
+           "read_metrics", "plain", "save_checkpoint", "load_checkpoint", "environment", "RunLock"]
 
 
 class RunDirError(ValueError):

@@ -192,3 +192,37 @@ def test_thread_watch_drops_to_one_thread_when_steps_slow_down(monkeypatch):
         assert not _ThreadWatch(torch.device("meta")).on  # only CPU runs are watched
     finally:
         torch.set_num_threads(before)
+
+
+@given(steps=st.integers(0, 10**6), n_evals=st.integers(2, 300), k=st.integers(-1, 12))
+def test_snapshot_policy_properties(steps, n_evals, k):
+    evals = engine.eval_schedule(steps, n_evals)
+    s = engine.snapshot_steps(steps, n_evals, k)
+    assert list(s) == sorted(set(s)) and set(s) <= set(evals)  # always on eval steps
+    if k == 0:
+        assert s == ()
+    elif k == -1:
+        assert set(s) == {e for e in evals if e == 0 or e >= steps / 100}
+    else:
+        assert {0, steps} <= set(s) and len(s) <= 2 * k + 2
+        assert 1 in s or 1 not in evals  # the first step (log-spaced from 1) is kept when it is evaluated
+
+
+def test_snapshot_policy_refuses_other_values():
+    with pytest.raises(ValueError, match="snapshots must be -1"):
+        engine.snapshot_steps(100, 10, -2)
+
+
+def test_runs_keep_and_read_the_policys_snapshots(runs_dir):
+    r = sims.run("xor-cluster", preset="ci", seeds=2, device="cpu", figures=False, threads=1, steps=30, snapshots=4,
+                 **CI_FAST)
+    assert r.snapshots() == list(engine.snapshot_steps(30, r.config.n_evals, 4))
+    view = r.view([1])
+    assert view.snapshots() == r.snapshots()
+    last = view.snapshot(30)
+    assert last["step"] == 30
+    for k, v in r.simulation.build(r.members, engine.Env(torch.device("cpu"), torch.float64)).model.state_dict().items():
+        assert last["model"][k].shape == v.shape  # every member of the run, also through a view
+    none = sims.run("xor-cluster", preset="ci", seeds=1, device="cpu", figures=False, threads=1, steps=30, snapshots=0,
+                    **CI_FAST)
+    assert none.snapshots() == [] and not (none.dir / "snapshots").exists()
