@@ -282,11 +282,12 @@ def _freeze(state: _State, model: nn.Module, newly: torch.Tensor, step: int, sta
 
 
 def _restore_frozen(state: _State, model: nn.Module) -> None:
+    """Put back the kept parameters of ended members (a `where`, not a masked write: no host-device sync)."""
     if state.frozen:
         with torch.no_grad():
-            still = ~state.active
+            still = ~state.active  # [E]
             for k, p in model.named_parameters():
-                p[still] = state.frozen[k][still]
+                p.copy_(torch.where(still.view(-1, *[1] * (p.dim() - 1)), state.frozen[k], p))
 
 
 def _check_finite(state: _State, model: nn.Module, step: int, say) -> None:

@@ -226,3 +226,49 @@ def test_runs_keep_and_read_the_policys_snapshots(runs_dir):
     none = sims.run("xor-cluster", preset="ci", seeds=1, device="cpu", figures=False, threads=1, steps=30, snapshots=0,
                     **CI_FAST)
     assert none.snapshots() == [] and not (none.dir / "snapshots").exists()
+
+
+def _on(device, task):
+    task.model.to(device)
+    task.x, task.y = task.x.to(device), task.y.to(device)
+    return task
+
+
+def _tensors(obj):
+    if torch.is_tensor(obj):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _tensors(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _tensors(v)
+
+
+@pytest.mark.parametrize("batch_size", [0, 5])
+def test_the_loop_state_stays_on_the_tasks_device(tmp_path, batch_size):
+    """The loop's device transfers on the `meta` device (tensors without data): a state tensor or batch index
+    left on the CPU, a checkpoint not moved to the device on resume, or a data-dependent write (a host-device sync
+    on a GPU) in the per-step path raises or shows up here. The per-member batch generators stay on the CPU."""
+    meta = torch.device("meta")
+    cfg = _ToyConfig(steps=6, lr=0.05, n_evals=3, batch_size=batch_size, optimizer="adamw")
+    members = Members.from_seeds(cfg, 2)
+    engine.train(_toy_task([1.0, 2.0]), members, tmp_path, quiet=True)  # a real checkpoint, written on the CPU
+    ckpt = store.load_checkpoint(tmp_path / "checkpoint.pt")
+    frozen_member = dict(status="stopped", step=3, why="reached the stopping criterion")
+    ckpt.update(step=3, active=torch.tensor([True, False]), ended=[None, frozen_member],
+                frozen={k: v.clone() for k, v in ckpt["model"].items()})
+    for resume in (None, ckpt):
+        task = _on(meta, _toy_task([1.0, 2.0]))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # load_state_dict into meta parameters copies nothing (and says so)
+            state = engine._new_state(task, members, resume)
+        xb, yb = engine._batch(task, cfg, state)
+        assert xb.device == yb.device == meta and xb.shape[:2] == (2, batch_size or 20)
+        for _ in range(2):
+            engine._train_step(task, cfg, state)
+        assert state.step == (3 if resume else 0) + 2 and state.n_active == (1 if resume else 2)
+        on_device = [state.active, *state.frozen.values(), *state.safe.values(), *task.model.parameters(),
+                     *(t for t in _tensors(state.opt.state_dict()["state"]) if t.dim() > 0)]
+        assert all(t.device == meta for t in on_device)
+        assert all(g.device.type == "cpu" for g in state.batch_gens)
