@@ -5,14 +5,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from . import engine, memory, registry, store
+from . import engine, memory, registry, store, threads as cpu_threads
+from .cache import Cache
 from .config import ConfigError, Members, apply_overrides, config_hash, to_dict
 
 __all__ = ["Run", "RunView", "RunFailed", "run", "run_members", "load", "resume", "default_root"]
@@ -177,27 +177,13 @@ def load(run_dir: str | Path) -> Run:
     return Run(Path(run_dir))
 
 
-@contextmanager
-def _threads(n: int):
-    """torch's intra-op threads and numpy's BLAS threads (threadpoolctl) at `n` inside the block."""
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        with threadpool_limits(limits=n, user_api="blas"):
-            yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def run(name: str, preset: str = "default", seeds: int = 1, device: str = "auto", out: str | Path | None = None,
         *, quiet: bool = True, figures: bool = True, log=None, threads: int | None = None, **overrides: Any) -> Run:
     """Run simulation `name` at `preset` with config `overrides`; returns the finished `Run`.
 
     `seeds` members train together (member e has seed cfg.seed + e). The config is validated and the
     device resolved before anything is written: a bad input leaves no run directory behind. `threads`
-    fixes the CPU thread count (default: chosen by timing, `sims.engine.choose_threads`).
+    fixes the CPU thread count (default: chosen by timing, `sims.threads.choose_threads`).
     """
     sim = registry.get(name)
     return run_members(sim, preset, registry.members(sim, preset, overrides, seeds=seeds), device=device, out=out,
@@ -248,7 +234,7 @@ def resume(run_dir: str | Path, *, device: str = "auto", quiet: bool = True, fig
             "nothing to resume, the run is left as it is")
         return r
     dev = engine.resolve_device(device)
-    env = engine.Env(dev, engine.resolve_dtype(r.config.dtype), engine.Cache(r.dir / "cache"))
+    env = engine.Env(dev, engine.resolve_dtype(r.config.dtype), Cache(r.dir / "cache"))
     ckpt = None
     if r.simulation.kind == "grid":  # the points so far were computed with the configs summary.json records
         if r.records:
@@ -295,14 +281,14 @@ def _write_status(run_dir: Path, status: str, **extra) -> None:
 def _thread_choice(sim, task, threads: int | None) -> tuple[int, str]:
     if sim.kind != "trained":
         return threads or torch.get_num_threads(), "requested" if threads else "torch default"
-    return engine.choose_threads(task, threads)
+    return cpu_threads.choose_threads(task, threads)
 
 
 def _execute(sim, members, task, run_dir, ckpt, quiet, figures, log, n_threads) -> Run:
     from .gridsim import run_grid
 
     try:
-        with store.RunLock(run_dir), _threads(n_threads):
+        with store.RunLock(run_dir), cpu_threads.limited(n_threads):
             if sim.kind == "grid":
                 run_grid(task, members, run_dir, quiet=quiet, log=log)
             else:

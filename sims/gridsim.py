@@ -21,7 +21,7 @@ import torch
 
 from . import store
 from .config import Members
-from .engine import Interrupted, _StopFlag
+from .process import Interrupted, StopFlag
 
 __all__ = ["GridTask", "run_grid"]
 
@@ -61,7 +61,7 @@ def run_grid(task: GridTask, members: Members, run_dir: Path, *, quiet: bool = T
     before = store.read_json(run_dir / "summary.json").get("elapsed_s", 0.0) if (run_dir / "summary.json").exists() else 0.0
     t0, E = time.time(), len(members)
     store.write_json(run_dir / "summary.json", _summary(task, members, "running", len(done), t0, before))
-    with _StopFlag() as stop:
+    with StopFlag() as stop:
         for i, point in enumerate(task.points):
             if i in done:
                 continue

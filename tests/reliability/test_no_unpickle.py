@@ -7,6 +7,7 @@ import torch
 
 import sims
 from sims import engine, registry, store
+from sims.cache import Cache
 from sims.cli import main
 
 XOR = dict(n=40, d=400, mu_norm=6.0, width=16, n_test=100, lc_radius=2.0, lc=False, steps=40)
@@ -77,7 +78,7 @@ def test_a_cache_payload_does_not_run_on_resume(runs_dir, monkeypatch, interrupt
     _plant(cached, marker)
     _refused(["run", "--resume", str(cut), "--device", "cpu", "--threads", "1", "--quiet"], cached, capsys)
     with pytest.raises(store.RunDirError, match="delete .* to have it computed again"):
-        engine.Cache(cut / "cache").get("l2_max_margin", lambda: pytest.fail("a stored value is not recomputed"))
+        Cache(cut / "cache").get("l2_max_margin", lambda: pytest.fail("a stored value is not recomputed"))
     assert not marker.exists()
 
 

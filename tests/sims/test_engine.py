@@ -171,7 +171,7 @@ def test_thread_watch_drops_to_one_thread_when_steps_slow_down(monkeypatch):
     steady or merely noisy steps (1.5x) keep the threads; short stretches are not judged."""
     from threadpoolctl import threadpool_limits
 
-    from sims.engine import _ThreadWatch
+    from sims.threads import ThreadWatch
 
     clock = [0.0]
     monkeypatch.setattr("sims.engine.time.perf_counter", lambda: clock[0])
@@ -179,7 +179,7 @@ def test_thread_watch_drops_to_one_thread_when_steps_slow_down(monkeypatch):
     try:
         with threadpool_limits(limits=2, user_api="blas"):
             torch.set_num_threads(2)
-            watch = _ThreadWatch(torch.device("cpu"), factor=2.5, min_steps=50)
+            watch = ThreadWatch(torch.device("cpu"), factor=2.5, min_steps=50)
             step = 0
             for per_step, n, dropped in ((1e-3, 100, False), (1.5e-3, 100, False), (1e-2, 10, False),
                                          (3e-3, 100, True)):
@@ -189,7 +189,7 @@ def test_thread_watch_drops_to_one_thread_when_steps_slow_down(monkeypatch):
                 assert watch.check(step) is dropped
             assert torch.get_num_threads() == 1 and "from 2 threads to 1 at step 310" in watch.note
             assert watch.check(step + 1000) is False  # one way: never judged again
-        assert not _ThreadWatch(torch.device("meta")).on  # only CPU runs are watched
+        assert not ThreadWatch(torch.device("meta")).on  # only CPU runs are watched
     finally:
         torch.set_num_threads(before)
 
