@@ -11,9 +11,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from . import engine, memory, registry, store, threads as cpu_threads
+from . import engine, memory, registry, store
 from .cache import Cache
 from .config import ConfigError, Members, apply_overrides, config_hash, to_dict
+from .kinds import kind_of
+from .threads import limited
 
 __all__ = ["Run", "RunView", "RunFailed", "run", "run_members", "load", "resume", "default_root"]
 
@@ -53,7 +55,7 @@ class Run:
         per_member = meta.get("members") or [{"seed": s} for s in meta["seeds"]]
         self.members = Members(apply_overrides(self.config, m) for m in per_member)
         self.seeds: list[int] = self.members.seeds
-        self.index = "point" if self.simulation.kind == "grid" else "step"
+        self.index = kind_of(self.simulation).index
         self.records = store.read_metrics(self.dir / "metrics.jsonl")
         self.steps = np.array(sorted({r[self.index] for r in self.records}), dtype=int)
 
@@ -205,7 +207,7 @@ def run_members(sim, preset: str, members: Members, *, device: str = "auto", out
     store.check_root(out if out is not None else (default_root() if run_dir is None else Path(run_dir).parent))
     memory.check(sim, members, dev, torch.empty(0, dtype=env.dtype).element_size())
     task = sim.build(members, env)
-    n_threads, how = _thread_choice(sim, task, threads)
+    n_threads, how = kind_of(sim).threads(task, threads)
     meta = dict(sim=sim.name, preset=preset, seeds=members.seeds, config=to_dict(members[0]),
                 members=members.overrides(), config_hash=_members_hash(members),
                 environment=dict(store.environment(dev, env.dtype), threads=n_threads, threads_chosen=how))
@@ -236,7 +238,7 @@ def resume(run_dir: str | Path, *, device: str = "auto", quiet: bool = True, fig
     dev = engine.resolve_device(device)
     env = engine.Env(dev, engine.resolve_dtype(r.config.dtype), Cache(r.dir / "cache"))
     ckpt = None
-    if r.simulation.kind == "grid":  # the points so far were computed with the configs summary.json records
+    if not kind_of(r.simulation).trained:  # the points so far were computed with the configs summary.json records
         if r.records:
             _check_same_config(r, r.summary.get("configs"), r.dir / "summary.json")
     elif (r.dir / "checkpoint.pt").exists():
@@ -246,7 +248,7 @@ def resume(run_dir: str | Path, *, device: str = "auto", quiet: bool = True, fig
         say(f"{r.dir} has no checkpoint yet (stopped before the first one); training starts again from step 0")
         store.MetricsWriter(r.dir / "metrics.jsonl").truncate_after(-1)
     task = r.simulation.build(r.members, env)
-    n_threads, _ = _thread_choice(r.simulation, task, threads)
+    n_threads, _ = kind_of(r.simulation).threads(task, threads)
     return _execute(r.simulation, r.members, task, r.dir, ckpt, quiet, figures, log, n_threads)
 
 
@@ -278,21 +280,10 @@ def _write_status(run_dir: Path, status: str, **extra) -> None:
     store.write_json(path, summary)
 
 
-def _thread_choice(sim, task, threads: int | None) -> tuple[int, str]:
-    if sim.kind != "trained":
-        return threads or torch.get_num_threads(), "requested" if threads else "torch default"
-    return cpu_threads.choose_threads(task, threads)
-
-
 def _execute(sim, members, task, run_dir, ckpt, quiet, figures, log, n_threads) -> Run:
-    from .gridsim import run_grid
-
     try:
-        with store.RunLock(run_dir), cpu_threads.limited(n_threads):
-            if sim.kind == "grid":
-                run_grid(task, members, run_dir, quiet=quiet, log=log)
-            else:
-                engine.train(task, members, run_dir, resume=ckpt, quiet=quiet, log=log)
+        with store.RunLock(run_dir), limited(n_threads):
+            kind_of(sim).execute(task, members, run_dir, resume=ckpt, quiet=quiet, log=log)
     except (engine.Interrupted, store.RunDirError):
         raise
     except KeyboardInterrupt:  # Ctrl-C before the engine's own handler is in place (set-up, first step)
