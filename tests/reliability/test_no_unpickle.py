@@ -100,3 +100,12 @@ def test_a_snapshot_payload_does_not_run_on_plot_or_read(runs_dir, tmp_path, cap
     with pytest.raises(KeyError, match="no snapshot at step 41"):
         r.snapshot(41)
     assert not marker.exists()
+
+
+def test_a_truncated_snapshot_is_named_in_one_line_on_plot(runs_dir, capsys):
+    r = sims.run("xor-cluster", preset="ci", seeds=1, device="cpu", threads=1, figures=False, **XOR)
+    path = r.dir / "snapshots" / f"step-{r.snapshots()[-1]}.pt"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # a copy cut short
+    assert main(["plot", str(r.dir)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path} cannot be read" in err and "damaged" in err and len(err.strip().splitlines()) == 1, err
