@@ -113,8 +113,10 @@ register_claims("xu2024", "Benign overfitting and grokking in ReLU networks for 
           {"xor": XOR}, _first_step_linear, ">=", 0.95,
           paper_value="the network is close to a linear classifier after step 1"),
     Claim("first-step-test-near-chance",
-          "after the first GD step the test accuracy is within 0.5 +- 0.1 (a linear classifier on XOR)",
-          {"xor": XOR}, _first_step_test, "<=", 0.1, paper_value="test accuracy near 50% after step 1"),
+          "after the first GD step, max over seeds of |test acc - 0.5| (not a check: every linear classifier scores "
+          "0.5 on XOR clusters of equal weight by symmetry, so this holds whatever the net learned; "
+          "`first-step-is-linear` is the informative check)",
+          {"xor": XOR}, _first_step_test, "report", paper_value="test accuracy near 50% after step 1"),
     Claim("transition-within-window",
           "the generalisation transition (half-way from the step-1 to the final test accuracy) comes by sqrt(n) steps",
           {"xor": XOR}, _transition, "<=", lambda runs: math.sqrt(runs["xor"].config.n),
