@@ -8,6 +8,7 @@ import numpy as np
 from .. import plots, transitions
 from ..settings import benign_regression, double_descent, svm_proliferation
 from . import Claim, Figure, RunSpec, Sweep, final, register_claims
+from .seeds import RATE
 
 SPECTRA = benign_regression.SPECTRA
 BENIGN = ("power-law", "two-tier")  # benign at these sizes (d >> n); the log spectrum only as n -> infinity
@@ -256,7 +257,8 @@ register_claims("benign-linear", TITLE, [
     Claim("test-error-near-flip-rate",
           f"while fitting every flipped training label, the test error is within {NEAR} of the flip rate eta",
           MARGIN, _error_over_flip, "<=", NEAR,
-          paper_value="error <= eta + exp(-c ||mu||^4 / d) in the benign regime (Chatterji and Long 2021)"),
+          paper_value="error <= eta + exp(-c ||mu||^4 / d) in the benign regime (Chatterji and Long 2021)",
+          rate=RATE),  # with probability >= 1 - delta over the sample
     Claim("excess-error-vs-signal",
           f"excess test error (test error - eta) of GD against ||mu||^4 / d (||mu|| in {list(MU_GRID)})",
           SIGNAL, _excess_vs_signal, "report",

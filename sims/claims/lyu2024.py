@@ -344,7 +344,8 @@ register_claims("lyu2024", TITLE, [
     Claim("lc-train-final-descent",
           f"modular addition: LC at training points falls by >= {LC_FALL:.0%} from its peak after memorisation "
           "to the end (the LC paper's final descent that comes with generalisation)", MODADD, _lc_final_descent,
-          ">=", LC_FALL, paper_value="not in the paper (Humayun et al. 2024)"),
+          ">=", LC_FALL, paper_value="not in the paper (Humayun et al. 2024)",
+          control="it fails at the default preset and at ci (no final descent), so no run can show it flip"),
     Claim("lc-turning-points",
           "modular addition: the last LC turning point at train / test / random points and each radius, relative to "
           "the transition step (measured: mean transition step)", MODADD, _lc_turns, "report",

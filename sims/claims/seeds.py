@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["TUNING", "FRESH", "CLAIM_BLOCK", "TUNED_ON", "MEANINGLESS_PRESETS", "claim_base", "draw_fresh",
+__all__ = ["TUNING", "FRESH", "RATE", "CLAIM_BLOCK", "TUNED_ON", "MEANINGLESS_PRESETS", "claim_base", "draw_fresh",
            "clopper_pearson", "is_tuning"]
 
 TUNING = range(0, 100)  # every seed a preset, threshold or tolerance was chosen on lies here (and seed 100, below)
 FRESH = (10**6, 2**31 - 10**3)  # --fresh draws base seeds here; members add +0, +1, ... (kept below 2**31)
+RATE = 0.6  # the level of a rate claim: 95% lower bound of its pass rate; needs 10/10 at n = 10, 18/20 at n = 20
 MEANINGLESS_PRESETS = ("ci",)  # presets whose verdicts check the mechanics only, never the paper
 
 # the first seed of each paper's claim block (members use block, block + 1, ...): outside TUNING and TUNED_ON

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..settings.xor_cluster import transition
 from . import Claim, RunSpec, at_step, final, register_claims
+from .seeds import RATE  # the theorem holds with probability >= 1 - delta over the training sample
 
 XOR = RunSpec("xor-cluster", seeds=3)
 TOL = 0.02  # accuracy tolerance below the Bayes rate 1 - eta on noisy labels
@@ -107,7 +108,7 @@ def _lc(runs):
 register_claims("xu2024", "Benign overfitting and grokking in ReLU networks for XOR cluster data (Xu et al. 2024)", [
     Claim("first-step-fits-noisy-labels",
           "after the first GD step the network fits every (noisy) training label (min over seeds)",
-          {"xor": XOR}, _first_step_train, ">=", 1.0, paper_value="100% train accuracy after step 1"),
+          {"xor": XOR}, _first_step_train, ">=", 1.0, paper_value="100% train accuracy after step 1", rate=RATE),
     Claim("first-step-is-linear",
           "after the first step sign f agrees with the linear classifier sign <sum_j a_j w_j, x> on test points",
           {"xor": XOR}, _first_step_linear, ">=", 0.95,
@@ -120,18 +121,19 @@ register_claims("xu2024", "Benign overfitting and grokking in ReLU networks for 
     Claim("transition-within-window",
           "the generalisation transition (half-way from the step-1 to the final test accuracy) comes by sqrt(n) steps",
           {"xor": XOR}, _transition, "<=", lambda runs: math.sqrt(runs["xor"].config.n),
-          target_text="sqrt(n)", paper_value="near-optimal for C <= t <= sqrt(n)"),
+          target_text="sqrt(n)", paper_value="near-optimal for C <= t <= sqrt(n)", rate=RATE),
     Claim("window-test-near-optimal",
           "inside the theorem's window (last eval <= sqrt(n) steps) the noisy-label test accuracy is >= 1 - eta - 0.02",
           {"xor": XOR}, _in_window, ">=", _bayes, target_text="1 - eta - 0.02",
-          paper_value="test error near eta for C <= t <= sqrt(n)"),
+          paper_value="test error near eta for C <= t <= sqrt(n)", rate=RATE),
     Claim("late-test-near-optimal",
           "at the end of the run the noisy-label test accuracy is >= 1 - eta - 0.02 (min over seeds)",
           {"xor": XOR}, _late_test, ">=", _bayes, target_text="1 - eta - 0.02",
-          paper_value="test error near eta (near-optimal)"),
+          paper_value="test error near eta (near-optimal)", rate=RATE),
     Claim("late-clean-near-perfect",
           f"in the window and at the end the clean-label test accuracy is >= {CLEAN}",
-          {"xor": XOR}, _late_clean, ">=", CLEAN, paper_value="the clean (Bayes) classifier is learned"),
+          {"xor": XOR}, _late_clean, ">=", CLEAN, paper_value="the clean (Bayes) classifier is learned",
+          rate=RATE),
     Claim("train-acc-stays-100",
           "training accuracy on the noisy labels stays 100% from step 1 to the end",
           {"xor": XOR}, _train_stays_fitted, ">=", 1.0, paper_value="100% train accuracy throughout"),
