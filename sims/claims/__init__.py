@@ -31,7 +31,7 @@ import numpy as np
 from ..lookup import Catalog
 
 __all__ = ["RunSpec", "Sweep", "SweepRuns", "Claim", "Figure", "Paper", "register_claims", "keys", "get_claims", "rounded",
-           "at_step", "final", "verdict", "evaluate", "NotApplicable", "VERDICTS"]
+           "at_step", "final", "verdict", "evaluate", "NotApplicable", "VERDICTS", "binomial_se"]
 
 VERDICTS = ("PASS", "FAIL", "n/a", "reported")  # n/a: the claim's premise is absent from the runs (never a pass)
 
@@ -233,6 +233,13 @@ def at_step(run, name: str, step: int) -> np.ndarray:
 def rounded(values, digits: int = 3) -> list:
     """Values as a plain list rounded to `digits` decimals (for a claim's details)."""
     return np.round(np.asarray(values, dtype=np.float64), digits).tolist()
+
+
+def binomial_se(acc, n: int) -> float:
+    """Standard error sqrt(p (1 - p) / n) of an accuracy p measured on n independent test points (the largest over
+    the values given), the noise a threshold on one accuracy must stand clear of."""
+    p = np.clip(np.asarray(acc, dtype=np.float64), 0.0, 1.0)
+    return float(np.max(np.sqrt(p * (1 - p) / n)))
 
 
 def final(run, name: str) -> np.ndarray:

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from ..settings import dichotomy, modular_addition
-from . import Claim, Figure, NotApplicable, RunSpec, Sweep, at_step, final, register_claims, rounded
+from . import Claim, Figure, NotApplicable, RunSpec, Sweep, at_step, binomial_se, final, register_claims, rounded
 
 SPARSE = {"sparse": RunSpec("dichotomy-sparse", seeds=3)}
 MISGROK = {"misgrok": RunSpec("dichotomy-misgrokking", seeds=3)}
@@ -101,14 +101,16 @@ def _early_test(runs):
         raise NotApplicable(f"the l2 max-margin classifier is at chance (test acc {_r(ref)} < {chance:.3f}), so "
                             f"matching it says nothing about the net (net {_r(acc)} at step(s) {steps})")
     return float(np.max(np.abs(acc - ref))), (f"max over seeds of |test acc at step(s) {steps} = t*/4 / lr - l2 "
-                                              f"max-margin test acc|; net {_r(acc)}, l2 classifier {_r(ref)}")
+                                              f"max-margin test acc|; net {_r(acc)}, l2 classifier {_r(ref)}; "
+                                              f"binomial se of each {binomial_se(acc, r.config.n_test):.3f}")
 
 
 def _late_test(runs):
     r = runs["sparse"]
     acc, ref = final(r, "test_acc"), _max_margin_acc(r, "l1")
     return float(np.max(np.abs(acc - ref))), (f"max over seeds of |final test acc - l1 max-margin test acc|; net "
-                                              f"{_r(acc)}, l1 classifier {_r(ref)}")
+                                              f"{_r(acc)}, l1 classifier {_r(ref)}; binomial se of each "
+                                              f"{binomial_se(acc, r.config.n_test):.3f}")
 
 
 # transition time over alpha x lambda ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from ..settings.xor_cluster import transition
-from . import Claim, RunSpec, at_step, final, register_claims
+from . import Claim, RunSpec, at_step, binomial_se, final, register_claims
 from .seeds import RATE  # the theorem holds with probability >= 1 - delta over the training sample
 
 XOR = RunSpec("xor-cluster", seeds=3)
@@ -53,14 +53,16 @@ def _in_window(runs):
     s = _window_end(r)
     acc, clean = at_step(r, "test_acc", s), at_step(r, "test_acc_clean", s)
     return float(np.min(acc)), (f"min over seeds at step {s} (the last eval <= sqrt(n) = {math.sqrt(r.config.n):.3g}); "
-                                f"per seed {np.round(acc, 3).tolist()}; clean labels {np.round(clean, 3).tolist()}")
+                                f"per seed {np.round(acc, 3).tolist()}; clean labels {np.round(clean, 3).tolist()}; "
+                                f"binomial se {binomial_se(acc, r.config.n_test):.3f} ({r.config.n_test} test points)")
 
 
 def _late_test(runs):
     r = runs["xor"]
     acc, clean = final(r, "test_acc"), final(r, "test_acc_clean")
     return float(np.min(acc)), (f"min over seeds at step {r.steps[-1]}; per seed {np.round(acc, 3).tolist()}; "
-                                f"clean labels {np.round(clean, 3).tolist()}")
+                                f"clean labels {np.round(clean, 3).tolist()}; binomial se "
+                                f"{binomial_se(acc, r.config.n_test):.3f} ({r.config.n_test} test points)")
 
 
 def _late_clean(runs):

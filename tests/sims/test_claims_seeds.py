@@ -123,3 +123,10 @@ def test_ci_report_says_mechanics_only(fake_paper, tmp_path):
     md = (tmp_path / "r" / "report.md").read_text()
     assert report["base_seed"] is None and "checks the mechanics only" in md.splitlines()[2]
     assert "PASS (ci: mechanics only)" in md and "**n/a**" in md and "premise absent: no premise here" in md
+
+
+def test_binomial_se():
+    from sims.claims import binomial_se
+
+    assert binomial_se(0.9, 1000) == pytest.approx(math.sqrt(0.09 / 1000))
+    assert binomial_se([0.5, 0.99], 100) == pytest.approx(0.05) and binomial_se(1.0, 10) == 0.0
