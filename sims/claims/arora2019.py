@@ -174,7 +174,8 @@ def _velocity(runs):
         errors.append(c["max_rel_error"])
         parts.append(f"depth {r.config.depth}: {c['max_rel_error']:.2g} over {int(c['used'].sum())}")
     if unbalanced:
-        raise NotApplicable(f"no balanced snapshot (relative gap <= 1e-2) at depth(s) {unbalanced}; " + "; ".join(parts))
+        raise NotApplicable(f"no balanced snapshot (relative gap <= 1e-2) at depth(s) {unbalanced}; "
+                            + "; ".join(parts))
     return float(np.max(errors)), "max relative error " + "; ".join(parts)  # np.max keeps a NaN
 
 

@@ -67,7 +67,7 @@ def aggregate(reports: list[dict]) -> list[dict]:
         k, n = sum(p["verdict"] == "PASS" for p in counted), len(counted)
         lo, hi = protocol.clopper_pearson(k, n) if n else (float("nan"), float("nan"))
         values = np.array([p["measured"] for p in counted if p["measured"] is not None], dtype=float)
-        rows.append(dict(id=first["id"], statement=first["statement"], expected=first["expected"], rate=first["rate"],
+        rows.append(dict(id=first["id"], statement=first["statement"], expected=first["expected"], rate=first.get("rate"),
                          per_seed=per, passed=k, n=n, lower=lo, upper=hi, verdict=_over_seeds(first, counted, k, lo),
                          spread=_spread(values)))
     return rows

@@ -200,8 +200,9 @@ def _completion_plateau(runs):
     recs = _records(runs["completion"])
     ratio = [0.0 if rec.get("memorisation_step") is None else
              (rec.get("generalisation_step") or math.nan) / (rec.get("predicted_step") or math.nan) for rec in recs]
+    gen = _r([rec.get("generalisation_step") or math.nan for rec in recs], 0)
     return float(np.min(ratio)), (f"min over seeds of transition step / predicted step (0: no fit before the "
-                                  f"transition); transition {_r([rec.get('generalisation_step') or math.nan for rec in recs], 0)}, "
+                                  f"transition); transition {gen}, "
                                   f"memorisation {[rec.get('memorisation_step') for rec in recs]}, predicted "
                                   f"{recs[0].get('predicted_step') or math.nan:.0f}")
 

@@ -69,14 +69,14 @@ def _views(specs, points, groups, results) -> tuple[dict, dict]:
 
 
 def _measure(claim: Claim, views: dict, failures: dict, preset: str) -> dict:
-    row = dict(id=claim.id, statement=claim.statement, paper=claim.paper_value,
-               runs=[s.label(preset) for s in claim.runs.values()])
+    row = dict(id=claim.id, statement=claim.statement, paper=claim.paper_value, rate=claim.rate,
+               control=claim.control, runs=[s.label(preset) for s in claim.runs.values()])
     bad = [failures[id(s)] for s in claim.runs.values() if id(s) in failures]
     if bad:
         return dict(row, expected=claim.expected(math.nan), target=None, measured=None, details=bad[0],
                     verdict="RUN FAILED")
     runs = {name: views[id(s)] for name, s in claim.runs.items()}
-    return dict(row, rate=claim.rate, control=claim.control, **evaluate(claim, runs))
+    return dict(row, **evaluate(claim, runs))
 
 
 def reproduce(key: str, *, preset: str = "default", out: Path | None = None, device: str = "auto",
@@ -104,8 +104,8 @@ def reproduce(key: str, *, preset: str = "default", out: Path | None = None, dev
     views, failures = _views(specs, points, groups, results)
     rows = [_measure(c, views, failures, preset) for c in paper.claims]
     figures = _paper_figures(paper, views, out) + _run_figures(groups, results, out)
-    report = dict(key=key, title=paper.title, preset=preset, seed=seed, base_seed=base, meaning=meaning(key, preset, base),
-                  device=device, executor=where,
+    report = dict(key=key, title=paper.title, preset=preset, seed=seed, base_seed=base,
+                  meaning=meaning(key, preset, base), device=device, executor=where,
                   elapsed_s=round(time.time() - t0, 1), train_s=_train_seconds(results), rows=rows, figures=figures,
                   run_failures=sorted(set(failures.values())), runs=[r["dir"] for r in results],
                   environment=_environment(results))
@@ -215,7 +215,8 @@ def table(report: dict) -> str:
 def _header(report: dict) -> str:
     env = report["environment"]
     seed = "" if report.get("seed") is None else f" --seed {report['seed']}"
-    block = f" (claim seeds from {report['base_seed']})" if report.get("seed") is None and report.get("base_seed") else ""
+    block = "" if report.get("seed") is not None or report.get("base_seed") is None else \
+        f" (claim seeds from {report['base_seed']})"
     return (f"`sims reproduce {report['key']} --preset {report['preset']}{seed}`{block} on {env.get('device', '?')} "
             f"({env.get('threads')} threads, torch {env.get('torch')}), {report['elapsed_s']} s "
             f"(the runs' own training: {report.get('train_s', 0):.0f} s)")

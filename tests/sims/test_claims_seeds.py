@@ -72,6 +72,8 @@ def test_aggregate_every_seed_or_a_rate():
     assert rows["c1"]["verdict"] == "FAIL" and rows["c1"]["lower"] < 0.6  # 9/10: lower bound 0.555
     reports[4]["rows"][0]["verdict"] = "n/a"
     assert {r["id"]: r for r in aggregate(reports)}["c0"]["passed"] == 8  # n/a is not a pass
+    reports[5]["rows"][0]["verdict"] = "RUN FAILED"
+    assert {r["id"]: r for r in aggregate(reports)}["c0"]["n"] == 9  # a failed run is no verdict: left out of n
 
 
 @pytest.fixture
