@@ -175,6 +175,8 @@ def cmd_reproduce(args) -> int:
     from .engine import resolve_device
 
     resolve_device(args.device)
+    if args.fresh is not None:
+        return _reproduce_fresh(args)
     report = reproduce(args.key, preset=args.preset, out=args.out, device=args.device, quiet=args.quiet,
                        papers_dir=args.update_papers, seed=args.seed,
                        workers=args.workers, scheduler=args.scheduler, threads=args.threads,
@@ -185,6 +187,22 @@ def cmd_reproduce(args) -> int:
         print("sims: some runs failed: " + "; ".join(report["run_failures"]), file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _reproduce_fresh(args) -> int:
+    from .claims.fresh import fresh_table, reproduce_fresh
+
+    if args.seed is not None or args.update_papers:
+        raise ConfigError("--fresh draws its own seeds and writes no page: drop --seed / --update-papers")
+    try:
+        report = reproduce_fresh(args.key, args.fresh, preset=args.preset, out=args.out, device=args.device,
+                                 quiet=args.quiet, workers=args.workers, scheduler=args.scheduler,
+                                 threads=args.threads, log=(lambda m: None) if args.quiet else print)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    print(fresh_table(report))
+    print(f"\nreport: {report['dir']}/report.md")
+    return EXIT_FAILED if report["run_failures"] else EXIT_OK
 
 
 def cmd_atlas(args) -> int:
@@ -286,7 +304,9 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", help="report directory (default runs/reproduce/<key>-<preset>-<time>)")
     rp.add_argument("--device", default="auto")
     rp.add_argument("--quiet", action="store_true")
-    rp.add_argument("--seed", type=int, help="first seed of every claim's runs (default: the presets' own)")
+    rp.add_argument("--seed", type=int, help="first seed of every claim's runs (default: the paper's claim seeds)")
+    rp.add_argument("--fresh", type=int, metavar="K", help="run the claims on K base seeds drawn at random from a "
+                    "range no one tunes on; report each claim's verdict per seed and its pass rate")
     rp.add_argument("--workers", type=int, default=0, help="Dask LocalCluster workers on 127.0.0.1 (0: run here)")
     rp.add_argument("--scheduler", help="address of an existing Dask scheduler")
     rp.add_argument("--threads", type=int, help="CPU threads per run (default: timed per run)")

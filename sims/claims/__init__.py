@@ -10,7 +10,14 @@ and figures, seeds and member-wise fields are grouped into ensembles), measures,
 
 Measures and figure functions receive, for each name in `runs`, a `sims.api.RunView` (a `RunSpec`: the
 members of that configuration) or a `SweepRuns` (a `Sweep`: one view per grid point). Measures are pure:
-they read runs and return a number (or (number, details)); they draw nothing.
+they read runs and return a number (or (number, details)); they draw nothing. A measure whose premise is absent
+from the runs (the run never groks, depth 4 never recovers W*) raises `NotApplicable(reason)`: the verdict is
+`n/a`, shown with the reason and never counted as a pass.
+
+Seeds: `sims.claims.seeds` holds the protocol (tuning seeds, each paper's claim-seed block, the range `--fresh`
+draws from) and the pass rates over seeds (Clopper-Pearson). A claim whose paper holds "with high probability over
+the data" is a rate claim (`rate=` the level): over fresh seeds it passes when the 95% lower bound of its pass
+rate clears the level; any other claim must pass on every seed.
 """
 
 from __future__ import annotations
@@ -24,7 +31,13 @@ import numpy as np
 from ..catalog import Catalog
 
 __all__ = ["RunSpec", "Sweep", "SweepRuns", "Claim", "Figure", "Paper", "register_claims", "keys", "get_claims", "rounded",
-           "at_step", "final", "verdict"]
+           "at_step", "final", "verdict", "evaluate", "NotApplicable", "VERDICTS", "binomial_se"]
+
+VERDICTS = ("PASS", "FAIL", "n/a", "reported")  # n/a: the claim's premise is absent from the runs (never a pass)
+
+
+class NotApplicable(Exception):
+    """Raised by a measure whose premise is absent from the runs; the message is the reason shown in the report."""
 
 
 def _items(mapping) -> tuple:
@@ -121,10 +134,14 @@ class Claim:
     tol: float = 0.0
     paper_value: str = ""
     target_text: str = ""
+    rate: float | None = None  # a rate claim: over fresh seeds, the 95% lower bound of its pass rate must clear this
+    control: str = ""  # where a claim has no control test: why it cannot be built (shown in its row)
 
     def __post_init__(self):
         if self.op not in (">=", "<=", "==", "report"):
             raise ValueError(f"claim {self.id!r}: op must be '>=', '<=', '==' or 'report'; got {self.op!r}")
+        if self.rate is not None and not (0 < self.rate < 1 and self.op != "report"):
+            raise ValueError(f"claim {self.id!r}: rate must be a level in (0, 1) of a checked claim; got {self.rate!r}")
 
     def target_value(self, runs: Mapping[str, Any]) -> float:
         return float(self.target(runs)) if callable(self.target) else float(self.target)
@@ -135,7 +152,8 @@ class Claim:
         tol = f" (tol {self.tol:g})" if self.tol else ""
         how = f" [{self.target_text}]" if self.target_text else ""
         sym = {">=": ">=", "<=": "<=", "==": "="}[self.op]
-        return f"{sym} {target:.4g}{tol}{how}"
+        rate = f"; rate claim: 95% lower bound of the pass rate over seeds >= {self.rate:g}" if self.rate else ""
+        return f"{sym} {target:.4g}{tol}{how}{rate}"
 
 
 @dataclass(frozen=True)
@@ -159,6 +177,21 @@ def verdict(claim: Claim, value: float, target: float | None = None) -> str:
     return "PASS" if ok else "FAIL"
 
 
+def evaluate(claim: Claim, runs: Mapping[str, Any]) -> dict:
+    """Measure `claim` on `runs`: {measured, details, target, expected, verdict}; a measure raising `NotApplicable`
+    gives verdict 'n/a' with its reason as the details (measured None)."""
+    try:
+        got = claim.measure(runs)
+    except NotApplicable as why:
+        target = math.nan if callable(claim.target) else float(claim.target)
+        return dict(measured=None, details=f"premise absent: {why}", target=None, expected=claim.expected(target),
+                    verdict="n/a")
+    value, details = got if isinstance(got, tuple) else (got, "")
+    value, target = float(value), claim.target_value(runs)
+    return dict(measured=value, details=details, target=target, expected=claim.expected(target),
+                verdict=verdict(claim, value, target))
+
+
 @dataclass
 class Paper:
     key: str
@@ -167,7 +200,7 @@ class Paper:
     figures: list[Figure] = field(default_factory=list)
 
 
-_CATALOG: Catalog[Paper] = Catalog("paper key", "sims.claims", skip=("runner",))
+_CATALOG: Catalog[Paper] = Catalog("paper key", "sims.claims", skip=("runner", "seeds", "fresh"))
 
 
 def register_claims(key: str, title: str, claims: list[Claim], figures: list[Figure] = ()) -> None:
@@ -200,6 +233,13 @@ def at_step(run, name: str, step: int) -> np.ndarray:
 def rounded(values, digits: int = 3) -> list:
     """Values as a plain list rounded to `digits` decimals (for a claim's details)."""
     return np.round(np.asarray(values, dtype=np.float64), digits).tolist()
+
+
+def binomial_se(acc, n: int) -> float:
+    """Standard error sqrt(p (1 - p) / n) of an accuracy p measured on n independent test points (the largest over
+    the values given), the noise a threshold on one accuracy must stand clear of."""
+    p = np.clip(np.asarray(acc, dtype=np.float64), 0.0, 1.0)
+    return float(np.max(np.sqrt(p * (1 - p) / n)))
 
 
 def final(run, name: str) -> np.ndarray:

@@ -16,7 +16,7 @@ import functools
 import numpy as np
 
 from ..settings import dmf
-from . import Claim, Figure, RunSpec, Sweep, final, register_claims
+from . import Claim, Figure, NotApplicable, RunSpec, Sweep, final, register_claims
 
 DEPTHS = (1, 2, 3, 4)
 DEEP = (2, 3, 4)
@@ -24,6 +24,7 @@ FEW_OBS, FEW_STEPS = 1500, 32000  # depth 3 needs up to 30,232 steps at 1500 ent
 SWEEP_OBS = (FEW_OBS, 2000, 5000)
 CHECK_STEPS = 10000  # the balancedness and end-to-end members: GD lr 0.5 up to time 5000 (lr 0.25: 2500)
 RANK_TOL = 0.02  # depth 4 vs 3: both recover W*, what differs is the tail left at loss 1e-6 (entropy ~1e-3 each)
+RECOVERED = 1e-3  # the premise of the depth-4 rank claim: both depths end within this reconstruction error of W*
 DRIFT_TOL, E2E_TOL = 0.1, 1e-2
 WEIGHT_DECAY, BIG_INIT, IDENTITY_INIT = 1e-4, 1.0, 1e-3
 PAPER_ERRORS = {1: "8.19e-1", 2: "5.92e-2", 3: "2.58e-5", 4: ""}
@@ -124,7 +125,13 @@ def _rank_falls(runs):
 
 
 def _rank_depth4(runs):
-    """max over seeds of erank(depth 4) - erank(depth 3)."""
+    """max over seeds of erank(depth 4) - erank(depth 3); n/a unless both depths recover W* on every seed (a
+    depth-4 run stuck far from W* can end at any rank: comparing it says nothing about depth)."""
+    errors = {d: _errors(runs, d) for d in (3, 4)}
+    missed = {d: _fmt(e) for d, e in errors.items() if not np.all(e <= RECOVERED)}
+    if missed:
+        raise NotApplicable(f"not every seed recovers W* (error <= {RECOVERED:g}): errors per seed "
+                            + "; ".join(f"depth {d} {v}" for d, v in missed.items()))
     ranks, text = _ranks(runs)
     return float(np.max(ranks[4] - ranks[3])), text
 
@@ -157,12 +164,19 @@ def _sweep(runs):
 
 
 def _velocity(runs):
-    worst, parts = 0.0, []
+    """Max relative error over the depths; NaN (a FAIL) if any error is NaN; n/a if a depth has no balanced
+    snapshot (the theorem's premise) to check."""
+    errors, parts, unbalanced = [], [], []
     for _, r in runs["all"]:
         c = dmf.velocity_check(r)
-        worst = max(worst, c["max_rel_error"])
+        if not c["used"].any():
+            unbalanced.append(r.config.depth)
+        errors.append(c["max_rel_error"])
         parts.append(f"depth {r.config.depth}: {c['max_rel_error']:.2g} over {int(c['used'].sum())}")
-    return worst, "max relative error " + "; ".join(parts)
+    if unbalanced:
+        raise NotApplicable(f"no balanced snapshot (relative gap <= 1e-2) at depth(s) {unbalanced}; "
+                            + "; ".join(parts))
+    return float(np.max(errors)), "max relative error " + "; ".join(parts)  # np.max keeps a NaN
 
 
 def _jump_width(run, member: int = 0) -> float:
@@ -279,10 +293,8 @@ def _dynamics_claims() -> list[Claim]:
               "discretisation error: the largest drift max_j ||D_j(t) - D_j(0)||_F up to a fixed time halves with lr "
               "(depth 3, Gaussian init 1e-4, lr 0.5 against 0.25)", DRIFT, drift_ratio, "==", _lr_ratio,
               tol=DRIFT_TOL, target_text="lr ratio", paper_value="balancedness preserved by gradient flow"),
-        Claim("balance-drift-weight-decay",
-              f"control: with L2 weight decay {WEIGHT_DECAY:g}, dD_j/dt = -2 lam D_j, D_j relaxes from its Gaussian "
-              f"init ({BIG_INIT:g}) whatever the step size: the same ratio is ~1", DRIFT_WD, drift_ratio, "==", 1.0,
-              tol=DRIFT_TOL, paper_value="(control)"),
+        # its control (tests/sims/test_dmf.py): with L2 weight decay, dD_j/dt = -2 lam D_j relaxes D_j from a large
+        # init whatever the step size, so the ratio is ~1 and this claim fails; drawn in the balance figure
         Claim("end-to-end-trajectory",
               "from a snapshot W(s), k = 100 iterated end-to-end updates (gradient at each iterate) land on the run's "
               f"W(s + k): max ||W_e2e - W(s+k)|| / ||W(s+k) - W(s)|| (depth 3, the authors' identity init "

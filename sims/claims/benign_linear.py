@@ -8,6 +8,7 @@ import numpy as np
 from .. import plots, transitions
 from ..settings import benign_regression, double_descent, svm_proliferation
 from . import Claim, Figure, RunSpec, Sweep, final, register_claims
+from .seeds import RATE
 
 SPECTRA = benign_regression.SPECTRA
 BENIGN = ("power-law", "two-tier")  # benign at these sizes (d >> n); the log spectrum only as n -> infinity
@@ -21,6 +22,7 @@ DOUBLE = {"dd": RunSpec("double-descent", seeds=5)}
 NEAR = 0.02  # "close": test error within this of the flip rate; isotropic risk within this fraction of its closed form
 FALL = 0.25  # "falls": risk at the largest n at most this fraction of the risk at the smallest n
 RISE = 0.1  # "monotone within noise": never more than this fraction above the running minimum
+STAY = 0.5  # "stays": the isotropic risk at the largest n keeps at least this fraction of its value at the smallest n
 
 
 def _risk(view) -> tuple[np.ndarray, np.ndarray]:
@@ -41,18 +43,12 @@ def _benign_falls(runs):
     return max(ratios.values()), f"max over {list(BENIGN)} of risk(n={n[-1]:.0f}) / risk(n={n[0]:.0f}): {parts}"
 
 
-def _isotropic_bias(runs) -> float:
-    """(1 - n_max / d) ||theta*||^2: the closed-form bias of min-norm interpolation for Sigma = I at the largest n."""
-    view = runs["sweep"].by("spectrum")["isotropic"]
-    n, c = _risk(view)[0][-1], view.config
-    return (1 - n / c.d) * view.summary["theta_norm"] ** 2
-
-
 def _isotropic_stays(runs):
+    """risk(largest n) / risk(smallest n) of the isotropic spectrum: measured at two sample sizes, no closed form."""
     view = runs["sweep"].by("spectrum")["isotropic"]
     n, risk = _risk(view)
-    return float(risk[-1]), (f"mean over {view.n_members} members at n = {n[-1]:.0f} (d = {view.config.d}); "
-                             f"risk {risk[0]:.3g} at n = {n[0]:.0f}")
+    return float(risk[-1] / risk[0]), (f"mean over {view.n_members} members: risk {risk[-1]:.3g} at n = {n[-1]:.0f} "
+                                       f"over {risk[0]:.3g} at n = {n[0]:.0f} (d = {view.config.d})")
 
 
 def _isotropic_closed_form(runs):
@@ -241,8 +237,9 @@ register_claims("benign-linear", TITLE, [
           REGRESSION, _benign_falls, "<=", FALL,
           paper_value="benign iff r_0 = o(n), k* = o(n), R_k* = omega(n) (Bartlett et al. 2020, Thm 4)"),
     Claim("isotropic-risk-stays",
-          "for Sigma = I the excess risk does not fall towards 0: at the largest n it is at least the closed-form bias",
-          REGRESSION, _isotropic_stays, ">=", _isotropic_bias, target_text="(1 - n/d) ||theta*||^2",
+          f"for Sigma = I the excess risk does not fall towards 0: at the largest n it keeps at least {STAY} of its "
+          f"value at the smallest n (the benign spectra fall below {FALL})",
+          REGRESSION, _isotropic_stays, ">=", STAY,
           paper_value="Sigma = I is not benign"),
     Claim("isotropic-matches-closed-form",
           f"for Sigma = I the measured excess risk matches (1 - n/d)||theta*||^2 + sigma^2 n/(d - n - 1) within "
@@ -260,7 +257,8 @@ register_claims("benign-linear", TITLE, [
     Claim("test-error-near-flip-rate",
           f"while fitting every flipped training label, the test error is within {NEAR} of the flip rate eta",
           MARGIN, _error_over_flip, "<=", NEAR,
-          paper_value="error <= eta + exp(-c ||mu||^4 / d) in the benign regime (Chatterji and Long 2021)"),
+          paper_value="error <= eta + exp(-c ||mu||^4 / d) in the benign regime (Chatterji and Long 2021)",
+          rate=RATE),  # with probability >= 1 - delta over the sample
     Claim("excess-error-vs-signal",
           f"excess test error (test error - eta) of GD against ||mu||^4 / d (||mu|| in {list(MU_GRID)})",
           SIGNAL, _excess_vs_signal, "report",

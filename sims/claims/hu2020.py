@@ -8,6 +8,7 @@ from scipy.stats import spearmanr
 from .. import plots
 from ..settings.early_time import GAP_LEVEL, half_loss_step
 from . import Claim, Figure, RunSpec, at_step, final, register_claims
+from .seeds import RATE
 
 SIM = "early-time"
 MAIN = {"net": RunSpec(SIM, seeds=3)}
@@ -104,7 +105,8 @@ register_claims("hu2020", TITLE, [
           f"until the linear model's training loss has halved, the network's outputs on train and test points stay "
           f"within {GAP_LEVEL} ||y|| of the linear model's",
           MAIN, _gap_early, "<=", GAP_LEVEL,
-          paper_value="early GD on the net is mimicked by GD on a linear model (Thm for the first layer)"),
+          paper_value="early GD on the net is mimicked by GD on a linear model (Thm for the first layer)",
+          rate=RATE),  # with high probability over the data and the init
     Claim("gap-grows-later",
           "late in training the gap on training points is at least twice its largest early value",
           MAIN, _gap_late, ">=", _twice_early, target_text="2 x the early gap, from the same run",

@@ -22,12 +22,13 @@ from lc.keys import lc_keys
 from .. import plots, transitions
 from ..settings.image_grokking import migration_at
 from ..settings.images import lc_name, lc_peak, lc_phases
-from . import Claim, Figure, RunSpec, Sweep, final, register_claims
+from . import Claim, Figure, NotApplicable, RunSpec, Sweep, final, register_claims
 from . import rounded as _r
 
 IG, RL, CNN = "image-grokking", "random-labels", "image-cnn"
 DIGITS = dict(dataset="digits", weight_decay=0.02, lc_radius=0.1, lc_radii="0.3")
 STRONG_WD = 0.1
+GROK = 0.1  # a seed groks when its test accuracy rises by at least this after its training set is fitted
 FALL = 0.2  # the final descent: LC falls by at least this fraction of its peak
 NOISE = (0.0, 0.25, 0.5, 0.75, 1.0)
 FLIP = dict(label_noise=0.0, flip_from=1, flip_to=7, flip_fraction=0.3, lc=False)
@@ -72,16 +73,24 @@ def _three_phases(name):
 
 
 def _grokking(name):
+    """min over the seeds that grok (test acc rises >= GROK after the training set is fitted) of test acc at the end
+    minus at the LC peak; n/a when no seed groks (the claim's premise)."""
     def measure(runs):
         r = runs[name]
         acc, peaks = r.metric("test_acc"), lc_peak(r)
         at_peak = np.array([acc[list(r.steps).index(s), e] for e, (s, _) in enumerate(peaks)])
         rise = acc[-1] - at_peak
         fit = [transitions.crossing(r.steps, r.metric("train_acc")[:, e], 1 - 1e-9) for e in range(r.n_members)]
-        return float(np.min(rise)), (
-            f"min over seeds of test acc at the end minus at the LC peak; peak steps {[s for s, _ in peaks]}, test "
-            f"acc there {_r(at_peak)} -> {_r(acc[-1])} at step {r.steps[-1]}; training set fitted at steps "
-            f"{[None if f is None else int(f.step) for f in fit]}")
+        at_fit = np.array([np.nan if f is None else acc[f.index, e] for e, f in enumerate(fit)])
+        groks = np.nan_to_num(acc[-1] - at_fit, nan=-np.inf) >= GROK  # [E]
+        text = (f"test acc at the LC peak (steps {[s for s, _ in peaks]}) {_r(at_peak)} -> {_r(acc[-1])} at step "
+                f"{r.steps[-1]}; training set fitted at steps {[None if f is None else int(f.step) for f in fit]}, "
+                f"test acc there {_r(at_fit)}")
+        if not groks.any():
+            raise NotApplicable(f"no seed groks (test acc rises by < {GROK} after the fit): {text}")
+        skipped = [s for s, g in zip(r.seeds, groks) if not g]
+        return float(np.min(rise[groks])), (f"min over the seeds that grok of test acc at the end minus at the LC peak"
+                                            + (f" (seeds {skipped} do not grok)" if skipped else "") + f"; {text}")
     return measure
 
 
@@ -315,8 +324,9 @@ for ds in ("mnist1d", "digits"):
         _claim(f"lc-three-phases-{ds}", f"{ds}: LC at the training points falls to a minimum, rises to a maximum and "
                f"then falls by at least {FALL:.0%} of it (every seed)", [ds], _three_phases(ds), ">=", 1.0,
                paper_value="descent, ascent (memorisation), final descent"),
-        _claim(f"grokking-in-final-descent-{ds}", f"{ds}: test accuracy at the end exceeds test accuracy at the LC "
-               "peak by at least 0.1 (min over seeds)", [ds], _grokking(ds), ">=", 0.1,
+        _claim(f"grokking-in-final-descent-{ds}", f"{ds}: where the run groks (test accuracy rises by >= {GROK} "
+               "after the training set is fitted), test accuracy at the end exceeds test accuracy at the LC "
+               "peak by at least 0.1 (min over the seeds that grok)", [ds], _grokking(ds), ">=", 0.1,
                paper_value="the final descent accompanies delayed generalisation"),
         _claim(f"migration-to-boundary-{ds}", f"{ds}: from the LC peak to the end, the region boundaries on the plane "
                "through three training points crowd towards the decision boundary (boundary-length share over area "

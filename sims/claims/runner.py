@@ -20,7 +20,7 @@ from typing import Callable
 
 from .. import api, locks, outdir, registry, store, sweep
 from ..config import ConfigError
-from . import Claim, RunSpec, SweepRuns, get_claims, verdict
+from . import Claim, RunSpec, SweepRuns, evaluate, get_claims, seeds as protocol
 
 __all__ = ["reproduce", "table", "markdown", "update_paper", "check_papers"]
 
@@ -72,18 +72,14 @@ def _views(specs, points, groups, results) -> tuple[dict, dict]:
 
 
 def _measure(claim: Claim, views: dict, failures: dict, preset: str) -> dict:
-    row = dict(id=claim.id, statement=claim.statement, paper=claim.paper_value,
-               runs=[s.label(preset) for s in claim.runs.values()])
+    row = dict(id=claim.id, statement=claim.statement, paper=claim.paper_value, rate=claim.rate,
+               control=claim.control, runs=[s.label(preset) for s in claim.runs.values()])
     bad = [failures[id(s)] for s in claim.runs.values() if id(s) in failures]
     if bad:
         return dict(row, expected=claim.expected(math.nan), target=None, measured=None, details=bad[0],
                     verdict="RUN FAILED")
     runs = {name: views[id(s)] for name, s in claim.runs.items()}
-    got = claim.measure(runs)
-    value, details = got if isinstance(got, tuple) else (got, "")
-    value, target = float(value), claim.target_value(runs)
-    return dict(row, expected=claim.expected(target), target=target, measured=value, details=details,
-                verdict=verdict(claim, value, target))
+    return dict(row, **evaluate(claim, runs))
 
 
 def reproduce(key: str, *, preset: str = "default", out: Path | None = None, device: str = "auto",
@@ -91,11 +87,12 @@ def reproduce(key: str, *, preset: str = "default", out: Path | None = None, dev
               scheduler: str | None = None, threads: int | None = None, log: Callable[[str], None] = print) -> dict:
     """Run every claim and figure of paper `key`; returns the report dict. A failed run is recorded, not raised.
 
-    seed: the first seed of every configuration (default: each preset's own); claims run on seeds seed,
-    seed + 1, ... so they can be checked on seeds not used to choose the presets.
+    seed: the first seed of every configuration (default: the paper's claim-seed block, `sims.claims.seeds`; the
+    preset's own seed at a preset that checks mechanics only); claims run on seeds seed, seed + 1, ...
     """
     paper = get_claims(key)
-    specs, points, groups = _plan(paper, preset, seed)  # raises ConfigError before anything is written
+    base = protocol.claim_base(key, preset, seed)
+    specs, points, groups = _plan(paper, preset, base)  # raises ConfigError before anything is written
     sweep.check_groups(groups, device)
     sweep.check_executor(workers, scheduler)
     if papers_dir is not None:
@@ -120,7 +117,8 @@ def _reproduce_into(out: Path, paper, specs, points, groups, *, key, preset, see
     views, failures = _views(specs, points, groups, results)
     rows = [_measure(c, views, failures, preset) for c in paper.claims]
     figures = _paper_figures(paper, views, out) + _run_figures(groups, results, out)
-    report = dict(key=key, title=paper.title, preset=preset, seed=seed, device=device, executor=where,
+    report = dict(key=key, title=paper.title, preset=preset, seed=seed, base_seed=base,
+                  meaning=meaning(key, preset, base), device=device, executor=where,
                   elapsed_s=round(time.time() - t0, 1), train_s=_train_seconds(results), rows=rows, figures=figures,
                   run_failures=sorted(set(failures.values())), runs=[r["dir"] for r in results],
                   environment=_environment(results))
@@ -195,11 +193,34 @@ def _fmt(v) -> str:
     return f"{v:.4g}"
 
 
+def meaning(key: str, preset: str, base: int | None) -> str:
+    """One line: whether the verdicts of a report at `preset` on base seed `base` say anything about the paper."""
+    if preset in protocol.MEANINGLESS_PRESETS:
+        return (f"Preset `{preset}` checks the mechanics only (tiny runs): its verdicts say nothing about the paper "
+                "and are shown as \"(ci: mechanics only)\".")
+    seeds = f"base seed {base}" if base is not None else "the preset's own seeds"
+    if protocol.is_tuning(key, base):
+        return (f"Preset `{preset}` on {seeds}, seeds the preset was tuned on: the verdicts are not independent "
+                "evidence (run without --seed for the paper's claim seeds, or with --fresh K).")
+    return f"Preset `{preset}` on {seeds} (no tuning was done on these seeds): the verdicts test the paper's claims."
+
+
+def _verdict_cell(report: dict, verdict: str) -> str:
+    if report["preset"] in protocol.MEANINGLESS_PRESETS and verdict in ("PASS", "FAIL"):
+        return f"{verdict} (ci: mechanics only)"
+    return f"**{verdict}**"
+
+
+def _statement(r: dict) -> str:
+    return r["statement"] + (f" (no control test: {r['control']})" if r.get("control") else "")
+
+
 def table(report: dict) -> str:
     lines = ["| claim | paper says | paper value | expected | measured | verdict |", "|---|---|---|---|---|---|"]
     for r in report["rows"]:
         measured = _fmt(r["measured"]) + (f" ({r['details']})" if r["details"] else "")
-        cells = [f"`{r['id']}`", r["statement"], r.get("paper") or "", r["expected"], measured, f"**{r['verdict']}**"]
+        cells = [f"`{r['id']}`", _statement(r), r.get("paper") or "", r["expected"], measured,
+                 _verdict_cell(report, r["verdict"])]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
 
@@ -207,13 +228,16 @@ def table(report: dict) -> str:
 def _header(report: dict) -> str:
     env = report["environment"]
     seed = "" if report.get("seed") is None else f" --seed {report['seed']}"
-    return (f"`sims reproduce {report['key']} --preset {report['preset']}{seed}` on {env.get('device', '?')} "
+    block = "" if report.get("seed") is not None or report.get("base_seed") is None else \
+        f" (claim seeds from {report['base_seed']})"
+    return (f"`sims reproduce {report['key']} --preset {report['preset']}{seed}`{block} on {env.get('device', '?')} "
             f"({env.get('threads')} threads, torch {env.get('torch')}), {report['elapsed_s']} s "
             f"(the runs' own training: {report.get('train_s', 0):.0f} s)")
 
 
 def markdown(report: dict) -> str:
-    head = [f"# {report['title']}", "", _header(report) + ".", "", table(report), "", "## Runs", ""]
+    head = [f"# {report['title']}", "", f"**{report.get('meaning', '')}**", "", _header(report) + ".", "",
+            table(report), "", "## Runs", ""]
     runs = sorted({run for r in report["rows"] for run in r["runs"]})
     head += [f"- `{r}`" for r in runs]
     if report["figures"]:

@@ -16,7 +16,8 @@ import numpy as np
 from lc.keys import lc_name
 
 from ..settings.xor_cluster import transition
-from . import Claim, RunSpec, at_step, final, register_claims
+from . import Claim, RunSpec, at_step, binomial_se, final, register_claims
+from .seeds import RATE  # the theorem holds with probability >= 1 - delta over the training sample
 
 XOR = RunSpec("xor-cluster", seeds=3)
 TOL = 0.02  # accuracy tolerance below the Bayes rate 1 - eta on noisy labels
@@ -54,14 +55,16 @@ def _in_window(runs):
     s = _window_end(r)
     acc, clean = at_step(r, "test_acc", s), at_step(r, "test_acc_clean", s)
     return float(np.min(acc)), (f"min over seeds at step {s} (the last eval <= sqrt(n) = {math.sqrt(r.config.n):.3g}); "
-                                f"per seed {np.round(acc, 3).tolist()}; clean labels {np.round(clean, 3).tolist()}")
+                                f"per seed {np.round(acc, 3).tolist()}; clean labels {np.round(clean, 3).tolist()}; "
+                                f"binomial se {binomial_se(acc, r.config.n_test):.3f} ({r.config.n_test} test points)")
 
 
 def _late_test(runs):
     r = runs["xor"]
     acc, clean = final(r, "test_acc"), final(r, "test_acc_clean")
     return float(np.min(acc)), (f"min over seeds at step {r.steps[-1]}; per seed {np.round(acc, 3).tolist()}; "
-                                f"clean labels {np.round(clean, 3).tolist()}")
+                                f"clean labels {np.round(clean, 3).tolist()}; binomial se "
+                                f"{binomial_se(acc, r.config.n_test):.3f} ({r.config.n_test} test points)")
 
 
 def _late_clean(runs):
@@ -109,29 +112,32 @@ def _lc(runs):
 register_claims("xu2024", "Benign overfitting and grokking in ReLU networks for XOR cluster data (Xu et al. 2024)", [
     Claim("first-step-fits-noisy-labels",
           "after the first GD step the network fits every (noisy) training label (min over seeds)",
-          {"xor": XOR}, _first_step_train, ">=", 1.0, paper_value="100% train accuracy after step 1"),
+          {"xor": XOR}, _first_step_train, ">=", 1.0, paper_value="100% train accuracy after step 1", rate=RATE),
     Claim("first-step-is-linear",
           "after the first step sign f agrees with the linear classifier sign <sum_j a_j w_j, x> on test points",
           {"xor": XOR}, _first_step_linear, ">=", 0.95,
           paper_value="the network is close to a linear classifier after step 1"),
     Claim("first-step-test-near-chance",
-          "after the first GD step the test accuracy is within 0.5 +- 0.1 (a linear classifier on XOR)",
-          {"xor": XOR}, _first_step_test, "<=", 0.1, paper_value="test accuracy near 50% after step 1"),
+          "after the first GD step, max over seeds of |test acc - 0.5| (not a check: every linear classifier scores "
+          "0.5 on XOR clusters of equal weight by symmetry, so this holds whatever the net learned; "
+          "`first-step-is-linear` is the informative check)",
+          {"xor": XOR}, _first_step_test, "report", paper_value="test accuracy near 50% after step 1"),
     Claim("transition-within-window",
           "the generalisation transition (half-way from the step-1 to the final test accuracy) comes by sqrt(n) steps",
           {"xor": XOR}, _transition, "<=", lambda runs: math.sqrt(runs["xor"].config.n),
-          target_text="sqrt(n)", paper_value="near-optimal for C <= t <= sqrt(n)"),
+          target_text="sqrt(n)", paper_value="near-optimal for C <= t <= sqrt(n)", rate=RATE),
     Claim("window-test-near-optimal",
           "inside the theorem's window (last eval <= sqrt(n) steps) the noisy-label test accuracy is >= 1 - eta - 0.02",
           {"xor": XOR}, _in_window, ">=", _bayes, target_text="1 - eta - 0.02",
-          paper_value="test error near eta for C <= t <= sqrt(n)"),
+          paper_value="test error near eta for C <= t <= sqrt(n)", rate=RATE),
     Claim("late-test-near-optimal",
           "at the end of the run the noisy-label test accuracy is >= 1 - eta - 0.02 (min over seeds)",
           {"xor": XOR}, _late_test, ">=", _bayes, target_text="1 - eta - 0.02",
-          paper_value="test error near eta (near-optimal)"),
+          paper_value="test error near eta (near-optimal)", rate=RATE),
     Claim("late-clean-near-perfect",
           f"in the window and at the end the clean-label test accuracy is >= {CLEAN}",
-          {"xor": XOR}, _late_clean, ">=", CLEAN, paper_value="the clean (Bayes) classifier is learned"),
+          {"xor": XOR}, _late_clean, ">=", CLEAN, paper_value="the clean (Bayes) classifier is learned",
+          rate=RATE),
     Claim("train-acc-stays-100",
           "training accuracy on the noisy labels stays 100% from step 1 to the end",
           {"xor": XOR}, _train_stays_fitted, ">=", 1.0, paper_value="100% train accuracy throughout"),

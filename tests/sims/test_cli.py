@@ -87,7 +87,8 @@ def test_reproduce_writes_report(capsys, tmp_path):
     report = json.loads((tmp_path / "rep" / "report.json").read_text())
     ids = [r["id"] for r in report["rows"]]
     assert "first-step-fits-noisy-labels" in ids
-    assert all(r["verdict"] in ("PASS", "FAIL", "reported") for r in report["rows"])
+    assert all(r["verdict"] in ("PASS", "FAIL", "n/a", "reported") for r in report["rows"])
+    assert "mechanics only" in (tmp_path / "rep" / "report.md").read_text().splitlines()[2]
     assert all(r["measured"] is not None for r in report["rows"])
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "| claim |" in md and "first-step-fits-noisy-labels" in md

@@ -226,6 +226,12 @@ def test_dynamics_velocity_matches_theory_and_figures(runs_dir, tmp_path):
     assert dmf.effective_rank_figure([r, other], tmp_path / "er.png").is_file()
     with pytest.raises(ValueError, match="no snapshot pairs"):
         dmf.velocity_check(other)
+    from sims.claims import SweepRuns
+
+    assert _verdict("singular-value-velocity", {"all": SweepRuns([{"depth": 3}], [r])}) == "PASS"
+    big = sims.run("dmf-dynamics", preset="ci", seeds=1, device="cpu", init_scale=1.0, figures=False)
+    assert not dmf.velocity_check(big)["used"].any()  # a large Gaussian init is far from balanced
+    assert _verdict("singular-value-velocity", {"all": SweepRuns([{"depth": 3}, {"depth": 3}], [r, big])}) == "n/a"
 
 
 def test_bad_configs_fail_before_anything_is_written(runs_dir):
@@ -281,12 +287,9 @@ def _claim(claim_id):
 
 
 def _verdict(claim_id, runs):
-    from sims.claims import verdict
+    from sims.claims import evaluate
 
-    c = _claim(claim_id)
-    got = c.measure(runs)
-    value = got[0] if isinstance(got, tuple) else got
-    return verdict(c, value, c.target_value(runs))
+    return evaluate(_claim(claim_id), runs)["verdict"]
 
 
 def _by_depth(runs):
@@ -313,7 +316,8 @@ def test_completion_rank_and_error_claims_pass_and_fail_on_large_init(runs_dir):
     control = _by_depth(small[:2] + large)
     for claim in ("effective-rank-falls-1-2-3", "error-depth-3", "depth3-below-nuclear-norm"):
         assert _verdict(claim, control) == "FAIL", claim
-    assert _verdict("effective-rank-depth4-not-above-depth3", _by_depth(small[:3] + large[1:])) == "FAIL"
+    # a depth 4 that does not recover W* lacks the claim's premise: n/a, never a pass
+    assert _verdict("effective-rank-depth4-not-above-depth3", _by_depth(small[:3] + large[1:])) == "n/a"
 
 
 def test_sensing_claims_pass_and_fail_on_large_init(runs_dir):
@@ -339,8 +343,6 @@ def test_balance_drift_and_end_to_end_claims_pass_and_fail_on_controls(runs_dir,
     plain, half, wd, wd_half, identity, gaussian = (run.view([e]) for e in range(6))
     assert _verdict("balance-drift-scales-with-lr", dict(lr=plain, half=half)) == "PASS"
     assert _verdict("balance-drift-scales-with-lr", dict(lr=wd, half=wd_half)) == "FAIL"
-    assert _verdict("balance-drift-weight-decay", dict(lr=wd, half=wd_half)) == "PASS"
-    assert _verdict("balance-drift-weight-decay", dict(lr=plain, half=half)) == "FAIL"
     assert _verdict("end-to-end-trajectory", dict(identity=identity)) == "PASS"
     assert _verdict("end-to-end-trajectory", dict(identity=gaussian)) == "FAIL"
     assert identity.metric("balancedness")[0, 0] == 0  # the identity init is balanced exactly
