@@ -89,7 +89,7 @@ def _grokking(name):
         if not groks.any():
             raise NotApplicable(f"no seed groks (test acc rises by < {GROK} after the fit): {text}")
         skipped = [s for s, g in zip(r.seeds, groks) if not g]
-        return float(np.min(rise[groks])), (f"min over the seeds that grok of test acc at the end minus at the LC peak"
+        return float(np.min(rise[groks])), ("min over the seeds that grok of test acc at the end minus at the LC peak"
                                             + (f" (seeds {skipped} do not grok)" if skipped else "") + f"; {text}")
     return measure
 

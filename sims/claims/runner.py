@@ -101,12 +101,12 @@ def reproduce(key: str, *, preset: str = "default", out: Path | None = None, dev
     out = out if out is not None else api.default_root() / "reproduce" / f"{tag}-{time.strftime('%Y%m%d-%H%M%S')}"
     out = outdir.claim(out, "reproduce")  # a foreign non-empty directory is refused before anything is written
     with locks.RunLock(out, f"sims reproduce {key}"):  # a second reproduce on it: exit 2 naming this one
-        return _reproduce_into(out, paper, specs, points, groups, key=key, preset=preset, seed=seed, device=device,
-                               workers=workers, scheduler=scheduler, threads=threads, quiet=quiet, log=log,
+        return _reproduce_into(out, paper, specs, points, groups, key=key, preset=preset, seed=seed, base=base,
+                               device=device, workers=workers, scheduler=scheduler, threads=threads, quiet=quiet, log=log,
                                papers_dir=papers_dir)
 
 
-def _reproduce_into(out: Path, paper, specs, points, groups, *, key, preset, seed, device, workers, scheduler,
+def _reproduce_into(out: Path, paper, specs, points, groups, *, key, preset, seed, base, device, workers, scheduler,
                     threads, quiet, log, papers_dir) -> dict:
     """Run the planned groups into `out` (claimed and locked), measure, write the report; see `reproduce`."""
     (out / "figures").mkdir(parents=True, exist_ok=True)
