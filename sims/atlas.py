@@ -31,7 +31,7 @@ import numpy as np
 
 from lc.keys import select
 
-from . import api, atlas_analysis as an, atlas_migration, atlas_report, locks, outdir, registry, store, sweep
+from . import api, atlas_analysis as an, atlas_migration, atlas_report, locks, outdir, store, sweep
 
 __all__ = ["Entry", "ENTRIES", "atlas", "analyse", "write_outputs"]
 
@@ -82,9 +82,7 @@ class Row:
 
 
 def _points(entry: Entry, preset: str) -> list[sweep.Point]:
-    cfg = registry.resolve(registry.get(entry.sim), preset, dict(entry.overrides))
-    return [sweep.Point(entry.sim, preset, tuple(sorted({**dict(entry.overrides), "seed": cfg.seed + e}.items())))
-            for e in range(entry.seeds)]
+    return sweep.seeded_points(entry.sim, preset, dict(entry.overrides), entry.seeds)
 
 
 def _records(view) -> list[dict]:

@@ -36,8 +36,8 @@ from .config import ConfigError, Members, config_hash
 from .kinds import kind_of
 from .sweepfiles import figure, results
 
-__all__ = ["Point", "Group", "expand_grid", "parse_grid", "plan", "group", "execute", "sweep", "results", "figure",
-           "check_groups", "check_executor", "MEMBER_CAP"]
+__all__ = ["Point", "Group", "expand_grid", "parse_grid", "seeded_points", "plan", "group", "execute", "sweep",
+           "results", "figure", "check_groups", "check_executor", "MEMBER_CAP"]
 
 MEMBER_CAP = 64  # at most this many points in one ensemble
 
@@ -114,6 +114,16 @@ def expand_grid(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
 
 
+def seeded_points(name: str, preset: str, settings: Mapping[str, Any], seeds: int,
+                  first: int | None = None) -> list[Point]:
+    """The one path from a spec to points: simulation `name` at `preset` with `settings`, on seeds first, first + 1,
+    ... (`first` defaults to the resolved config's seed); validated (ConfigError) before anything runs.
+    Sweeps (`plan`), claims (`sims.claims.runner`) and the atlas build their points here, then `group` them."""
+    cfg = registry.resolve(registry.get(name), preset, dict(settings))
+    start = cfg.seed if first is None else first
+    return [Point(name, preset, tuple(sorted({**settings, "seed": start + e}.items()))) for e in range(seeds)]
+
+
 def plan(name: str, grid: Mapping[str, Sequence[Any]], *, preset: str = "default", seeds: int = 1,
          base: Mapping[str, Any] | None = None) -> list[Point]:
     """The validated points of a grid: each grid point (with the fixed `base` overrides) at `seeds` seeds
@@ -126,11 +136,8 @@ def plan(name: str, grid: Mapping[str, Sequence[Any]], *, preset: str = "default
         raise ConfigError(f"seeds must be an integer >= 1; got {seeds!r}")
     points, seen = [], set()
     for over in expand_grid(grid) if grid else [{}]:
-        cfg = registry.resolve(sim, preset, {**base, **over})
-        for e in range(seeds):
-            resolved = dataclasses.replace(cfg, seed=cfg.seed + e)
-            p = Point(name, preset, tuple(sorted({**base, **over, "seed": resolved.seed}.items())))
-            key = config_hash(resolved)
+        for p in seeded_points(name, preset, {**base, **over}, seeds):
+            key = config_hash(registry.resolve(sim, preset, p.settings))
             if key in seen:
                 raise ConfigError(f"the grid gives the same configuration twice: {p.settings}")
             seen.add(key)

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .. import api, locks, outdir, registry, store, sweep
+from .. import api, locks, outdir, store, sweep
 from ..config import ConfigError
 from . import Claim, RunSpec, SweepRuns, evaluate, get_claims, seeds as protocol
 
@@ -27,15 +27,8 @@ __all__ = ["reproduce", "table", "markdown", "update_paper", "check_papers"]
 
 def _spec_points(spec, preset: str, seed: int | None) -> list[list[sweep.Point]]:
     """Per configuration of the spec (one for a RunSpec, one per grid point of a Sweep): its points, one per seed."""
-    sim = registry.get(spec.sim)
-    p = spec.preset or preset
-    out = []
-    for settings in spec.settings():
-        cfg = registry.resolve(sim, p, settings)
-        first = cfg.seed if seed is None else seed
-        out.append([sweep.Point(spec.sim, p, tuple(sorted({**settings, "seed": first + e}.items())))
-                    for e in range(spec.seeds)])
-    return out
+    return [sweep.seeded_points(spec.sim, spec.preset or preset, settings, spec.seeds, seed)
+            for settings in spec.settings()]
 
 
 def _plan(paper, preset: str, seed: int | None):
