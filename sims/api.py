@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from . import engine, memory, registry, store
+from . import checks, engine, memory, registry, store
 from .config import ConfigError, Members, apply_overrides, config_hash, to_dict
 
 __all__ = ["Run", "RunView", "RunFailed", "run", "run_members", "load", "resume", "default_root"]
@@ -144,6 +144,8 @@ class RunView:
 
 
 def load(run_dir: str | Path) -> Run:
+    """The run directory `run_dir` read back (`Run`)."""
+    checks.path("run_dir", run_dir)
     return Run(Path(run_dir))
 
 
@@ -169,6 +171,7 @@ def run(name: str, preset: str = "default", seeds: int = 1, device: str = "auto"
     device resolved before anything is written: a bad input leaves no run directory behind. `threads`
     fixes the CPU thread count (default: chosen by timing, `sims.engine.choose_threads`).
     """
+    checks.text("name", name), checks.arguments(seeds=seeds, threads=threads, out=out)
     sim = registry.get(name)
     return run_members(sim, preset, registry.members(sim, preset, overrides, seeds=seeds), device=device, out=out,
                        quiet=quiet, figures=figures, log=log, threads=threads)
@@ -180,8 +183,7 @@ def run_members(sim, preset: str, members: Members, *, device: str = "auto", out
     """Run the ensemble `members` of simulation `sim` (a name or `Simulation`) into a new run directory under
     `out` (or exactly `run_dir`, which must not exist yet)."""
     sim = registry.get(sim) if isinstance(sim, str) else sim
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ConfigError(f"threads must be an integer >= 1; got {threads!r}")
+    checks.arguments(threads=threads, out=out), checks.inputs(members)
     dev = engine.resolve_device(device)
     env = engine.Env(dev, engine.resolve_dtype(members[0].dtype))
     if run_dir is not None and Path(run_dir).exists():

@@ -30,7 +30,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import api, plots, registry, store, sweep
+from . import api, checks, plots, registry, store, sweep
 
 __all__ = ["Entry", "ENTRIES", "atlas", "hypotheses"]
 
@@ -259,6 +259,7 @@ def atlas(preset: str = "default", out: str | Path | None = None, *, entries: li
     `out` holds the runs (runs/<ensemble id>): running the atlas into the same directory again reuses every
     completed run, so the atlas can be redrawn at no cost. Returns the atlas dict (table, verdicts, paths).
     """
+    checks.arguments(threads=threads, workers=workers, out=out)
     entries = entries or ENTRIES
     say = log or (lambda m: None)
     per_entry = {e.sim: _points(e, preset) for e in entries}  # validated before anything is written

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from . import api, registry, store
+from . import api, checks, registry, store
 from .config import ConfigError, Members, config_hash
 
 __all__ = ["Point", "Group", "expand_grid", "parse_grid", "plan", "group", "execute", "sweep", "results", "figure",
@@ -225,6 +225,7 @@ def check_groups(groups: Sequence[Group], device: str) -> None:
     dev = engine.resolve_device(device)
     for g in groups:
         members = g.members()
+        checks.inputs(members)
         itemsize = torch.empty(0, dtype=engine.resolve_dtype(members[0].dtype)).element_size()
         memory.check(registry.get(g.sim), members, dev, itemsize)
 
@@ -292,6 +293,7 @@ def sweep(name: str, grid: Mapping[str, Sequence[Any]], *, preset: str = "defaul
 
     Each ensemble's standard figures are drawn only with `figures` (`sims plot RUN_DIR` draws them later);
     `figure(sweep_dir, x, y, hue)` plots the results."""
+    checks.arguments(threads=threads, seeds=seeds, workers=workers, cap=cap, out=out)
     points = plan(name, grid, preset=preset, seeds=seeds, base=base)
     groups = group(points, cap=cap)
     check_groups(groups, device)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .. import api, registry, store, sweep
+from .. import api, checks, registry, store, sweep
 from ..config import ConfigError
 from . import Claim, RunSpec, SweepRuns, get_claims, verdict
 
@@ -91,6 +91,7 @@ def reproduce(key: str, *, preset: str = "default", out: Path | None = None, dev
     seed: the first seed of every configuration (default: each preset's own); claims run on seeds seed,
     seed + 1, ... so they can be checked on seeds not used to choose the presets.
     """
+    checks.arguments(threads=threads, seed=seed, workers=workers, out=out)
     paper = get_claims(key)
     specs, points, groups = _plan(paper, preset, seed)  # raises ConfigError before anything is written
     sweep.check_groups(groups, device)

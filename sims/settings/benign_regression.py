@@ -128,7 +128,15 @@ def figures(run) -> list:
     return [plots.save(fig, run.dir / "figures" / "risk.png")]
 
 
-@register_grid("benign-regression", Config, presets=PRESETS, cpu_runtime="~7 s", figures=figures)
+def memory(members: Members, itemsize: int) -> dict:
+    """Rough bytes (float64) of one Monte-Carlo draw at the largest n: the data [n_max, d] scaled by the spectrum,
+    the noise and estimator (a few copies), the Gram matrix [n_max, n_max] with its factorisation, and the
+    spectrum's vectors [d]."""
+    c = members[0]
+    return dict(data=8 * 4 * c.n_max * c.d, gram=8 * 3 * c.n_max * c.n_max, spectrum=8 * 8 * c.d)
+
+
+@register_grid("benign-regression", Config, presets=PRESETS, cpu_runtime="~7 s", figures=figures, memory=memory)
 def build(members: Members, env: Env) -> GridTask:
     """Benign overfitting: excess risk of min-norm interpolation against n per spectrum (Bartlett et al. 2020).
 
