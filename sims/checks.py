@@ -102,9 +102,9 @@ def config_file(path: Any, config_cls: type | None = None, *, tables: tuple[str,
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"--config {file} cannot be read: {err}") from None
+        raise ConfigError(f"--config {file}: cannot be read: {err}") from None
     except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"--config {file} is not valid TOML: {err}") from None
+        raise ConfigError(f"--config {file}: not valid TOML: {err}") from None
     fields = {k: v for k, v in data.items() if not isinstance(v, dict)}
     extra = sorted(k for k, v in data.items() if isinstance(v, dict) and k not in tables)
     if extra:

@@ -125,7 +125,8 @@ def benign_bound_terms(spectrum, n: int, theta_norm: float, sigma: float, *, b: 
     r, R = effective_ranks(lam)
     k = k_star(lam, n, b)
     inputs = f"theta_norm={theta_norm!r}, sigma={sigma!r}"
-    bias = _validate.finite("bias", float(theta_norm * theta_norm * lam[0] * (math.sqrt(r[0] / n) + r[0] / n)), inputs)
+    r0, lam1 = float(r[0]), float(lam[0])  # Python floats: an overflow gives inf (refused below), not a warning
+    bias = _validate.finite("bias", theta_norm * theta_norm * lam1 * (math.sqrt(r0 / n) + r0 / n), inputs)
     if math.isinf(k):  # the documented sentinel: no k < d qualifies
         R_k, variance = math.nan, math.inf
     else:
