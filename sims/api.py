@@ -171,7 +171,8 @@ def run(name: str, preset: str = "default", seeds: int = 1, device: str = "auto"
     device resolved before anything is written: a bad input leaves no run directory behind. `threads`
     fixes the CPU thread count (default: chosen by timing, `sims.engine.choose_threads`).
     """
-    checks.text("name", name), checks.arguments(seeds=seeds, threads=threads, out=out)
+    checks.text("name", name)
+    checks.arguments(seeds=seeds, threads=threads, out=out)
     sim = registry.get(name)
     return run_members(sim, preset, registry.members(sim, preset, overrides, seeds=seeds), device=device, out=out,
                        quiet=quiet, figures=figures, log=log, threads=threads)
@@ -183,7 +184,8 @@ def run_members(sim, preset: str, members: Members, *, device: str = "auto", out
     """Run the ensemble `members` of simulation `sim` (a name or `Simulation`) into a new run directory under
     `out` (or exactly `run_dir`, which must not exist yet)."""
     sim = registry.get(sim) if isinstance(sim, str) else sim
-    checks.arguments(threads=threads, out=out), checks.inputs(members)
+    checks.arguments(threads=threads, out=out)
+    checks.inputs(members)
     dev = engine.resolve_device(device)
     env = engine.Env(dev, engine.resolve_dtype(members[0].dtype))
     if run_dir is not None and Path(run_dir).exists():
@@ -212,6 +214,7 @@ def resume(run_dir: str | Path, *, device: str = "auto", quiet: bool = True, fig
     A run that already completed is left exactly as it is (returned as loaded). The checkpoint must belong to
     the run's config.json: a config edited since the checkpoint was written is refused, naming the fields.
     """
+    checks.arguments(threads=threads)
     r = load(run_dir)
     say = log or (lambda m: None)
     status = r.summary.get("status")

@@ -61,8 +61,7 @@ def arguments(*, threads: Any = None, seeds: Any = None, seed: Any = None, worke
     integer("seeds", seeds)
     integer("workers", workers, low=0)
     integer("cap", cap)
-    if seed is not None:
-        integer("seed", seed, low=0, high=SEED_LIMIT - 1, none=False)
+    integer("seed", seed, low=0, high=SEED_LIMIT - 1)
     if out is not None:
         path("out", out)
 

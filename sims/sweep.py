@@ -393,6 +393,8 @@ def figure(sweep_dir: str | Path, x: str, y: str, hue: str | None = None, path: 
 
     from . import plots
 
+    checks.path("sweep_dir", sweep_dir)
+    checks.text("x", x), checks.text("y", y), checks.text("hue", hue, none=True)
     rows = [r for r in results(sweep_dir) if r.get("status") == "completed"]
     for key in [k for k in (x, y, hue) if k is not None]:
         if not rows or key not in rows[0]:

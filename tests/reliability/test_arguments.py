@@ -263,3 +263,17 @@ def test_sweep_grid_from_the_config_file(tmp_path, capsys):
     index = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert index["grid"] == {"ratio_max": [2.0, 3.0], "seed": ["4"]}
     assert index["base"] == {"n_points": 1}
+
+
+@pytest.mark.parametrize("kwargs,message", [(dict(x=None, y="margin"), "x must be a non-empty string"),
+                                            (dict(x="n", y=""), "y must be a non-empty string"),
+                                            (dict(x="n", y="margin", hue=3), "hue must be a non-empty string")])
+def test_sweep_figure_names_the_argument(kwargs, message, tmp_path):
+    with pytest.raises(ConfigError, match=message):
+        sw.figure(tmp_path, **kwargs)
+    assert not any(tmp_path.iterdir())
+
+
+def test_resume_checks_threads(tmp_path):
+    with pytest.raises(ConfigError, match="threads must be an integer >= 1; got 0"):
+        sims.resume(tmp_path, threads=0)
