@@ -29,7 +29,8 @@ def integer(name: str, value: Any, *, low: int = 1, high: int | None = None, non
         return
     ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
     if not ok or value < low or (high is not None and value > high):
-        valid = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
+        top = "2**60 - 1" if high == SEED_LIMIT - 1 else high
+        valid = f"an integer >= {low}" if high is None else f"an integer in [{low}, {top}]"
         raise ConfigError(f"{name} must be {valid}; got {value!r}")
 
 
