@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from . import engine, frames, memory, outdir, registry, store
+from . import checks, engine, frames, memory, outdir, registry, store
 from .cache import Cache
 from .config import ConfigError, Members, apply_overrides, config_hash, to_dict
 from .kinds import kind_of
@@ -190,6 +190,7 @@ def load(run_dir: str | Path) -> "Run | frames.SweepResults | frames.AtlasResult
     A `Run` also gives `.metric(name)` as an array [n_evals, E], `.metric_names` (the metrics it recorded),
     `.summary` and `.config`; `sims show NAME` describes a simulation's fields and what its metrics mean.
     """
+    checks.path("run_dir", run_dir)
     return frames.open_results(run_dir) or Run(Path(run_dir))
 
 
@@ -201,6 +202,8 @@ def run(name: str, preset: str = "default", seeds: int = 1, device: str = "auto"
     device resolved before anything is written: a bad input leaves no run directory behind. `threads`
     fixes the CPU thread count (default: chosen by timing, `sims.threads.choose_threads`).
     """
+    checks.text("name", name)
+    checks.arguments(seeds=seeds, threads=threads, out=out)
     sim = registry.get(name)
     return run_members(sim, preset, registry.members(sim, preset, overrides, seeds=seeds), device=device, out=out,
                        quiet=quiet, figures=figures, log=log, threads=threads)
@@ -212,8 +215,8 @@ def run_members(sim, preset: str, members: Members, *, device: str = "auto", out
     """Run the ensemble `members` of simulation `sim` (a name or `Simulation`) into a new run directory under
     `out` (or exactly `run_dir`, which must not exist yet)."""
     sim = registry.get(sim) if isinstance(sim, str) else sim
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ConfigError(f"threads must be an integer >= 1; got {threads!r}")
+    checks.arguments(threads=threads, out=out)
+    checks.inputs(members)
     dev = engine.resolve_device(device)
     env = engine.Env(dev, engine.resolve_dtype(members[0].dtype))
     if run_dir is not None and Path(run_dir).exists():
@@ -245,6 +248,7 @@ def resume(run_dir: str | Path, *, device: str = "auto", quiet: bool = True, fig
     A run that already completed is left exactly as it is (returned as loaded). The checkpoint must belong to
     the run's config.json: a config edited since the checkpoint was written is refused, naming the fields.
     """
+    checks.arguments(threads=threads)
     r = Run(Path(run_dir))
     say = log or (lambda m: None)
     status = r.summary.get("status")

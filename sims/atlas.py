@@ -31,7 +31,7 @@ import numpy as np
 
 from lc.keys import select
 
-from . import api, atlas_analysis as an, atlas_migration, atlas_report, locks, outdir, store, sweep
+from . import api, atlas_analysis as an, atlas_migration, atlas_report, checks, locks, outdir, store, sweep
 
 __all__ = ["Entry", "ENTRIES", "atlas", "analyse", "write_outputs"]
 
@@ -162,6 +162,7 @@ def atlas(preset: str = "default", out: str | Path | None = None, *, entries: li
     `out` holds the runs (runs/<ensemble id>): running the atlas into the same directory again reuses every
     completed run, so the atlas can be redrawn at no cost. Returns the atlas dict (table, settings, paths).
     """
+    checks.arguments(threads=threads, workers=workers, out=out)
     entries = entries or ENTRIES
     say = log or (lambda m: None)
     per_entry = {e.sim: _points(e, preset) for e in entries}  # validated before anything is written

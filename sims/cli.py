@@ -13,6 +13,7 @@ import math
 import sys
 from pathlib import Path
 
+from . import checks
 from .catalog import ModuleLoadError
 from .config import ConfigError
 
@@ -132,7 +133,7 @@ def cmd_run(args) -> int:
                     raise ConfigError("give the dtype once: --dtype or --set dtype=..., not both")
                 overrides["dtype"] = args.dtype
             run = api.run(args.name, preset=args.preset, seeds=args.seeds, device=args.device, out=args.out,
-                          quiet=args.quiet, log=log, threads=args.threads, **overrides)
+                          quiet=args.quiet, log=log, threads=args.threads, **{**args.file_set, **overrides})
     except engine.Interrupted as exc:
         print(f"sims: interrupted: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -230,6 +231,9 @@ def cmd_sweep(args) -> int:
     both = sorted(set(grid) & set(base))
     if both:
         raise ConfigError(f"{both} given both as --grid and as --set; give each key once")
+    # --config FILE underneath: a key given on the command line (as --grid or --set) replaces the file's
+    grid = {**{k: v for k, v in args.file_grid.items() if k not in base}, **grid}
+    base = {**{k: v for k, v in args.file_set.items() if k not in grid}, **base}
     index = sweep(args.name, grid, preset=args.preset, seeds=args.seeds, base=base, out=args.out,
                   device=args.device, workers=args.workers, scheduler=args.scheduler, threads=args.threads,
                   figures=args.figures,
@@ -265,6 +269,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("name", nargs="?", help="simulation name (see `sims list`)")
     r.add_argument("--preset", default="default", help="ci | default | paper (default: default)")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
+    r.add_argument("--config", metavar="FILE.toml", help="config fields from a TOML file (--set overrides it)")
     r.add_argument("--seeds", type=int, default=1, help="members trained together, seeds seed..seed+K-1")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda[:K]")
     r.add_argument("--dtype", choices=("float32", "float64"), help="shorthand for --set dtype=...")
@@ -276,6 +281,8 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("name")
     sw.add_argument("--grid", action="append", metavar="KEY=V1,V2,...", help="a swept field (repeatable)")
     sw.add_argument("--set", action="append", metavar="KEY=VALUE", help="a fixed override (repeatable)")
+    sw.add_argument("--config", metavar="FILE.toml", help="fixed fields and a [grid] table of lists from a TOML file "
+                    "(--set and --grid override it)")
     sw.add_argument("--preset", default="default")
     sw.add_argument("--seeds", type=int, default=1)
     sw.add_argument("--device", default="auto")
@@ -301,6 +308,8 @@ def parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("reproduce", help="run a paper's claims and write report.md / report.json")
     rp.add_argument("key", help="paper key, e.g. xu2024")
     rp.add_argument("--preset", default="default")
+    rp.add_argument("--config", metavar="FILE.toml", help="options (preset, seed, workers, threads, device, "
+                    "scheduler) from a TOML file; flags given here override it")
     rp.add_argument("--out", help="report directory (default runs/reproduce/<key>-<preset>-<time>)")
     rp.add_argument("--device", default="auto")
     rp.add_argument("--quiet", action="store_true")
@@ -323,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"list": cmd_list, "show": cmd_show, "run": cmd_run, "plot": cmd_plot, "reproduce": cmd_reproduce,
                "sweep": cmd_sweep, "atlas": cmd_atlas}
     try:
+        checks.command_config(args)
+        checks.command(args)
         return handler[args.command](args)
     except ModuleLoadError as exc:
         print(f"sims {args.command}: error: {exc}", file=sys.stderr)

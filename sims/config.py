@@ -20,12 +20,17 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-__all__ = ["ConfigError", "param", "TrainConfig", "ProbedConfig", "GridConfig", "validate", "apply_overrides", "field_info", "to_dict",
+__all__ = ["ConfigError", "SEED_LIMIT", "param", "TrainConfig", "ProbedConfig", "GridConfig", "validate", "check_fields", "apply_overrides", "field_info", "to_dict",
            "with_defaults", "Members", "config_hash"]
 
 
 class ConfigError(ValueError):
     """A bad configuration: unknown key, unparsable value, value out of range."""
+
+
+# Seeds lie in [0, SEED_LIMIT): a member's generators are seeded with 16 * seed + stream (`sims.nn.make_generators`),
+# and torch.Generator.manual_seed accepts values below 2**64 only.
+SEED_LIMIT = 2**60
 
 
 def param(default: Any, help: str, *, low: float | None = None, high: float | None = None,
@@ -42,7 +47,8 @@ def param(default: Any, help: str, *, low: float | None = None, high: float | No
 class TrainConfig:
     """The fields the engine reads; every setting's Config extends this."""
 
-    seed: int = param(0, "seed of the data, init and batch streams (with --seeds K, member e uses seed + e)", low=0)
+    seed: int = param(0, "seed of the data, init and batch streams (with --seeds K, member e uses seed + e, which "
+                         "must also be below 2**60)", low=0, high=SEED_LIMIT - 1)
     steps: int = param(1000, "number of optimiser steps", low=0)
     lr: float = param(0.1, "learning rate", low=0.0, low_open=True)
     optimizer: str = param("sgd", "optimiser applied to the batched parameters", choices=("sgd", "adamw"))
@@ -69,8 +75,8 @@ class ProbedConfig(TrainConfig):
 class GridConfig:
     """The fields every grid simulation has (closed forms and Monte-Carlo fits over a grid; no training)."""
 
-    seed: int = param(0, "seed of the first Monte-Carlo repetition (with --seeds K, repetition e uses seed + e)",
-                      low=0)
+    seed: int = param(0, "seed of the first Monte-Carlo repetition (with --seeds K, repetition e uses seed + e, "
+                         "which must also be below 2**60)", low=0, high=SEED_LIMIT - 1)
     dtype: str = param("float64", "floating-point type", choices=("float32", "float64"))
 
 
@@ -101,28 +107,43 @@ def _valid_text(m: Mapping) -> str:
         return "any"
     left = "(" if m.get("low_open") else "["
     right = ")" if m.get("high_open") else "]"
-    return f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
+    return f"{left}{'-inf' if lo is None else _bound(lo)}, {'inf' if hi is None else _bound(hi)}{right}"
+
+
+def _bound(v: float) -> str:
+    """A range bound as text; a large integer 2**k - 1 reads as '2**k - 1'."""
+    if isinstance(v, int) and v >= 2**32 and (v + 1) & v == 0:
+        return f"2**{(v + 1).bit_length() - 1} - 1"
+    return str(v)
+
+
+def _check_field(cls: type, f: dataclasses.Field, v: Any) -> None:
+    """Raise ConfigError when value `v` of field `f` has the wrong type or lies outside its range or choices."""
+    m, typ = f.metadata, _type_of(cls, f)
+    if typ is float and isinstance(v, int) and not isinstance(v, bool):
+        v = float(v)
+    if not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
+        raise ConfigError(f"{f.name} must be of type {typ.__name__}; got {v!r}")
+    if m.get("choices") and v not in m["choices"]:
+        raise ConfigError(f"{f.name}={v!r} is not valid: {_valid_text(m)}")
+    if typ in (int, float):
+        if typ is float and not math.isfinite(v):
+            raise ConfigError(f"{f.name}={v!r} is not finite; valid range {_valid_text(m)}")
+        lo, hi = m.get("low"), m.get("high")
+        bad_lo = lo is not None and (v <= lo if m.get("low_open") else v < lo)
+        bad_hi = hi is not None and (v >= hi if m.get("high_open") else v > hi)
+        if bad_lo or bad_hi:
+            raise ConfigError(f"{f.name}={v!r} is out of range: valid {_valid_text(m)}")
 
 
 def validate(cfg: Any) -> None:
-    """Raise ConfigError for the first field outside its range or choices."""
+    """Raise ConfigError for the first field outside its range or choices, or a failed cross-field check."""
     cls = type(cfg)
     for f in dataclasses.fields(cls):
-        v, m, typ = getattr(cfg, f.name), f.metadata, _type_of(cls, f)
-        if typ is float and isinstance(v, int) and not isinstance(v, bool):
-            v = float(v)
-        if not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
-            raise ConfigError(f"{f.name} must be of type {typ.__name__}; got {v!r}")
-        if m.get("choices") and v not in m["choices"]:
-            raise ConfigError(f"{f.name}={v!r} is not valid: {_valid_text(m)}")
-        if typ in (int, float):
-            if typ is float and not math.isfinite(v):
-                raise ConfigError(f"{f.name}={v!r} is not finite; valid range {_valid_text(m)}")
-            lo, hi = m.get("low"), m.get("high")
-            bad_lo = lo is not None and (v <= lo if m.get("low_open") else v < lo)
-            bad_hi = hi is not None and (v >= hi if m.get("high_open") else v > hi)
-            if bad_lo or bad_hi:
-                raise ConfigError(f"{f.name}={v!r} is out of range: valid {_valid_text(m)}")
+        _check_field(cls, f, getattr(cfg, f.name))
+    dim = getattr(cfg, "lc_input_dim", None)  # the LC cross-polytope has at most one direction per input dimension
+    if dim is not None and getattr(cfg, "lc", False) and cfg.lc_dirs > dim:
+        raise ConfigError(f"lc_dirs={cfg.lc_dirs} exceeds the input dimension {dim} of this config; valid [1, {dim}]")
     check = getattr(cfg, "check", None)
     if check is not None:
         check()
@@ -151,18 +172,23 @@ def _parse(name: str, typ: type, text: Any) -> Any:
         raise ConfigError(f"{name}={text!r} cannot be read as {typ.__name__}") from None
 
 
-def apply_overrides(cfg: Any, overrides: Mapping[str, Any]) -> Any:
-    """A new config with `overrides` applied (strings parsed to the field type), then validated."""
-    cls = type(cfg)
-    names = [f.name for f in dataclasses.fields(cls)]
+def check_fields(cls: type, overrides: Mapping[str, Any]) -> dict:
+    """`overrides` parsed to their fields' types, each checked alone (known key, type, range; no cross-field check)."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     changes = {}
     for key, val in overrides.items():
-        if key not in names:
-            close = difflib.get_close_matches(key, names, n=1)
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"unknown config key {key!r}.{hint} Valid keys: {', '.join(names)}")
-        changes[key] = _parse(key, _type_of(cls, next(f for f in dataclasses.fields(cls) if f.name == key)), val)
-    new = dataclasses.replace(cfg, **changes)
+            raise ConfigError(f"unknown config key {key!r}.{hint} Valid keys: {', '.join(fields)}")
+        changes[key] = _parse(key, _type_of(cls, fields[key]), val)
+        _check_field(cls, fields[key], changes[key])
+    return changes
+
+
+def apply_overrides(cfg: Any, overrides: Mapping[str, Any]) -> Any:
+    """A new config with `overrides` applied (strings parsed to the field type), then validated."""
+    new = dataclasses.replace(cfg, **check_fields(type(cfg), overrides))
     validate(new)
     return new
 
@@ -202,7 +228,10 @@ class Members(tuple):
 
     @classmethod
     def from_seeds(cls, cfg: Any, n: int) -> "Members":
-        """n members with seeds cfg.seed, cfg.seed + 1, ..."""
+        """n members with seeds cfg.seed, cfg.seed + 1, ... (each below SEED_LIMIT)."""
+        if cfg.seed + n > SEED_LIMIT:
+            raise ConfigError(f"seed={cfg.seed} with {n} members reaches seed {cfg.seed + n - 1}; seeds must lie in "
+                              f"[0, 2**60 - 1] (lower seed or the number of seeds)")
         return cls(dataclasses.replace(cfg, seed=cfg.seed + e) for e in range(n))
 
     @property

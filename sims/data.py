@@ -7,15 +7,14 @@ and `stack_per_member(fn, generators, ...)` stacks the members: arrays [E, n, ..
 from __future__ import annotations
 
 import functools
-import gzip
 import math
 import random
-import zipfile
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
+
+from .mnist import MNIST_FILES, check_image_source, mnist_images, read_idx
 
 __all__ = ["stack_per_member", "for_members", "xor_clusters", "gaussian_mixture", "flip_labels", "low_rank_matrix",
            "completion_data", "sensing_data", "sign_teacher", "linear_teacher", "sparse_boolean", "misgrokking_data",
@@ -213,12 +212,10 @@ def modular_addition(p: int, n_train: int, *, generator: torch.Generator):
 # Image sets that work offline: scikit-learn's digits (bundled), MNIST-1D (generated procedurally) and real MNIST
 # read from files the user has. Each member draws its own training and test subset from its own generator.
 
-__all__ += ["IMAGE_SETS", "digits_images", "mnist1d_images", "read_idx", "mnist_images", "image_split",
-            "random_labels", "flip_class"]
+__all__ += ["IMAGE_SETS", "MNIST_FILES", "digits_images", "mnist1d_images", "read_idx", "mnist_images",
+            "check_image_source", "image_split", "random_labels", "flip_class"]
 
 IMAGE_SETS = ("digits", "mnist1d", "mnist")
-MNIST_FILES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
-               "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
 
 
 @functools.lru_cache(maxsize=1)
@@ -255,98 +252,6 @@ def mnist1d_images(n: int, *, generator: torch.Generator) -> tuple[torch.Tensor,
         np.random.set_state(np_state)
         random.setstate(py_state)
     return torch.from_numpy(np.asarray(data["x"][:n], dtype=np.float64)), torch.from_numpy(data["y"][:n]).long()
-
-
-def read_idx(path) -> np.ndarray:
-    """One IDX file (the MNIST format; gzipped when the name ends in .gz) as a uint8 numpy array.
-
-    Layout: two zero bytes, the type code 0x08 (unsigned byte), the number of dimensions k, k big-endian int32
-    sizes, then prod(sizes) bytes. Raises ValueError naming the file when any part is missing or wrong
-    (a truncated file: fewer data bytes than the sizes announce).
-    """
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as err:
-        raise ValueError(f"MNIST file {path} cannot be read: {err}") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or raw[3] == 0:
-        raise ValueError(f"MNIST file {path} is not an unsigned-byte IDX file (its first 4 bytes are "
-                         f"{raw[:4].hex() or 'missing'}; expected 0000 08 then the number of dimensions)")
-    k = raw[3]
-    if len(raw) < 4 + 4 * k:
-        raise ValueError(f"MNIST file {path} is truncated inside its header ({len(raw)} bytes, header needs {4 + 4 * k})")
-    shape = tuple(int(s) for s in np.frombuffer(raw, dtype=">i4", count=k, offset=4))
-    need, have = math.prod(shape), len(raw) - 4 - 4 * k
-    if have != need:
-        raise ValueError(f"MNIST file {path} is malformed: its header announces shape {shape} ({need} bytes of "
-                         f"data) but {have} bytes follow (truncated or corrupt)")
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * k).reshape(shape)
-
-
-def _mnist_sources(data_dir: str) -> dict:
-    """Where MNIST is in data_dir: {'idx': {part: path}} for the four IDX files (raw or .gz), else {'npz': path}
-    for an .npz file given directly or data_dir/mnist.npz. Raises ValueError naming the first missing file."""
-    root = Path(data_dir)
-    if root.is_file() and root.suffix == ".npz":
-        return {"npz": root}
-    if not root.is_dir():
-        raise ValueError(f"data_dir {data_dir!r} is neither a directory nor an .npz file; for dataset 'mnist' give the "
-                         f"folder with the MNIST IDX files ({', '.join(MNIST_FILES.values())}, raw or .gz) or mnist.npz")
-    found = {k: next((p for p in (root / s, root / f"{s}.gz") if p.is_file()), None) for k, s in MNIST_FILES.items()}
-    if all(found.values()):
-        return {"idx": found}
-    if (root / "mnist.npz").is_file():
-        return {"npz": root / "mnist.npz"}
-    missing = next(MNIST_FILES[k] for k, p in found.items() if p is None)
-    raise ValueError(f"MNIST file {root / missing} (or {missing}.gz) not found, and no {root / 'mnist.npz'} either; "
-                     "put the four IDX files or mnist.npz in data_dir")
-
-
-def _read_npz(path) -> dict:
-    """The arrays x_train, y_train, x_test, y_test of an .npz file (Keras' mnist.npz layout)."""
-    keys = {"train_images": "x_train", "train_labels": "y_train", "test_images": "x_test", "test_labels": "y_test"}
-    try:
-        with np.load(path) as z:
-            absent = [v for v in keys.values() if v not in z.files]
-            if absent:
-                raise ValueError(f"MNIST file {path} lacks the arrays {absent} (it holds {z.files})")
-            return {k: np.asarray(z[v]) for k, v in keys.items()}
-    except (OSError, EOFError, zipfile.BadZipFile) as err:
-        raise ValueError(f"MNIST file {path} is not a readable .npz archive: {err}") from None
-
-
-@functools.lru_cache(maxsize=2)
-def _mnist_cached(sources: tuple) -> dict:
-    """`mnist_images` for ((kind, part, path, size, mtime), ...): read once per process while the files are unchanged."""
-    kind = sources[0][0]
-    arrays = {part: read_idx(path) for _, part, path, _, _ in sources} if kind == "idx" else _read_npz(sources[0][2])
-    out = {}
-    for part in ("train", "test"):
-        x, y = arrays[f"{part}_images"], arrays[f"{part}_labels"]
-        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
-            raise ValueError(f"MNIST {part} images {x.shape} and labels {y.shape} do not match (expected [n, 28, 28] "
-                             f"images and n labels) in {sources[0][2]}")
-        if y.size and (int(y.min()) < 0 or int(y.max()) > 9):
-            raise ValueError(f"MNIST {part} labels must lie in 0..9; got {int(y.min())}..{int(y.max())} in "
-                             f"{sources[0][2]}")
-        out[part] = (torch.from_numpy(x.reshape(len(x), -1) / 255.0), torch.from_numpy(y.astype("int64")))
-    return out
-
-
-def mnist_images(data_dir: str) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Real MNIST from local files (nothing is downloaded): {'train': (x, y), 'test': (x, y)} with x [n, 784]
-    float64 in [0, 1] (pixel / 255) and y [n] int64 in 0..9.
-
-    data_dir holds the four IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte,
-    t10k-labels-idx1-ubyte, each raw or .gz) or mnist.npz (arrays x_train, y_train, x_test, y_test), or is such an
-    .npz file. A missing or malformed file raises one ValueError naming it.
-    """
-    src = _mnist_sources(data_dir)
-    paths = src["idx"].items() if "idx" in src else [("npz", src["npz"])]
-    kind = "idx" if "idx" in src else "npz"
-    return _mnist_cached(tuple((kind, part, str(p), p.stat().st_size, p.stat().st_mtime_ns) for part, p in paths))
 
 
 def image_split(dataset: str, n_train: int, n_test: int, *, generator: torch.Generator, data_dir: str = ""):

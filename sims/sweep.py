@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from . import api, locks, outdir, registry, store, sweepfiles
+from . import api, checks, locks, outdir, registry, store, sweepfiles
 from .config import ConfigError, Members, config_hash
 from .kinds import kind_of
 from .sweepfiles import figure, results
@@ -242,6 +242,7 @@ def check_groups(groups: Sequence[Group], device: str) -> None:
     dev = engine.resolve_device(device)
     for g in groups:
         members = g.members()
+        checks.inputs(members)
         itemsize = torch.empty(0, dtype=engine.resolve_dtype(members[0].dtype)).element_size()
         memory.check(registry.get(g.sim), members, dev, itemsize)
 
@@ -314,6 +315,7 @@ def sweep(name: str, grid: Mapping[str, Sequence[Any]], *, preset: str = "defaul
     running the same call again, which runs only what is missing. The directory is locked while the sweep runs
     (`sims.locks`). Each ensemble's standard figures are drawn only with `figures` (`sims plot RUN_DIR` draws
     them later); `figure(sweep_dir, x, y, hue)` plots the results."""
+    checks.arguments(threads=threads, seeds=seeds, workers=workers, cap=cap, out=out)
     points = plan(name, grid, preset=preset, seeds=seeds, base=base)
     groups = group(points, cap=cap)
     check_groups(groups, device)

@@ -128,8 +128,10 @@ def figure(sweep_dir: str | Path, x: str, y: str, hue: str | None = None, path: 
     `progress` for the others); a sweep without any is a RunDirError."""
     import numpy as np
 
-    from . import plots
+    from . import checks, plots
 
+    checks.path("sweep_dir", sweep_dir)
+    checks.text("x", x), checks.text("y", y), checks.text("hue", hue, none=True)
     every = results(sweep_dir)
     rows = [r for r in every if r.get("status") == "completed"]
     if not rows:

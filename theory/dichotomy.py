@@ -71,7 +71,7 @@ def transition_time(alpha: float, lam: float) -> float:
     4852.0
     """
     alpha, lam = _scale_and_decay(alpha, lam)
-    return math.log(alpha) / lam
+    return _validate.finite("transition_time", math.log(alpha) / lam, f"alpha={alpha!r}, lam={lam!r}")
 
 
 def early_phase_end(alpha: float, lam: float, c: float) -> float:
@@ -84,7 +84,7 @@ def early_phase_end(alpha: float, lam: float, c: float) -> float:
     >>> early_phase_end(math.e**2, 0.5, c=0.25)
     3.0
     """
-    return (1.0 - _fraction(c)) * transition_time(alpha, lam)
+    return (1.0 - _fraction(c)) * transition_time(alpha, lam)  # finite: below transition_time
 
 
 def late_phase_start(alpha: float, lam: float, c: float) -> float:
@@ -96,7 +96,9 @@ def late_phase_start(alpha: float, lam: float, c: float) -> float:
     >>> late_phase_start(math.e**2, 0.5, c=0.25)
     5.0
     """
-    return (1.0 + _fraction(c)) * transition_time(alpha, lam)
+    c = _fraction(c)
+    return _validate.finite("late_phase_start", (1.0 + c) * transition_time(alpha, lam),
+                            f"alpha={alpha!r}, lam={lam!r}, c={c!r}")
 
 
 def time_to_steps(t: float, lr: float) -> float:
@@ -105,7 +107,8 @@ def time_to_steps(t: float, lr: float) -> float:
     >>> time_to_steps(4852.0, 0.01)
     485200.0
     """
-    return _validate.nonnegative("t", t) / _validate.positive("lr", lr)
+    t, lr = _validate.nonnegative("t", t), _validate.positive("lr", lr)
+    return _validate.finite("time_to_steps", t / lr, f"t={t!r}, lr={lr!r}")
 
 
 def steps_to_time(steps: float, lr: float) -> float:
@@ -114,7 +117,8 @@ def steps_to_time(steps: float, lr: float) -> float:
     >>> steps_to_time(1000, 0.01)
     10.0
     """
-    return _validate.positive("lr", lr) * _validate.nonnegative("steps", steps)
+    lr, steps = _validate.positive("lr", lr), _validate.nonnegative("steps", steps)
+    return _validate.finite("steps_to_time", lr * steps, f"steps={steps!r}, lr={lr!r}")
 
 
 def diagonal_net_predictors(X, y) -> tuple[np.ndarray, np.ndarray]:
@@ -226,7 +230,8 @@ def margin_error_bound(
         raise ValueError(f"delta must lie in (0, 1); got {delta}")
     constant = _validate.positive("constant", constant)
     lower_order = math.sqrt(math.log(math.log2(2.0 / margin)) / n) + math.sqrt(math.log(2.0 / delta) / (2.0 * n))
-    return constant * rademacher / margin + lower_order
+    return _validate.finite("margin_error_bound", constant * rademacher / margin + lower_order,
+                            f"rademacher={rademacher!r}, margin={margin!r}, constant={constant!r}")
 
 
 def _sparse_task(n, d, k) -> tuple[int, int, int]:

@@ -124,12 +124,14 @@ def benign_bound_terms(spectrum, n: int, theta_norm: float, sigma: float, *, b: 
     sigma = _validate.nonnegative("sigma", sigma)
     r, R = effective_ranks(lam)
     k = k_star(lam, n, b)
-    bias = float(theta_norm**2 * lam[0] * (math.sqrt(r[0] / n) + r[0] / n))
-    if math.isinf(k):
+    inputs = f"theta_norm={theta_norm!r}, sigma={sigma!r}"
+    r0, lam1 = float(r[0]), float(lam[0])  # Python floats: an overflow gives inf (refused below), not a warning
+    bias = _validate.finite("bias", theta_norm * theta_norm * lam1 * (math.sqrt(r0 / n) + r0 / n), inputs)
+    if math.isinf(k):  # the documented sentinel: no k < d qualifies
         R_k, variance = math.nan, math.inf
     else:
         R_k = float(R[k])
-        variance = sigma**2 * (k / n + n / R_k)
+        variance = _validate.finite("variance", sigma * sigma * (k / n + n / R_k), inputs)
     return BenignBound(r0=float(r[0]), k_star=k, R_k_star=R_k, bias=bias, variance=variance, total=bias + variance)
 
 
@@ -192,12 +194,14 @@ def isotropic_min_norm_risk(n: int, d: int, theta_norm: float, sigma: float) -> 
     d = _validate.integer("d", d, minimum=1)
     theta_norm = _validate.nonnegative("theta_norm", theta_norm)
     sigma = _validate.nonnegative("sigma", sigma)
+    inputs = f"n={n}, d={d}, theta_norm={theta_norm!r}, sigma={sigma!r}"
+    t2, s2 = theta_norm * theta_norm, sigma * sigma  # inf, not OverflowError, when they overflow: checked below
     if d > n + 1:
-        return (1 - n / d) * theta_norm**2 + sigma**2 * n / (d - n - 1)
-    bias = (1 - n / d) * theta_norm**2 if d > n else 0.0
+        return _validate.finite("isotropic_min_norm_risk", (1 - n / d) * t2 + s2 * n / (d - n - 1), inputs)
+    bias = _validate.finite("isotropic_min_norm_risk", (1 - n / d) * t2 if d > n else 0.0, inputs)
     if n > d + 1:
-        return bias + sigma**2 * d / (n - d - 1)
-    return bias if sigma == 0 else math.inf
+        return _validate.finite("isotropic_min_norm_risk", bias + s2 * d / (n - d - 1), inputs)
+    return bias if sigma == 0 else math.inf  # the interpolation peak (documented)
 
 
 def ridge_path(X, y, lams) -> np.ndarray:
@@ -279,7 +283,8 @@ def optimal_ridge_penalty(d: int, sigma: float, theta_norm: float) -> float:
     d = _validate.integer("d", d, minimum=1)
     sigma = _validate.nonnegative("sigma", sigma)
     theta_norm = _validate.positive("theta_norm", theta_norm)
-    return d * (sigma / theta_norm) ** 2
+    ratio = sigma / theta_norm
+    return _validate.finite("optimal_ridge_penalty", d * ratio * ratio, f"sigma={sigma!r}, theta_norm={theta_norm!r}")
 
 
 def isotropic_ridge_risk(X, lam: float, theta_norm: float, sigma: float) -> float:
@@ -313,8 +318,10 @@ def isotropic_ridge_risk(X, lam: float, theta_norm: float, sigma: float) -> floa
     singular = np.linalg.svd(_scale.unit(X, e), compute_uv=False)
     s[: singular.size] = singular
     shrink, gain = _spectral_filter(s, lam, e, X.shape)
-    variance = _scale.restore("variance", sigma**2 * np.sum(gain**2), -2 * e) if sigma > 0 else 0.0
-    return float(theta_norm**2 / d * np.sum(shrink**2) + variance)
+    with np.errstate(over="ignore"):  # an overflow becomes inf, refused by restore / finite
+        variance = _scale.restore("variance", sigma * sigma * np.sum(gain**2), -2 * e) if sigma > 0 else 0.0
+        risk = float(theta_norm * theta_norm / d * np.sum(shrink**2) + variance)
+    return _validate.finite("isotropic_ridge_risk", risk, f"lam={lam!r}, theta_norm={theta_norm!r}, sigma={sigma!r}")
 
 
 def isotropic(d: int) -> np.ndarray:

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .. import api, locks, outdir, store, sweep
+from .. import api, checks, locks, outdir, store, sweep
 from ..config import ConfigError
 from . import Claim, RunSpec, SweepRuns, evaluate, get_claims, seeds as protocol
 
@@ -83,6 +83,7 @@ def reproduce(key: str, *, preset: str = "default", out: Path | None = None, dev
     seed: the first seed of every configuration (default: the paper's claim-seed block, `sims.claims.seeds`; the
     preset's own seed at a preset that checks mechanics only); claims run on seeds seed, seed + 1, ...
     """
+    checks.arguments(threads=threads, seed=seed, workers=workers, out=out)
     paper = get_claims(key)
     base = protocol.claim_base(key, preset, seed)
     specs, points, groups = _plan(paper, preset, base)  # raises ConfigError before anything is written

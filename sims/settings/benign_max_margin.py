@@ -87,6 +87,16 @@ def figures(run) -> list:
     return [plots.save(fig, run.dir / "figures" / "gd.png", title=title)]
 
 
+def memory(members: Members, itemsize: int) -> dict:
+    """Rough bytes: the data [E, n, d] in float64 and in the run's dtype, the weights with their copies
+    (`sims.memory.PARAM_COPIES`), and one member's l2 max-margin solve (its data and Gram matrix, a few copies)."""
+    from ..memory import PARAM_COPIES
+
+    c, E = members[0], len(members)
+    return dict(data=E * c.n * c.d * (itemsize + 8), parameters=E * PARAM_COPIES * c.d * itemsize,
+                max_margin=8 * (4 * c.n * c.d + 8 * c.n * c.n))
+
+
 METRICS = {
     "train_acc": "fraction of training points with sign <w, x> = y, noisy labels (fraction)",
     "train_loss": "mean logistic loss on the training points (nats)",
@@ -101,7 +111,7 @@ METRICS = {
 
 
 @register("benign-max-margin", Config, presets=PRESETS, cpu_runtime="~10 s", figures=figures,
-          memberwise=("noise_rate", "mu_norm"), metrics=METRICS)
+          memberwise=("noise_rate", "mu_norm"), memory=memory, metrics=METRICS)
 def build(members: Members, env: Env) -> Task:
     """Benign max-margin classification: GD's direction -> l2 max margin, test error ~ flip rate (Chatterji, Long 2021).
 

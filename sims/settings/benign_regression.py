@@ -128,6 +128,14 @@ def figures(run) -> list:
     return [plots.save(fig, run.dir / "figures" / "risk.png")]
 
 
+def memory(members: Members, itemsize: int) -> dict:
+    """Rough bytes (float64) of one Monte-Carlo draw at the largest n: the data [n_max, d] scaled by the spectrum,
+    the noise and estimator (a few copies), the Gram matrix [n_max, n_max] with its factorisation, and the
+    spectrum's vectors [d]."""
+    c = members[0]
+    return dict(data=8 * 4 * c.n_max * c.d, gram=8 * 3 * c.n_max * c.n_max, spectrum=8 * 8 * c.d)
+
+
 METRICS = {
     "n": "grid coordinate: number of training samples n (count)",
     "excess_risk": "Monte-Carlo mean of (theta^ - theta*)^T Sigma (theta^ - theta*) of the min-norm interpolant "
@@ -146,7 +154,7 @@ METRICS = {
 }
 
 
-@register_grid("benign-regression", Config, presets=PRESETS, cpu_runtime="~7 s", figures=figures, metrics=METRICS)
+@register_grid("benign-regression", Config, presets=PRESETS, cpu_runtime="~7 s", figures=figures, memory=memory, metrics=METRICS)
 def build(members: Members, env: Env) -> GridTask:
     """Benign overfitting: excess risk of min-norm interpolation against n per spectrum (Bartlett et al. 2020).
 

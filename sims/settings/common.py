@@ -88,6 +88,11 @@ class TwoLayerConfig(ProbedConfig):
     n_evals: int = param(40, "number of evaluation points (log-spaced plus linear, with 0 and the last step)",
                          low=2)
 
+    @property
+    def lc_input_dim(self) -> int:
+        """Input dimension: the LC probe takes at most this many directions (checked by `sims.config.validate`)."""
+        return self.d
+
 
 def two_layer_memory(members, itemsize: int) -> dict:
     """Rough bytes of a two-layer setting: data (and float64 training copies for margins), parameters with

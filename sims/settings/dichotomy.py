@@ -233,6 +233,19 @@ def figures(run) -> list:
         vlines=transition_lines(run))]
 
 
+def memory(members: Members, itemsize: int) -> dict:
+    """Rough bytes: train and test data [E, n + n_test, d] (float64 while drawn), the diagonal net's u, v with their
+    copies (`sims.memory.PARAM_COPIES`), evaluation outputs, and the max-margin solves (one member's data in
+    float64, about 16 copies inside the solver)."""
+    from ..memory import PARAM_COPIES
+
+    c, E = members[0], len(members)
+    points = c.n + c.n_test
+    return dict(data=E * points * c.d * (itemsize + 8), parameters=E * PARAM_COPIES * 2 * c.d * itemsize,
+                activations=4 * E * points * itemsize,
+                max_margin=16 * c.n * c.d * 8 if c.max_margin else 0)
+
+
 METRICS = {
     "train_acc": "fraction of training points with sign f(x) = y, f = 0 counting 1/2 (fraction)",
     "test_acc": "fraction of test points with sign f(x) = y, f = 0 counting 1/2 (fraction)",
@@ -249,7 +262,7 @@ SPARSE_METRICS = {**METRICS, "l1_share": "share of ||w||_1 on the k true coordin
 
 
 @register("dichotomy-sparse", SparseConfig, presets=SPARSE_PRESETS, cpu_runtime="~1 min + ~20 s max-margin solves",
-          figures=figures, memberwise=("alpha", "lr", "weight_decay"), transitions=transition_records, metrics=SPARSE_METRICS)
+          figures=figures, memberwise=("alpha", "lr", "weight_decay"), transitions=transition_records, memory=memory, metrics=SPARSE_METRICS)
 def build_sparse(members: Members, env: Env) -> Task:
     """Diagonal linear net on sparse Boolean data: kernel (l2) fit, then grokking to the l1 max margin (Lyu et al. 2024).
 
@@ -266,7 +279,7 @@ def build_sparse(members: Members, env: Env) -> Task:
 
 @register("dichotomy-misgrokking", MisgrokkingConfig, presets=MISGROKKING_PRESETS,
           cpu_runtime="~1 min + ~10 s max-margin solves", figures=figures, memberwise=("alpha", "lr", "weight_decay"),
-          transitions=transition_records, metrics=METRICS)
+          transitions=transition_records, memory=memory, metrics=METRICS)
 def build_misgrokking(members: Members, env: Env) -> Task:
     """Diagonal linear net on data with a dense large-margin direction: test accuracy high, then low (Lyu et al. 2024).
 

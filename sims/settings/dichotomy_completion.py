@@ -111,6 +111,18 @@ def figures(run) -> list:
               f"lambda={c.weight_decay:g}, lr={c.lr:g}")]
 
 
+def memory(members: Members, itemsize: int) -> dict:
+    """Rough bytes: U, V [E, d, d] with their copies (`sims.memory.PARAM_COPIES`), the product W and the SVD work of
+    an evaluation (a few d x d per member), and the nuclear-norm baseline (cvxpy with a PSD block of size 2d, about
+    50 copies of d x d in float64)."""
+    from ..memory import PARAM_COPIES
+
+    c, E = members[0], len(members)
+    square = c.d * c.d
+    return dict(parameters=E * PARAM_COPIES * 2 * square * itemsize, evaluation=E * 8 * square * itemsize,
+                baseline=50 * square * 8 if c.baseline else 0)
+
+
 METRICS = {
     "train_loss": "mean squared error of W on the observed entries (squared entry units)",
     "test_loss": "mean squared error of W on every unobserved entry (squared entry units)",
@@ -127,7 +139,7 @@ METRICS = {
 
 
 @register("dichotomy-completion", Config, presets=PRESETS, cpu_runtime="~30 s + ~20 s nuclear-norm baseline per seed",
-          figures=figures, memberwise=("alpha", "lr", "weight_decay"), transitions=transition_records, metrics=METRICS)
+          figures=figures, memberwise=("alpha", "lr", "weight_decay"), transitions=transition_records, memory=memory, metrics=METRICS)
 def build(members: Members, env: Env) -> Task:
     """W = U U^T - V V^T on the multiplication table: kernel fit, then the min-nuclear-norm completion (Lyu et al. 2024).
 

@@ -132,6 +132,16 @@ def figures(run) -> list:
     return [plots.save(fig, run.dir / "figures" / "risk.png")]
 
 
+def memory(members: Members, itemsize: int) -> dict:
+    """Rough bytes (float64): every member's problem (data [n + n_val + n_test, d] and feature weights [p_max, d]),
+    the features of one fit [n + n_val + n_test, p_max] with the ridge path's SVD, and its coefficients and
+    predictions for every penalty."""
+    c, E = members[0], len(members)
+    points = c.n + c.n_val + c.n_test
+    return dict(problems=E * 8 * (points * c.d + c.p_max * c.d), features=8 * (2 * points * c.p_max + 3 * c.n * c.p_max),
+                ridge_path=8 * (c.n_lams + 1) * (2 * c.p_max + 2 * points))
+
+
 METRICS = {
     "p": "grid coordinate: number of random ReLU features p (count)",
     "risk_min_norm": "test risk E (f^(x) - <beta*, x>)^2 of min-norm least squares (squared label units)",
@@ -143,7 +153,7 @@ METRICS = {
 }
 
 
-@register_grid("double-descent", Config, presets=PRESETS, cpu_runtime="~7 s", figures=figures, metrics=METRICS)
+@register_grid("double-descent", Config, presets=PRESETS, cpu_runtime="~7 s", figures=figures, memory=memory, metrics=METRICS)
 def build(members: Members, env: Env) -> GridTask:
     """Double descent: min-norm random-features risk peaks at p = n; tuned ridge removes it (Nakkiran et al. 2021).
 

@@ -192,6 +192,20 @@ def figures(run) -> list:
     return [plots.save(fig, run.dir / "figures" / "gap.png", title=title)]
 
 
+def memory(members: Members, itemsize: int) -> dict:
+    """Rough bytes: train and test data [E, n + n_test, d] (and float64 copies), the weights [E, d, m] with their
+    copies (`sims.memory.PARAM_COPIES`), activations [E, n + n_test, m], the linear model's features [n, 2d + 2] and
+    closed-form tables, and the tangent kernels at init (activations [n, m] and a few n x n, float64)."""
+    from ..memory import PARAM_COPIES
+
+    c, E = members[0], len(members)
+    points = c.n + c.n_test
+    return dict(data=E * points * c.d * (itemsize + 8), parameters=E * PARAM_COPIES * (c.d + 1) * c.width * itemsize,
+                activations=4 * E * points * c.width * itemsize,
+                linear_model=E * 8 * (2 * points * (2 * c.d + 2) + (c.n_evals + 2) * points),
+                kernels=8 * (3 * c.n * c.width + 4 * c.n * c.n))
+
+
 METRICS = {
     "gap_train": "||f_net - f_lin|| / ||y|| on the training points (relative, unitless)",
     "gap_test": "||f_net - f_lin|| / ||y|| on the test points (relative, unitless)",
@@ -202,7 +216,7 @@ METRICS = {
 }
 
 
-@register("early-time", Config, presets=PRESETS, cpu_runtime="~10 s", figures=figures, metrics=METRICS)
+@register("early-time", Config, presets=PRESETS, cpu_runtime="~10 s", figures=figures, memory=memory, metrics=METRICS)
 def build(members: Members, env: Env) -> Task:
     """Early-time dynamics: a two-layer net first follows a linear model of its input (Hu et al. 2020).
 

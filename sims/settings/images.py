@@ -30,7 +30,7 @@ from lc.keys import MEANING, PATTERN, lc_name as lc_key_name
 
 from .. import plots, transitions
 from ..config import ConfigError, Members, ProbedConfig, param, with_defaults
-from ..data import IMAGE_SETS, flip_class, for_members, image_split, random_labels
+from ..data import IMAGE_SETS, check_image_source, flip_class, for_members, image_split, random_labels
 from ..engine import SNAPSHOTS_HELP, Env, Task, snapshot_steps
 from ..nn import MLP, SmallCNN, make_generators
 from .common import argmax_accuracy, cross_entropy, make_probe, squared_loss
@@ -89,7 +89,19 @@ class ImageConfig(with_defaults(ProbedConfig, optimizer="adamw", lr=3e-3, weight
                                  high=1.0)
     snapshots: int = param(0, SNAPSHOTS_HELP + " (the partition slices of image-grokking use -1)", low=-1)
 
+    def check_inputs(self) -> None:
+        """The MNIST files in data_dir: readable, of the right shape and dtype, with enough images (`sims.checks`)."""
+        check_image_source(self.dataset, self.data_dir, self.n_train, n_test(self))
+
+    @property
+    def lc_input_dim(self) -> int:
+        """Pixels of one input: the LC probe takes at most this many directions."""
+        return math.prod(SHAPES[self.dataset])
+
     def check(self) -> None:
+        if self.data_dir and self.dataset != "mnist":
+            raise ConfigError(f"data_dir is read only with dataset='mnist'; got dataset={self.dataset!r} with "
+                              f"data_dir={self.data_dir!r} (drop data_dir or set dataset=mnist)")
         if self.flip_from >= 0 and self.flip_from == self.flip_to:
             raise ConfigError(f"flip_to={self.flip_to} must differ from flip_from={self.flip_from}")
         if self.arch == "cnn" and len(SHAPES[self.dataset]) != 3:

@@ -64,6 +64,11 @@ class Config(with_defaults(DichotomyConfig, alpha=8.0, lr=1.0, weight_decay=1e-3
                               "the training set needs at least 3 pairs and the test set at least 1")
 
     @property
+    def lc_input_dim(self) -> int:
+        """Input dimension 2p (one-hot a, one-hot b): the LC probe takes at most this many directions."""
+        return 2 * self.p
+
+    @property
     def n_train(self) -> int:
         return round(self.train_fraction * self.p * self.p)
 
@@ -189,6 +194,17 @@ def figures(run) -> list:
     return out
 
 
+def memory(members: Members, itemsize: int) -> dict:
+    """Rough bytes: the p^2 one-hot pairs [p^2, 2p] (float64 while drawn), parameters with their copies
+    (`sims.memory.PARAM_COPIES`), activations and logits of a full evaluation on every pair, and one LC chunk."""
+    from ..memory import PARAM_COPIES
+
+    c, E = members[0], len(members)
+    pairs, params = c.p * c.p, 2 * c.p * c.width + c.width + c.width * c.p
+    return dict(data=E * pairs * 2 * c.p * (itemsize + 8), parameters=E * PARAM_COPIES * params * itemsize,
+                activations=4 * E * pairs * (c.width + c.p) * itemsize, lc=E * 2**20 * 8)
+
+
 METRICS = {
     "train_acc": "fraction of training pairs whose largest logit is (a + b) mod p (fraction)",
     "test_acc": "fraction of held-out pairs whose largest logit is (a + b) mod p (fraction)",
@@ -200,7 +216,7 @@ METRICS = {
 
 
 @register("modular-addition", Config, presets=PRESETS, cpu_runtime="~2 min (LC ~20 s of it)", figures=figures,
-          transitions=transition_records, memberwise=("lr", "weight_decay"), metrics=METRICS)
+          transitions=transition_records, memberwise=("lr", "weight_decay"), memory=memory, metrics=METRICS)
 def build(members: Members, env: Env) -> Task:
     """Two-layer ReLU net on modular addition from a large init with weight decay: memorise, then grok (Lyu et al. 2024).
 
