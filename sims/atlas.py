@@ -31,9 +31,9 @@ import numpy as np
 
 from lc.keys import select
 
-from . import api, atlas_analysis as an, atlas_migration, atlas_report, checks, locks, outdir, store, sweep
+from . import api, atlas_analysis as an, atlas_migration, atlas_report, checks, locks, outdir, registry, store, sweep
 
-__all__ = ["Entry", "ENTRIES", "atlas", "analyse", "write_outputs"]
+__all__ = ["Entry", "registered", "atlas", "analyse", "write_outputs"]
 
 
 @dataclass(frozen=True)
@@ -52,25 +52,11 @@ class Entry:
     linear: tuple[tuple[str, str], ...] = ()  # (metric, label) drawn instead of LC for a model linear in its input
 
 
-NO_LC = "no LC: the diagonal net u^2 - v^2 is linear in its input (no linear regions)"
-DIAGONAL = (("cos_l2", "cos(w, l2 max margin): early predictor"), ("cos_l1", "cos(w, l1 max margin): late predictor"),
-            ("theta_norm", "||theta|| / max"), ("margin", "normalised margin / max"))
-COMPLETION = (("dist_early", "distance to the kernel fit (early)"), ("dist_late", "distance to min nuclear norm (late)"),
-              ("nuclear_ratio", "||W||_* / min-nuclear-norm's"))
-
-ENTRIES: list[Entry] = [
-    Entry("xor-cluster", "XOR clusters (Xu et al. 2024)"),
-    Entry("dichotomy-sparse", "diagonal net, sparse parity-like task (Lyu et al. 2024)", no_lc=NO_LC, linear=DIAGONAL),
-    Entry("dichotomy-misgrokking", "diagonal net, misgrokking (Lyu et al. 2024): test accuracy falls", no_lc=NO_LC,
-          linear=DIAGONAL),
-    Entry("dichotomy-completion", "matrix completion U U^T - V V^T (Lyu et al. 2024)", test="test_loss",
-          train="train_loss", log=True, no_lc="no LC: a matrix factorisation is linear in its input",
-          linear=COMPLETION),
-    Entry("modular-addition", "modular addition, two-layer ReLU MLP (Lyu et al. 2024)"),
-    Entry("image-grokking", "image MLP at alpha 8, MNIST-1D (Humayun et al. 2024; Omnigrok)"),
-    Entry("leaky-relu-highdim", "leaky ReLU, high dim (Frei et al. 2023): control", control=True),
-    Entry("random-labels", "image MLP, all labels random (Zhang et al. 2017): control", control=True),
-]
+def registered() -> list[Entry]:
+    """The atlas's rows: every registered setting that declares one (`register(..., atlas=...)`), in its order."""
+    sims = [registry.get(n) for n in registry.names()]
+    rows = sorted((sim for sim in sims if sim.atlas), key=lambda sim: (sim.atlas["order"], sim.name))
+    return [Entry(sim.name, **{k: v for k, v in sim.atlas.items() if k != "order"}) for sim in rows]
 
 
 @dataclass
@@ -163,7 +149,7 @@ def atlas(preset: str = "default", out: str | Path | None = None, *, entries: li
     completed run, so the atlas can be redrawn at no cost. Returns the atlas dict (table, settings, paths).
     """
     checks.arguments(threads=threads, workers=workers, out=out)
-    entries = entries or ENTRIES
+    entries = entries or registered()
     say = log or (lambda m: None)
     per_entry = {e.sim: _points(e, preset) for e in entries}  # validated before anything is written
     groups = sweep.group([p for pts in per_entry.values() for p in pts])

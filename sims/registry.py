@@ -46,6 +46,8 @@ class Simulation:
     doc: str = ""
     # metric name (or the LC family `lc.keys.PATTERN`) -> "meaning (unit)"; {} when the setting declares none
     metrics: Mapping[str, str] = field(default_factory=dict)
+    # how the setting joins the transitions atlas (`sims.atlas.Entry` fields without `sim`, plus `order`); None: not
+    atlas: Mapping[str, Any] | None = None
 
 
 def _module_of(name: str) -> str | None:
@@ -62,7 +64,7 @@ _REGISTRY = _CATALOG.entries  # name -> Simulation (tests swap entries in and ou
 def register(name: str, config_cls: type, *, presets: Mapping[str, Mapping[str, Any]], cpu_runtime: str,
              figures: Callable | None = None, memberwise: Sequence[str] = ("seed",), kind: str = "trained",
              transitions: Callable | None = None, memory: Callable | None = None,
-             metrics: Mapping[str, str] | None = None):
+             metrics: Mapping[str, str] | None = None, atlas: Mapping[str, Any] | None = None):
     """Decorator registering `build` as simulation `name`. Presets must include ci, default, paper.
 
     memberwise: the config fields that may differ between members of one ensemble (seed always may); the
@@ -73,6 +75,9 @@ def register(name: str, config_cls: type, *, presets: Mapping[str, Mapping[str, 
     memory before anything is allocated (`sims.memory`).
     metrics: {metric name: "meaning (unit)"} of every metric a run writes, LC metrics as one entry under
     `lc.keys.PATTERN`, numbered ones as one family entry such as "sv_<k>" (`sims show` prints them).
+    atlas: for a setting with a generalisation transition (or a control of one), its row of the transitions atlas:
+    {"label": row title, "order": position, and optionally the other `sims.atlas.Entry` fields (seeds, overrides,
+    test, train, control, log, no_lc, linear)}; the setting's `transitions` function gives the records it reads.
     """
 
     def deco(build: Callable) -> Callable:
@@ -88,17 +93,33 @@ def register(name: str, config_cls: type, *, presets: Mapping[str, Mapping[str, 
         bad = [k for k, v in (metrics or {}).items() if not (isinstance(k, str) and isinstance(v, str) and k and v)]
         if bad:
             raise ValueError(f"simulation {name!r}: metrics must map names to non-empty meanings; bad entries {bad}")
+        _check_atlas(name, atlas, transitions)
         doc = (build.__doc__ or "").strip()
         sim = Simulation(name, config_cls, build, dict(presets), figures, cpu_runtime, kind=kind,
                          memberwise=tuple(dict.fromkeys(("seed", *memberwise))), transitions=transitions,
                          memory=memory, description=doc.splitlines()[0] if doc else "", doc=doc,
-                         metrics=dict(metrics or {}))
+                         metrics=dict(metrics or {}), atlas=dict(atlas) if atlas else None)
         for preset in presets:  # every preset must resolve to a valid config
             resolve(sim, preset, {})
         _CATALOG.add(name, sim)
         return build
 
     return deco
+
+
+ATLAS_KEYS = ("label", "order", "seeds", "overrides", "test", "train", "control", "log", "no_lc", "linear")
+
+
+def _check_atlas(name: str, atlas: Mapping[str, Any] | None, transitions: Callable | None) -> None:
+    """A setting's atlas declaration names its row and position, uses known keys, and comes with transitions."""
+    if atlas is None:
+        return
+    unknown = sorted(set(atlas) - set(ATLAS_KEYS))
+    if unknown or not isinstance(atlas.get("label"), str) or not isinstance(atlas.get("order"), int):
+        raise ValueError(f"simulation {name!r}: atlas must give 'label' (str) and 'order' (int) and only keys "
+                         f"{ATLAS_KEYS}; got {dict(atlas)!r}")
+    if transitions is None:
+        raise ValueError(f"simulation {name!r}: an atlas row needs a transitions function (its records)")
 
 
 def register_grid(name: str, config_cls: type, *, presets: Mapping[str, Mapping[str, Any]], cpu_runtime: str,

@@ -261,8 +261,18 @@ METRICS = {
 SPARSE_METRICS = {**METRICS, "l1_share": "share of ||w||_1 on the k true coordinates (fraction)"}
 
 
+NO_LC = "no LC: the diagonal net u^2 - v^2 is linear in its input (no linear regions)"
+DIAGONAL = (("cos_l2", "cos(w, l2 max margin): early predictor"), ("cos_l1", "cos(w, l1 max margin): late predictor"),
+            ("theta_norm", "||theta|| / max"), ("margin", "normalised margin / max"))
+# their rows of `sims atlas`: no LC panel, the early and late predictors instead
+SPARSE_ATLAS = dict(label="diagonal net, sparse parity-like task (Lyu et al. 2024)", order=1, no_lc=NO_LC,
+                    linear=DIAGONAL)
+MISGROKKING_ATLAS = dict(label="diagonal net, misgrokking (Lyu et al. 2024): test accuracy falls", order=2,
+                         no_lc=NO_LC, linear=DIAGONAL)
+
+
 @register("dichotomy-sparse", SparseConfig, presets=SPARSE_PRESETS, cpu_runtime="~1 min + ~20 s max-margin solves",
-          figures=figures, memberwise=("alpha", "lr", "weight_decay"), transitions=transition_records, memory=memory, metrics=SPARSE_METRICS)
+          figures=figures, memberwise=("alpha", "lr", "weight_decay"), transitions=transition_records, memory=memory, metrics=SPARSE_METRICS, atlas=SPARSE_ATLAS)
 def build_sparse(members: Members, env: Env) -> Task:
     """Diagonal linear net on sparse Boolean data: kernel (l2) fit, then grokking to the l1 max margin (Lyu et al. 2024).
 
@@ -279,7 +289,7 @@ def build_sparse(members: Members, env: Env) -> Task:
 
 @register("dichotomy-misgrokking", MisgrokkingConfig, presets=MISGROKKING_PRESETS,
           cpu_runtime="~1 min + ~10 s max-margin solves", figures=figures, memberwise=("alpha", "lr", "weight_decay"),
-          transitions=transition_records, memory=memory, metrics=METRICS)
+          transitions=transition_records, memory=memory, metrics=METRICS, atlas=MISGROKKING_ATLAS)
 def build_misgrokking(members: Members, env: Env) -> Task:
     """Diagonal linear net on data with a dense large-margin direction: test accuracy high, then low (Lyu et al. 2024).
 

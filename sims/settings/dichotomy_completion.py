@@ -138,8 +138,16 @@ METRICS = {
 }
 
 
+# its row of `sims atlas`: losses (log axis), the distances to the early and late predictors instead of LC
+ATLAS = dict(label="matrix completion U U^T - V V^T (Lyu et al. 2024)", order=3, test="test_loss", train="train_loss",
+             log=True, no_lc="no LC: a matrix factorisation is linear in its input",
+             linear=(("dist_early", "distance to the kernel fit (early)"),
+                     ("dist_late", "distance to min nuclear norm (late)"),
+                     ("nuclear_ratio", "||W||_* / min-nuclear-norm's")))
+
+
 @register("dichotomy-completion", Config, presets=PRESETS, cpu_runtime="~30 s + ~20 s nuclear-norm baseline per seed",
-          figures=figures, memberwise=("alpha", "lr", "weight_decay"), transitions=transition_records, memory=memory, metrics=METRICS)
+          figures=figures, memberwise=("alpha", "lr", "weight_decay"), transitions=transition_records, memory=memory, metrics=METRICS, atlas=ATLAS)
 def build(members: Members, env: Env) -> Task:
     """W = U U^T - V V^T on the multiplication table: kernel fit, then the min-nuclear-norm completion (Lyu et al. 2024).
 

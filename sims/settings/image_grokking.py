@@ -240,8 +240,11 @@ def figures(run) -> list:
 METRICS = IMAGE_METRICS
 
 
+ATLAS = dict(label="image MLP at alpha 8, MNIST-1D (Humayun et al. 2024; Omnigrok)", order=5)  # its atlas row
+
+
 @register("image-grokking", ImageConfig, presets=PRESETS, cpu_runtime="~2 min per member (40k steps)",
-          figures=figures, memberwise=MEMBERWISE, transitions=transition_records, memory=image_memory, metrics=METRICS)
+          figures=figures, memberwise=MEMBERWISE, transitions=transition_records, memory=image_memory, metrics=METRICS, atlas=ATLAS)
 def build(members: Members, env: Env) -> Task:
     """MLP on images from a large init: LC falls, rises, falls again; the last fall comes with grokking (Humayun 2024).
 

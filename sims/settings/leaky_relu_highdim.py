@@ -125,9 +125,13 @@ METRICS = {
 }
 
 
+# its row of `sims atlas`: a control (benign overfitting without a delayed transition)
+ATLAS = dict(label="leaky ReLU, high dim (Frei et al. 2023): control", order=6, control=True)
+
+
 @register("leaky-relu-highdim", Config, presets=PRESETS, cpu_runtime="~1.5 min", figures=figures,
           memory=two_layer_memory, memberwise=("init_scale", "noise_rate", "mu_power", "lr", "weight_decay"),
-          transitions=transition_records, metrics=METRICS)
+          transitions=transition_records, metrics=METRICS, atlas=ATLAS)
 def build(members: Members, env: Env) -> Task:
     """Leaky-ReLU nets on nearly orthogonal data: low stable rank and a max-margin linear boundary (Frei et al. 2023).
 

@@ -215,8 +215,11 @@ METRICS = {
 }
 
 
+ATLAS = dict(label="modular addition, two-layer ReLU MLP (Lyu et al. 2024)", order=4)  # its row of `sims atlas`
+
+
 @register("modular-addition", Config, presets=PRESETS, cpu_runtime="~2 min (LC ~20 s of it)", figures=figures,
-          transitions=transition_records, memberwise=("lr", "weight_decay"), memory=memory, metrics=METRICS)
+          transitions=transition_records, memberwise=("lr", "weight_decay"), memory=memory, metrics=METRICS, atlas=ATLAS)
 def build(members: Members, env: Env) -> Task:
     """Two-layer ReLU net on modular addition from a large init with weight decay: memorise, then grok (Lyu et al. 2024).
 

@@ -44,8 +44,12 @@ def transition_records(run) -> list[dict]:
 METRICS = IMAGE_METRICS
 
 
+# its row of `sims atlas`: a control (memorises without generalising)
+ATLAS = dict(label="image MLP, all labels random (Zhang et al. 2017): control", order=7, control=True)
+
+
 @register("random-labels", Config, presets=PRESETS, cpu_runtime="~20 s per member", figures=figures,
-          memberwise=MEMBERWISE, transitions=transition_records, memory=image_memory, metrics=METRICS)
+          memberwise=MEMBERWISE, transitions=transition_records, memory=image_memory, metrics=METRICS, atlas=ATLAS)
 def build(members: Members, env: Env) -> Task:
     """MLP on images with random or flipped training labels: it fits them all (Zhang et al. 2017).
 

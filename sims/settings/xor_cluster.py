@@ -194,9 +194,12 @@ METRICS = {
 }
 
 
+ATLAS = dict(label="XOR clusters (Xu et al. 2024)", order=0)  # its row of `sims atlas`
+
+
 @register("xor-cluster", Config, presets=PRESETS, cpu_runtime="~2 min", figures=figures,
           transitions=transition_records, memory=two_layer_memory,
-          memberwise=("init_scale", "noise_rate", "mu_norm", "lr", "weight_decay"), metrics=METRICS)
+          memberwise=("init_scale", "noise_rate", "mu_norm", "lr", "weight_decay"), metrics=METRICS, atlas=ATLAS)
 def build(members: Members, env: Env) -> Task:
     """XOR clusters: catastrophic then benign overfitting through grokking (Xu et al. 2024).
 

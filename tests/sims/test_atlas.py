@@ -6,6 +6,7 @@ import csv
 import json
 
 import numpy as np
+import pytest
 
 from sims import atlas
 from sims import atlas_analysis as an
@@ -95,7 +96,7 @@ def test_atlas_at_ci(tmp_path, capsys):
     assert main(["atlas", "--preset", "ci", "--out", str(out), "--device", "cpu", "--quiet"]) == 0
     printed = capsys.readouterr().out
     saved = json.loads((out / "atlas.json").read_text())
-    names = [e.sim for e in atlas.ENTRIES]
+    names = [e.sim for e in atlas.registered()]
     assert [r["setting"] for r in saved["table"]] == names and set(saved["settings"]) == set(names)
     assert saved["meaningful"] is False and "mean nothing" in printed
     for s in saved["settings"].values():
@@ -117,3 +118,20 @@ def test_atlas_at_ci(tmp_path, capsys):
     atlas.atlas("ci", out, device="cpu")  # reuses every run
     assert {p: p.stat().st_mtime for p in out.glob("runs/*/summary.json")} == stamp
     assert json.loads((out / "atlas.json").read_text())["table"] == saved["table"]
+
+
+def test_rows_come_from_the_settings_registration():
+    import dataclasses
+
+    from sims import registry
+
+    fields = {f.name for f in dataclasses.fields(atlas.Entry)} - {"sim"}
+    assert set(registry.ATLAS_KEYS) == fields | {"order"}
+    rows = atlas.registered()
+    assert [e.sim for e in rows][:2] == ["xor-cluster", "dichotomy-sparse"]
+    assert {e.sim for e in rows if e.control} == {"leaky-relu-highdim", "random-labels"}
+    for bad in (dict(label="x"), dict(label="x", order=0, lable="typo")):
+        with pytest.raises(ValueError, match="atlas must give"):
+            registry._check_atlas("s", bad, transitions=lambda run: [])
+    with pytest.raises(ValueError, match="needs a transitions function"):
+        registry._check_atlas("s", dict(label="x", order=0), transitions=None)
