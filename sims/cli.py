@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import errno
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -344,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # a bad device, bad input caught at build time, a damaged run directory (RunDirError)
         print(f"sims {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # the reader went away (`sims list | head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return EXIT_OK
     except OSError as exc:  # read-only, permission, disk full: one line naming the file and what to do
         from .outdir import os_error_message
 

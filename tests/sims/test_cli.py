@@ -105,3 +105,12 @@ def test_duplicate_registration_is_an_error():
     sim = registry.get("xor-cluster")
     with pytest.raises(ValueError, match="already registered"):
         registry.register("xor-cluster", sim.config_cls, presets=sim.presets, cpu_runtime="1 s")(sim.build)
+
+
+def test_list_into_a_closed_pipe_is_quiet():
+    """`sims list | head -1`: the reader closing the pipe is not an error (no message, exit 0)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(f"{sys.executable} -m sims list | head -c 10", shell=True, capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stderr == "" and len(proc.stdout) == 10
