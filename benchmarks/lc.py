@@ -21,7 +21,9 @@
 (b) `lc.exact2d.partition` of default-init 2-64-64-1 and 2-256-256-256-1 ReLU MLPs (torch.manual_seed(0)) on
     [-1, 1]^2: time and region count. Targets on 2 CPU cores: < 0.2 s and < 20 s (about 80,000 regions).
 
-Run: python benchmarks/lc.py [--threads 1] [--repeats 5] [--json PATH]
+Run: python benchmarks/lc.py [--threads 1] [--repeats 5] [--dtype float64|float32] [--json PATH]
+(--dtype float32: model and points in float32, the dtype the image settings train in; target >= 4x on the
+image MLP as well.)
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ from lc.complexity import _default_chunk  # noqa: E402
 
 N, P, R, D, WIDTHS = 1000, 25, 0.5, 784, (200, 200, 200, 10)
 SHAPES = {"flat": (D,), "image": (1, 28, 28)}  # input shape of each form of the MLP
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+DTYPE = torch.float64  # --dtype: the model's and the points' dtype (float32: the image settings' training dtype)
 
 
 def paper_mlp(form: str = "flat") -> nn.Sequential:
@@ -65,11 +69,12 @@ def problem(form: str = "flat"):
     shape = SHAPES[form]
     x = torch.rand(N, D, generator=torch.Generator().manual_seed(1), dtype=torch.float64).reshape(N, *shape)
     frame = lc.orthonormal_frame(shape, P, generator=torch.Generator().manual_seed(2))
-    return paper_mlp(form), x, frame
+    return paper_mlp(form).to(DTYPE), x.to(DTYPE), frame
 
 
 def reference(model: nn.Sequential, x: torch.Tensor, frame: torch.Tensor, r: float) -> torch.Tensor:
     """Paper-style LC: forward all 2P vertices of every point, hook every layer, compare signs with vertex 0."""
+    frame = frame.to(x.dtype)
     verts = (x[:, None] + r * torch.cat([frame, -frame])[None]).reshape(-1, *x.shape[1:])  # [N * 2P, *in]
     acts: list[torch.Tensor] = []
     handles = [m.register_forward_hook(lambda mod, inp, out: acts.append(out.detach()))
@@ -114,7 +119,8 @@ def memory_child(name: str, form: str, threads: int) -> None:
 
 
 def peak_rise(name: str, form: str, threads: int) -> int:
-    out = subprocess.run([sys.executable, __file__, "--memory-of", name, "--form", form, "--threads", str(threads)],
+    out = subprocess.run([sys.executable, __file__, "--memory-of", name, "--form", form, "--threads", str(threads),
+                          "--dtype", str(DTYPE).removeprefix("torch.")],
                          check=True, capture_output=True, text=True,
                          env=dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", OMP_NUM_THREADS=str(threads)))
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_rise"]
@@ -124,7 +130,8 @@ def chunk_bound(model, plain: bool) -> tuple[int, int]:
     """(points per default chunk, bytes of one chunk's activations + parameters) as lc chooses the chunk."""
     chunk = _default_chunk(2 * P, [*WIDTHS, D if plain else 0], torch.device("cpu"))
     per_vertex = (D if plain else 0) + sum(WIDTHS) + sum(WIDTHS[:-1])  # inputs, Linear and ReLU outputs
-    return chunk, chunk * 2 * P * per_vertex * 8 + sum(p.numel() * 8 for p in model.parameters())
+    size = DTYPE.itemsize
+    return chunk, chunk * 2 * P * per_vertex * size + sum(p.numel() * size for p in model.parameters())
 
 
 def part_a(form: str, repeats: int, threads: int) -> dict:
@@ -176,7 +183,7 @@ TARGETS = {"flat": 1.5, "image": 4.0}  # lc's speedup over the reference
 def print_a(a: dict) -> None:
     mb = 2.0**20
     shape = "x".join(map(str, a["shape"]))
-    print(f"(a) LC of 784-200-200-200-10 ReLU MLP (float64), {a['form']} input [{shape}], N={a['N']}, P={a['P']}, "
+    print(f"(a) LC of 784-200-200-200-10 ReLU MLP ({str(DTYPE).removeprefix('torch.')}), {a['form']} input [{shape}], N={a['N']}, P={a['P']}, "
           f"r={a['r']}, output counted; mean LC {a['mean_lc']:.2f}")
     print(f"{'method':<38}{'best s':>8}{'median s':>10}{'speedup':>9}{'(median)':>9}{'peak rise MiB':>15}"
           f"{'bound MiB':>11}{'same counts':>13}")
@@ -198,9 +205,12 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--json")
+    p.add_argument("--dtype", choices=list(DTYPES), default="float64")
     p.add_argument("--memory-of", choices=["reference", "lc", "lc-plain"], help=argparse.SUPPRESS)
     p.add_argument("--form", choices=list(SHAPES), default="flat", help=argparse.SUPPRESS)
     args = p.parse_args()
+    global DTYPE
+    DTYPE = DTYPES[args.dtype]
     if args.memory_of:
         memory_child(args.memory_of, args.form, args.threads)
         return

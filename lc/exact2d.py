@@ -132,98 +132,134 @@ def _select(verts: np.ndarray, off: np.ndarray, sel: np.ndarray) -> tuple[np.nda
     return verts[idx], new_off
 
 
-def _concat(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    verts = np.concatenate([v for v, _ in parts])
-    cnt = np.concatenate([np.diff(o) for _, o in parts])
-    return verts, np.concatenate([[0], np.cumsum(cnt)])
+# Polygons being cut are kept padded: P [n, K, 2] holds polygon i in P[i, :cnt[i]] (counter-clockwise),
+# followed by copies of its first vertex, so that column j + 1 (cyclically) is always the next vertex and
+# the padding adds only zero-length edges.
 
-
-def _clip(verts, off, a, c, eps):
-    """Split convex polygons by the lines a_i . p + c_i = 0 (one line per polygon).
-
-    verts [T, 2], off [n + 1], a [n, 2], c [n], eps [n] (|a.p + c| <= eps counts as on the line).
-    Returns cross [n] bool (line crosses the polygon strictly) and the positive and negative pieces of
-    the crossing polygons, each as (verts, off), in the order of the crossing polygons.
-    """
+def _padded(verts: np.ndarray, off: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged polygons (verts [T, 2], off [n + 1]) as padded (P [n, kmax, 2], cnt [n])."""
     cnt = np.diff(off)
-    pid = np.repeat(np.arange(len(cnt)), cnt)
-    s = verts[:, 0] * a[pid, 0] + verts[:, 1] * a[pid, 1] + c[pid]
-    cls = (s > eps[pid]).astype(np.int8) - (s < -eps[pid]).astype(np.int8)
-    cross = (np.maximum.reduceat(cls, off[:-1]) > 0) & (np.minimum.reduceat(cls, off[:-1]) < 0)
-    if not cross.any():
-        return cross, None, None
-    vm = cross[pid]
-    v, s, cls = verts[vm], s[vm], cls[vm]
-    sub_off = np.concatenate([[0], np.cumsum(cnt[cross])])
-    nxt = np.arange(1, len(v) + 1)
-    nxt[sub_off[1:] - 1] = sub_off[:-1]
-    edge = cls.astype(np.int16) * cls[nxt] < 0
-    t = np.where(edge, s / np.where(edge, s - s[nxt], 1.0), 0.0)
-    x = v + t[:, None] * (v[nxt] - v)
-    slots = np.stack([v, x], axis=1).reshape(-1, 2)  # per vertex: the vertex, then the edge's crossing point
+    j = np.arange(cnt.max())
+    return verts[off[:-1, None] + np.where(j < cnt[:, None], j, 0)], cnt
+
+
+def _ragged(P: np.ndarray, cnt: np.ndarray) -> np.ndarray:
+    """The vertices [sum(cnt), 2] of padded polygons, concatenated."""
+    return P[np.arange(P.shape[1]) < cnt[:, None]]
+
+
+def _clip(P, cnt, a, c, eps):
+    """Split padded convex polygons by the lines a_i . p + c_i = 0 (one line per polygon, crossing it).
+
+    P [n, K, 2], cnt [n], a [n, 2], c [n], eps [n] (|a.p + c| <= eps counts as on the line). Returns the
+    positive and negative pieces, each padded (P' [n, K + 1, 2], cnt' [n]) (a piece has at most one vertex
+    more than the polygon).
+    """
+    n, K, _ = P.shape
+    Pe = np.concatenate([P, P[:, :1]], axis=1)  # [n, K + 1, 2]: column j + 1 is vertex j's successor
+    se = Pe[..., 0] * a[:, :1] + Pe[..., 1] * a[:, 1:] + c[:, None]
+    cls = (se > eps[:, None]).astype(np.int8) - (se < -eps[:, None]).astype(np.int8)
+    s, s_n = se[:, :-1], se[:, 1:]
+    edge = cls[:, :-1].astype(np.int16) * cls[:, 1:] < 0  # [n, K]: the edge from vertex j crosses strictly
+    t = np.where(edge, s / np.where(edge, s - s_n, 1.0), 0.0)
+    x = P + t[..., None] * (Pe[:, 1:] - P)
+    slots = np.stack([P, x], axis=2).reshape(n, 2 * K, 2)  # per vertex: the vertex, then its edge's crossing
+    real = np.arange(K) < cnt[:, None]
     pieces = []
-    for keep_v in (cls >= 0, cls <= 0):
-        keep = np.stack([keep_v, edge], axis=1)  # [Tc, 2]
-        k_cnt = np.add.reduceat(keep.sum(1), sub_off[:-1])
-        pieces.append((slots[keep.reshape(-1)], np.concatenate([[0], np.cumsum(k_cnt)])))
-    return cross, pieces[0], pieces[1]
+    for keep_v in (cls[:, :-1] >= 0, cls[:, :-1] <= 0):
+        keep = np.stack([keep_v & real, edge], axis=2).reshape(n, 2 * K)
+        pos = np.cumsum(keep, axis=1)
+        r, col = np.nonzero(keep)
+        out = np.empty((n, K + 1, 2))
+        out[r, pos[r, col] - 1] = slots[r, col]
+        k = pos[:, -1]
+        pieces.append((np.where((np.arange(K + 1) < k[:, None])[..., None], out, out[:, :1]), k))
+    return pieces
 
-
-def _padded(verts: np.ndarray, off: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    """Homogeneous vertices (a, b, 1) of polygons lo..hi padded by repeating their last vertex: [n, kmax, 3]."""
-    cnt = np.diff(off[lo:hi + 1])
-    k = np.arange(cnt.max())
-    idx = off[lo:hi, None] + np.minimum(k[None, :], cnt[:, None] - 1)
-    out = np.ones((hi - lo, len(k), 3))
-    out[..., :2] = verts[idx]
-    return out
-
-
-# -------------------------------------------------------------------------------------------- layer splitting
 
 def _candidates(verts, off, maps, eps_geom):
-    """Per region, the units whose line strictly crosses it: (units ragged [C], offsets [R + 1])."""
+    """Per region, the units whose line strictly crosses it: (region [C], unit [C]), sorted by region."""
     R, _, H = maps.shape
-    kmax = int(np.diff(off).max())
-    step = max(1, CHUNK // (kmax * H))
+    cnt = np.diff(off)
     rows, cols = [], []
-    for lo in range(0, R, step):
-        hi = min(R, lo + step)
-        vals = np.matmul(_padded(verts, off, lo, hi), maps[lo:hi])  # [n, kmax, H]
-        eps = eps_geom * np.hypot(maps[lo:hi, 0], maps[lo:hi, 1])  # [n, H]
-        r, u = np.nonzero((vals.max(1) > eps) & (vals.min(1) < -eps))
-        rows.append(r + lo)
-        cols.append(u)
+    for k in np.unique(cnt):  # regions grouped by vertex count: no padding
+        reg = np.flatnonzero(cnt == k)
+        step = max(1, CHUNK // (k * H))
+        for lo in range(0, len(reg), step):
+            r = reg[lo:lo + step]
+            Q = verts[off[r, None] + np.arange(k)]  # [n, k, 2]
+            A = maps[r, :, None]  # [n, 3, 1, H]
+            vals = Q[..., :1] * A[:, 0] + Q[..., 1:] * A[:, 1] + A[:, 2]  # [n, k, H]
+            eps = eps_geom * np.hypot(A[:, 0, 0], A[:, 1, 0])  # [n, H]
+            i, u = np.nonzero((vals.max(1) > eps) & (vals.min(1) < -eps))
+            rows.append(r[i])
+            cols.append(u)
     rows, cols = np.concatenate(rows), np.concatenate(cols)
-    return cols, np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=R))])
+    order = np.argsort(rows, kind="stable")
+    return rows[order], cols[order]
+
+
+def _pairs(P, maps, parent, piece, unit, eps_geom):
+    """For pairs (piece [M], unit [M]): does the unit's line strictly cross P[piece] (bool [M]), and how far
+    from the piece's centre does it pass ([M], distance to the mean of P[piece]'s columns)?"""
+    hit, dist = np.empty(len(piece), dtype=bool), np.empty(len(piece))
+    step = max(1, CHUNK // P.shape[1])
+    for lo in range(0, len(piece), step):
+        pc, u = piece[lo:lo + step], unit[lo:lo + step]
+        m = maps[parent[pc], :, u]  # [n, 3]
+        Q = P[pc]  # [n, K, 2]
+        s = Q[..., 0] * m[:, :1] + Q[..., 1] * m[:, 1:2] + m[:, 2:]
+        norm = np.hypot(m[:, 0], m[:, 1])
+        hit[lo:lo + step] = (s.max(1) > eps_geom * norm) & (s.min(1) < -eps_geom * norm)
+        dist[lo:lo + step] = np.abs(s.mean(1)) / norm
+    return hit, dist
+
+
+def _cut(verts, off, maps, eps_geom):
+    """Cut every region by the lines of its units: (verts, off) of the pieces and their regions [n].
+
+    Rounds: every piece with units left whose line crosses it is cut by the one passing nearest its
+    centre (balanced cuts keep the number of rounds near log2 of the pieces per region), and each of the two
+    pieces keeps those remaining units whose line crosses it; a piece with none left is final.
+    """
+    piece, units = _candidates(verts, off, maps, eps_geom)
+    P, cnt = _padded(verts, off)
+    parent = np.arange(len(cnt))
+    done_v, done_c, done_p = [], [], []
+    while True:
+        hit, dist = _pairs(P, maps, parent, piece, units, eps_geom)
+        piece, units, dist = piece[hit], units[hit], dist[hit]
+        ncand = np.bincount(piece, minlength=len(cnt))
+        fin = ncand == 0
+        done_v.append(_ragged(P[fin], cnt[fin]))
+        done_c.append(cnt[fin])
+        done_p.append(parent[fin])
+        if fin.all():
+            break
+        busy = ~fin
+        piece = (np.cumsum(busy) - 1)[piece]
+        P, cnt, parent, ncand = P[busy], cnt[busy], parent[busy], ncand[busy]
+        P = P[:, :cnt.max()]
+        start = np.concatenate([[0], np.cumsum(ncand)[:-1]])
+        near = np.minimum.reduceat(dist, start)
+        first = np.flatnonzero(dist == near[piece])
+        first = first[np.concatenate([[True], piece[first[1:]] != piece[first[:-1]]])]  # [n]: one per piece
+        u = units[first]
+        a = np.stack([maps[parent, 0, u], maps[parent, 1, u]], axis=1)
+        (Pp, kp), (Pn, kn) = _clip(P, cnt, a, maps[parent, 2, u], eps_geom * np.hypot(a[:, 0], a[:, 1]))
+        n = len(cnt)
+        P, cnt, parent = np.concatenate([Pp, Pn]), np.concatenate([kp, kn]), np.concatenate([parent, parent])
+        rest = np.ones(len(units), dtype=bool)
+        rest[first] = False
+        piece, units = np.concatenate([piece[rest], piece[rest] + n]), np.concatenate([units[rest], units[rest]])
+    cnt = np.concatenate(done_c)
+    return np.concatenate(done_v), np.concatenate([[0], np.cumsum(cnt)]), np.concatenate(done_p)
 
 
 def _split(verts, off, maps, eps_geom, min_area):
     """Split every region by the lines of its units; returns the pieces (verts, off), their parent regions
     and their activation patterns bool [n, H] (pre-activation > 0 at the piece's vertex mean)."""
-    units, c_off = _candidates(verts, off, maps, eps_geom)
-    ncand = np.diff(c_off)
-    idle = ncand == 0
-    done = [(*_select(verts, off, np.flatnonzero(idle)), np.flatnonzero(idle))]
-    act_v, act_o = _select(verts, off, np.flatnonzero(~idle))
-    parent, ptr = np.flatnonzero(~idle), np.zeros(int((~idle).sum()), dtype=np.int64)
-    while len(parent):
-        u = units[c_off[parent] + ptr]
-        a = np.stack([maps[parent, 0, u], maps[parent, 1, u]], axis=1)
-        cross, pos, neg = _clip(act_v, act_o, a, maps[parent, 2, u], eps_geom * np.hypot(a[:, 0], a[:, 1]))
-        if pos is not None:
-            keep = np.flatnonzero(~cross)
-            act_v, act_o = _concat([_select(act_v, act_o, keep), pos, neg])
-            parent = np.concatenate([parent[keep], parent[cross], parent[cross]])
-            ptr = np.concatenate([ptr[keep], ptr[cross], ptr[cross]])
-        ptr = ptr + 1
-        fin = ptr >= ncand[parent]
-        if fin.any():
-            done.append((*_select(act_v, act_o, np.flatnonzero(fin)), parent[fin]))
-            act_v, act_o = _select(act_v, act_o, np.flatnonzero(~fin))
-            parent, ptr = parent[~fin], ptr[~fin]
-    verts, off = _concat([(v, o) for v, o, _ in done])
-    parent = np.concatenate([p for _, _, p in done])
+    verts, off, parent = _cut(verts, off, maps, eps_geom)
     big = np.flatnonzero(_areas(verts, off) >= min_area)
     verts, off = _select(verts, off, big)
     parent = parent[big]
@@ -254,70 +290,71 @@ def _advance(maps, pending, op):
 
 def _affine(maps, op):
     _, W, b = op
-    out = maps @ W.T
+    out = (maps.reshape(-1, W.shape[1]) @ W.T).reshape(len(maps), 3, W.shape[0])  # one matrix product
     out[:, 2] += b
     return out
 
 
 # ---------------------------------------------------------------------------------------- decision boundary
 
-def _line_in_polygon(poly: np.ndarray, lines: np.ndarray, eps_geom: float):
-    """Chords of a convex polygon [k, 2] cut by lines [L, 3] (a0, a1, c): p0, p1 [L, 2] and crosses [L]."""
-    s = poly @ lines[:, :2].T + lines[:, 2]  # [k, L]
-    eps = eps_geom * np.hypot(lines[:, 0], lines[:, 1])
-    cls = (s > eps).astype(np.int8) - (s < -eps).astype(np.int8)
-    crosses = (cls > 0).any(0) & (cls < 0).any(0)
-    s_next, cls_next = np.roll(s, -1, axis=0), np.roll(cls, -1, axis=0)
-    edge = cls.astype(np.int16) * cls_next < 0
-    t = np.where(edge, s / np.where(edge, s - s_next, 1.0), 0.0)
-    pts = np.concatenate([poly[:, None] + t[..., None] * (np.roll(poly, -1, axis=0) - poly)[:, None],
-                          np.broadcast_to(poly[:, None], s.shape + (2,))])  # [2k, L, 2]
-    mask = np.concatenate([edge, cls == 0])
-    proj = pts[..., 0] * -lines[:, 1] + pts[..., 1] * lines[:, 0]  # along the line
-    lo = np.where(mask, proj, np.inf).argmin(0)
-    hi = np.where(mask, proj, -np.inf).argmax(0)
-    L = np.arange(len(lines))
-    return pts[lo, L], pts[hi, L], crosses
+def _chords(Q: np.ndarray, lines: np.ndarray, eps_geom: float):
+    """Chords cut from padded convex polygons Q [L, k, 2] by lines [L, 3] (a0, a1, c), one line per polygon:
+    endpoints p0, p1 [L, 2] and crosses [L] (the line strictly crosses its polygon)."""
+    Qe = np.concatenate([Q, Q[:, :1]], axis=1)  # [L, k + 1, 2]: column j + 1 is vertex j's successor
+    se = Qe[..., 0] * lines[:, :1] + Qe[..., 1] * lines[:, 1:2] + lines[:, 2:]
+    eps = eps_geom * np.hypot(lines[:, :1], lines[:, 1:2])
+    cls = (se > eps).astype(np.int8) - (se < -eps).astype(np.int8)
+    crosses = (cls > 0).any(1) & (cls < 0).any(1)
+    s, s_n = se[:, :-1], se[:, 1:]
+    edge = cls[:, :-1].astype(np.int16) * cls[:, 1:] < 0
+    t = np.where(edge, s / np.where(edge, s - s_n, 1.0), 0.0)
+    pts = np.concatenate([Q + t[..., None] * (Qe[:, 1:] - Q), Q], axis=1)  # [L, 2k, 2]: crossings, vertices
+    mask = np.concatenate([edge, cls[:, :-1] == 0], axis=1)
+    proj = pts[..., 0] * -lines[:, 1:2] + pts[..., 1] * lines[:, :1]  # position along the line
+    rows = np.arange(len(lines))
+    lo = np.where(mask, proj, np.inf).argmin(1)
+    hi = np.where(mask, proj, -np.inf).argmax(1)
+    return pts[rows, lo], pts[rows, hi], crosses
 
 
 def _boundary(verts, off, maps, eps_geom):
     """Decision-boundary segments [B, 2, 2] and their regions [B] from the output maps [R, 3, K]."""
     R, _, K = maps.shape
-    kmax = int(np.diff(off).max())
-    step = max(1, CHUNK // (kmax * K))
-    cand = []
+    P, _ = _padded(verts, off)
+    i_idx, j_idx = np.triu_indices(K, 1) if K > 1 else (np.zeros(1, int), np.zeros(1, int))
+    other = np.ones((len(i_idx), K), bool)  # [pairs, K]: the classes other than the pair's two
+    other[np.arange(len(i_idx)), i_idx] = other[np.arange(len(i_idx)), j_idx] = False
+    step = max(1, CHUNK // (P.shape[1] * K * len(i_idx)))
+    segs, regions = [], []
     for lo in range(0, R, step):
-        hi = min(R, lo + step)
-        vals = np.matmul(_padded(verts, off, lo, hi), maps[lo:hi])  # [n, kmax, K]
+        A = maps[lo:lo + step]
+        vals = np.matmul(P[lo:lo + step], A[:, :2]) + A[:, 2:]  # [n, kmax, K]
         if K == 1:
-            eps = eps_geom * np.hypot(maps[lo:hi, 0, 0], maps[lo:hi, 1, 0])
+            eps = eps_geom * np.hypot(A[:, 0, 0], A[:, 1, 0])
             hit = (vals[..., 0].max(1) > eps) & (vals[..., 0].min(1) < -eps)
         else:
             top = vals.argmax(-1)
             hit = (top != top[:, :1]).any(1)
-        cand.append(np.flatnonzero(hit) + lo)
-    i_idx, j_idx = np.triu_indices(K, 1) if K > 1 else (np.zeros(1, int), np.zeros(1, int))
-    segs, regions = [], []
-    for r in np.concatenate(cand):
-        poly, A = verts[off[r]:off[r + 1]], maps[r]  # A [3, K]
-        lines = (A[:, i_idx] - A[:, j_idx]).T if K > 1 else A.T
-        p0, p1, ok = _line_in_polygon(poly, lines, eps_geom)
+        r = np.flatnonzero(hit) + lo
+        rows = np.repeat(r, len(i_idx))  # [L]: one line per (region, class pair)
+        A = maps[rows]  # [L, 3, K]
+        pair = np.tile(np.arange(len(i_idx)), len(r))
+        lines = A[np.arange(len(rows)), :, i_idx[pair]] - A[np.arange(len(rows)), :, j_idx[pair]] if K > 1 \
+            else A[:, :, 0]
+        p0, p1, ok = _chords(P[rows], lines, eps_geom)
         if K > 1:  # keep the part of each chord where classes i and j are the argmax
-            h0 = (p0 @ A[:2] + A[2])[np.arange(len(i_idx)), i_idx][:, None] - (p0 @ A[:2] + A[2])
-            h1 = (p1 @ A[:2] + A[2])[np.arange(len(i_idx)), i_idx][:, None] - (p1 @ A[:2] + A[2])
-            other = np.ones((len(i_idx), K), bool)
-            other[np.arange(len(i_idx)), i_idx] = other[np.arange(len(i_idx)), j_idx] = False
-            d = h1 - h0
+            v0, v1 = np.einsum("lc,lck->lk", p0, A[:, :2]) + A[:, 2], np.einsum("lc,lck->lk", p1, A[:, :2]) + A[:, 2]
+            h0 = v0[np.arange(len(rows)), i_idx[pair]][:, None] - v0
+            h1 = v1[np.arange(len(rows)), i_idx[pair]][:, None] - v1
+            oth, d = other[pair], h1 - h0
             with np.errstate(divide="ignore", invalid="ignore"):
                 t = -h0 / d
-            t_lo = np.where(other & (d > 0), t, 0.0).max(1)
-            t_hi = np.where(other & (d < 0), t, 1.0).min(1)
-            ok &= ~(other & (d == 0) & (h0 < 0)).any(1) & (t_hi - t_lo > 1e-12)
+            t_lo = np.where(oth & (d > 0), t, 0.0).max(1, initial=0.0)
+            t_hi = np.where(oth & (d < 0), t, 1.0).min(1, initial=1.0)
+            ok &= ~(oth & (d == 0) & (h0 < 0)).any(1) & (t_hi - t_lo > 1e-12)
             p0, p1 = p0 + t_lo[:, None] * (p1 - p0), p0 + t_hi[:, None] * (p1 - p0)
         segs.append(np.stack([p0[ok], p1[ok]], axis=1))
-        regions.append(np.full(int(ok.sum()), r))
-    if not segs:
-        return np.zeros((0, 2, 2)), np.zeros(0, dtype=np.int64)
+        regions.append(rows[ok])
     return np.concatenate(segs), np.concatenate(regions).astype(np.int64)
 
 

@@ -186,3 +186,37 @@ def test_non_finite_models_raise_naming_the_parameter_and_members_are_checked_al
     assert exact2d.partition(ens, np.zeros(2), np.eye(2), bounds=((-1, 1), (-1, 1)), member=0).count >= 1
     with pytest.raises(ValueError, match=r"parameter '2\.weight'"):
         exact2d.partition(ens, np.zeros(2), np.eye(2), bounds=((-1, 1), (-1, 1)), member=1)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), widths=st.lists(st.integers(1, 12), min_size=1, max_size=3),
+       k=st.integers(1, 3), hexagon=st.booleans())
+def test_random_nets_regions_tile_and_match_the_network_at_their_centres(seed, widths, k, hexagon):
+    """The round-based cutting (every piece cut by its nearest remaining line, lines re-filtered per piece) on
+    random deep nets: regions tile the domain, are convex with distinct patterns, and the pattern and output
+    of each region are the network's at its centre; every pattern met on a grid is a region's."""
+    g = torch.Generator().manual_seed(seed)
+    sizes = (2, *widths, k)
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers += [nn.Linear(a, b)] + ([nn.ReLU()] if i < len(widths) else [])
+    model = nn.Sequential(*layers).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=F64))
+    bounds = HEXAGON if hexagon else ((-1.5, 1.0), (-0.5, 2.0))
+    part = exact2d.partition(model, np.zeros(2), np.eye(2), bounds=bounds)
+    domain_area = exact2d._areas(part.domain, np.array([0, len(part.domain)]))[0]
+    assert (part.areas > 0).all() and part.areas.sum() == pytest.approx(domain_area, rel=1e-9)
+    assert len(np.unique(part.patterns, axis=0)) == part.count
+    centres = np.add.reduceat(part.vertices, part.offsets[:-1], axis=0) / np.diff(part.offsets)[:, None]
+    cp, out = grid_patterns(model, part.origin, part.basis, centres)
+    assert (cp == part.patterns).all()
+    np.testing.assert_allclose(part.output(centres, np.arange(part.count)), out, rtol=1e-9, atol=1e-9)
+    lo, hi = part.domain.min(0), part.domain.max(0)
+    ab = np.stack(np.meshgrid(np.linspace(lo[0], hi[0], 60), np.linspace(lo[1], hi[1], 60)), -1).reshape(-1, 2)
+    pats, _ = grid_patterns(model, part.origin, part.basis, ab[inside(ab, part.domain)])
+    regions = {row.tobytes() for row in np.packbits(part.patterns, axis=1)}
+    assert {row.tobytes() for row in np.packbits(pats, axis=1)} <= regions
+    rotated = exact2d.partition(model, np.zeros(2), np.eye(2), bounds=np.roll(part.domain, 2, axis=0))
+    assert rotated.count == part.count  # the polygon's first vertex does not matter
