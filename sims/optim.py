@@ -56,7 +56,7 @@ class _NoDynamoImport:
         """`cls.step` (a torch optimiser's), in the grad mode its wrapper sets (`defaults['differentiable']`)."""
         if "torch._dynamo" in sys.modules:
             return cls.step(self, closure)
-        with torch.set_grad_enabled(self.defaults["differentiable"]):
+        with torch.set_grad_enabled(bool(self.defaults.get("differentiable", False))):
             return inspect.unwrap(cls.step)(self, closure)
 
 
