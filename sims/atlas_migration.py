@@ -2,7 +2,7 @@
 
 modular-addition and image-grokking keep the migration of region boundary ('before': the snapshot at (nearest
 to) memorisation, 'after': the last snapshot) in member 0's transition record only. `fill` measures it for the
-other members from their snapshots with the settings' own slices (`modular_addition._slices`,
+other members from their snapshots with the settings' own slices (`modular_addition.phase_slices`,
 `image_grokking.member_slice` + `image_slices.migration`), so each member has both the raw share and the
 area-normalised ratio; the numbers are cached in the atlas directory (migration.json) so a redraw costs nothing.
 """
@@ -29,7 +29,7 @@ def _pair(before: tuple[int, object], after: tuple[int, object]) -> dict | None:
 def _modular(view, e: int, rec: dict) -> dict | None:
     from .settings import modular_addition
 
-    phases = {p: (s, mig) for p, s, _, _, _, mig in modular_addition._slices(view, e, rec)}
+    phases = {p: (s, mig) for p, s, _, _, _, mig in modular_addition.phase_slices(view, e, rec)}
     return _pair(phases["memorised"], phases["after"]) if {"memorised", "after"} <= set(phases) else None
 
 
@@ -43,7 +43,7 @@ def _image(view, e: int, rec: dict) -> dict | None:
         return None
     sl = ig.member_slice(run, g)
     numbers = [(s, image_slices.migration(image_slices.partition(ig.snapshot_model(run, s).member(g), sl), sl))
-               for s in (ig._nearest(snaps, mem), snaps[-1])]
+               for s in (ig.nearest_step(snaps, mem), snaps[-1])]
     return _pair(*numbers)
 
 

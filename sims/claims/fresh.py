@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import api, store
 from . import get_claims, seeds as protocol
-from .runner import _plan, reproduce
+from .runner import plan, reproduce
 
 __all__ = ["reproduce_fresh", "aggregate", "fresh_table"]
 
@@ -27,7 +27,7 @@ def reproduce_fresh(key: str, k: int | None = None, *, seeds: list[int] | None =
     write the combined report; `kw` goes to `reproduce` (device, workers, scheduler, threads, quiet)."""
     paper = get_claims(key)
     chosen = sorted(seeds) if seeds else protocol.draw_fresh(k if k is not None else 0)
-    _plan(paper, preset, chosen[0])  # a usage error raises here, before anything is written
+    plan(paper, preset, chosen[0])  # a usage error raises here, before anything is written
     if out is not None:
         store.check_root(out)
     out = Path(out) if out is not None else (api.default_root() / "reproduce" /

@@ -22,7 +22,7 @@ from .. import api, checks, locks, outdir, store, sweep
 from ..config import ConfigError
 from . import Claim, RunSpec, SweepRuns, evaluate, get_claims, seeds as protocol
 
-__all__ = ["reproduce", "table", "markdown", "update_paper", "check_papers"]
+__all__ = ["reproduce", "plan", "table", "markdown", "update_paper", "check_papers"]
 
 
 def _spec_points(spec, preset: str, seed: int | None) -> list[list[sweep.Point]]:
@@ -31,7 +31,7 @@ def _spec_points(spec, preset: str, seed: int | None) -> list[list[sweep.Point]]
             for settings in spec.settings()]
 
 
-def _plan(paper, preset: str, seed: int | None):
+def plan(paper, preset: str, seed: int | None):
     """All specs of the claims and figures, their points, and the groups that run them (validated, nothing run)."""
     specs = {id(s): s for c in [*paper.claims, *paper.figures] for s in c.runs.values()}
     points = {k: _spec_points(s, preset, seed) for k, s in specs.items()}
@@ -86,7 +86,7 @@ def reproduce(key: str, *, preset: str = "default", out: Path | None = None, dev
     checks.arguments(threads=threads, seed=seed, workers=workers, out=out)
     paper = get_claims(key)
     base = protocol.claim_base(key, preset, seed)
-    specs, points, groups = _plan(paper, preset, base)  # raises ConfigError before anything is written
+    specs, points, groups = plan(paper, preset, base)  # raises ConfigError before anything is written
     sweep.check_groups(groups, device)
     sweep.check_executor(workers, scheduler)
     if papers_dir is not None:

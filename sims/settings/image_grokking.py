@@ -83,7 +83,8 @@ def member_slice(run, e: int) -> dict:
     return dict(slices.plane(x[idx].numpy()), index=idx, labels=y[idx].numpy())
 
 
-def _nearest(options: list[int], step: float) -> int:
+def nearest_step(options: list[int], step: float) -> int:
+    """The step among `options` nearest to `step` on a log(1 + step) scale."""
     return min(options, key=lambda s: abs(np.log1p(s) - np.log1p(step)))
 
 
@@ -94,7 +95,7 @@ def phase_steps(run, e: int) -> dict[str, int]:
     lc = run.metric(lc_name(run.config))[:, e]
     before = int(np.flatnonzero(run.steps == peak)[0]) + 1
     want = dict(init=0, min=int(run.steps[int(np.argmin(lc[:before]))]), peak=peak, end=int(run.steps[-1]))
-    return {k: _nearest(snaps, v) for k, v in want.items()}
+    return {k: nearest_step(snaps, v) for k, v in want.items()}
 
 
 def slice_record(run, e: int) -> dict:
@@ -151,7 +152,7 @@ def _migration(rec: dict) -> dict | None:
     steps = sorted(int(s) for s in series)
     if mem is None or len(steps) < 2:
         return None
-    picked = (("before", _nearest(steps, mem)), ("after", steps[-1]))
+    picked = (("before", nearest_step(steps, mem)), ("after", steps[-1]))
     out = {k: dict(step=s, boundary_share=series[str(s)].get("boundary_share"),
                    boundary_ratio=series[str(s)].get("boundary_ratio")) for k, s in picked}
     ok = picked[0][1] < picked[1][1] and all(v["boundary_ratio"] is not None and math.isfinite(v["boundary_ratio"])

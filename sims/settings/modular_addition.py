@@ -95,7 +95,7 @@ def transition_records(run) -> list[dict]:
     its slice from the memorised to the last snapshot (`Migration.boundary_ratio`)."""
     lc = {k.label: run.metric(str(k)) for k in lc_keys(run.metric_names, total=True) if k.points in plots.LC_SETS}
     recs = records(run, run.metric("test_acc"), run.metric("train_acc"), lc)
-    slices = {phase: (step, mig) for phase, step, _, _, _, mig in _slices(run, 0, recs[0])}
+    slices = {phase: (step, mig) for phase, step, _, _, _, mig in phase_slices(run, 0, recs[0])}
     if "memorised" in slices and "after" in slices:
         recs[0]["migration"] = {k: dict(step=slices[p][0], boundary_share=slices[p][1].boundary_share,
                                          boundary_ratio=slices[p][1].boundary_ratio, length=slices[p][1].length)
@@ -126,7 +126,7 @@ def slice_phases(run, member: int = 0, rec: dict | None = None) -> dict[str, int
     return phases
 
 
-def _slices(run, member: int = 0, rec: dict | None = None):
+def phase_slices(run, member: int = 0, rec: dict | None = None):
     """Per phase (`slice_phases`): (phase, step, exact partition on the plane through the member's first three
     training pairs, their plane coordinates [3, 2], their labels [3], `lc.region_migration`). `run` is a Run or a
     RunView (`member` indexes the viewed members)."""
@@ -152,7 +152,7 @@ def migration_table(run, member: int = 0) -> list[dict]:
     """Per phase: step, number of regions, region-boundary length L on the slice and its shares within
     slice_delta of the decision boundary and of the three training pairs (`lc.region_migration`)."""
     return [dict(phase=phase, step=step, regions=part.count, length=mig.length, boundary_share=mig.boundary_share,
-                 points_share=mig.points_share) for phase, step, part, _, _, mig in _slices(run, member)]
+                 points_share=mig.points_share) for phase, step, part, _, _, mig in phase_slices(run, member)]
 
 
 def partition_figure(run, path):
@@ -160,7 +160,7 @@ def partition_figure(run, path):
     after, with the migration numbers in the titles."""
     from lc.plot import plot_partition
 
-    slices = list(_slices(run))
+    slices = list(phase_slices(run))
     fig, axes = plots.figure(len(slices), panel=(4.4, 5.0))
     i_of = {s: i for i, s in enumerate(run.steps)}
     for ax, (phase, step, part, coords, labels, mig) in zip(axes[0], slices):
