@@ -152,6 +152,17 @@ def cmd_run(args) -> int:
 
 
 def cmd_plot(args) -> int:
+    from . import style
+
+    try:
+        fmt, dpi = style.check_format(args.format), style.check_dpi(args.dpi)
+    except ValueError as exc:
+        raise ConfigError(f"--format/--dpi: {exc}") from None
+    with style.output(fmt, dpi):
+        return _plot(args)
+
+
+def _plot(args) -> int:
     from . import api, sweep, sweepfiles
 
     if (Path(args.run_dir) / "sweep.json").exists():
@@ -280,6 +291,8 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("--x", help="sweep: the swept parameter on the x axis")
     pl.add_argument("--y", help="sweep: the final metric on the y axis")
     pl.add_argument("--hue", help="sweep: one line per value of this parameter")
+    pl.add_argument("--format", default="png", help="file format of the figures: png, pdf or svg (default png)")
+    pl.add_argument("--dpi", default="120", help="resolution of raster output in dots per inch, 20-1200 (default 120)")
     rp = sub.add_parser("reproduce", help="run a paper's claims and write report.md / report.json")
     rp.add_argument("key", help="paper key, e.g. xu2024")
     rp.add_argument("--preset", default="default")

@@ -26,7 +26,7 @@ import torch
 
 from lc.keys import lc_keys
 
-from .. import plots
+from .. import plots, style
 from ..config import ConfigError, Members, ProbedConfig, param, with_defaults
 from ..data import modular_addition, stack_per_member
 from ..engine import Env, Task, eval_schedule
@@ -174,10 +174,9 @@ def partition_figure(run, path):
     i_of = {s: i for i, s in enumerate(run.steps)}
     for ax, (phase, step, part, coords, labels, mig) in zip(axes[0], slices):
         tr, te = (run.metric(m)[i_of[step], 0] for m in ("train_acc", "test_acc"))
-        plot_partition(part, ax=ax, points=coords, labels=labels,
-                       title=f"{phase}: step {step}, train {tr:.2f}, test {te:.2f}\n{part.count} regions; boundary "
-                             f"length shares:\nnear f's boundary {mig.boundary_share:.3f}, near the pairs "
-                             f"{mig.points_share:.4f}")
+        plot_partition(part, ax=ax, points=coords, labels=labels, style=style.LC,
+                       title=f"{phase}: step {step}, train {tr:.2f}, test {te:.2f}\nboundary length shares: "
+                             f"near f's boundary {mig.boundary_share:.3f},\nnear the pairs {mig.points_share:.4f}")
     c = run.config
     return plots.save(fig, path, title=f"modular-addition (p={c.p}, width {c.width}, alpha={c.alpha:g}), member 0: "
                       f"linear regions on the plane through three training pairs; black: argmax boundary; shares of "
