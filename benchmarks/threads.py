@@ -1,7 +1,7 @@
 """CPU thread choice under contention: the default (timed per run) against every fixed thread count.
 
 A researcher's laptop is never idle and sweeps run several processes, so the engine chooses the intra-op
-thread count per run (`sims.engine.choose_threads`: forward + backward timed at 1 thread and at all threads,
+thread count per run (`sims.threads.choose_threads`: forward + backward timed at 1 thread and at all threads,
 the faster kept). This script starts `--competitors` busy processes (pure-Python spin loops, one core each),
 then times two workloads with --threads 1, --threads N (all cores) and the default:
 

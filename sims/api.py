@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -13,7 +12,10 @@ import numpy as np
 import torch
 
 from . import engine, frames, memory, outdir, registry, store
+from .cache import Cache
 from .config import ConfigError, Members, apply_overrides, config_hash, to_dict
+from .kinds import kind_of
+from .threads import limited
 
 __all__ = ["Run", "RunView", "RunFailed", "run", "run_members", "load", "resume", "default_root"]
 
@@ -53,7 +55,7 @@ class Run:
         per_member = meta.get("members") or [{"seed": s} for s in meta["seeds"]]
         self.members = Members(apply_overrides(self.config, m) for m in per_member)
         self.seeds: list[int] = self.members.seeds
-        self.index = "point" if self.simulation.kind == "grid" else "step"
+        self.index = kind_of(self.simulation).index
         self.records = store.read_metrics(self.dir / "metrics.jsonl")
         self.steps = np.array(sorted({r[self.index] for r in self.records}), dtype=int)
 
@@ -95,6 +97,29 @@ class Run:
         (`sims.frames.run_frame`)."""
         return frames.run_frame(self, fields=fields, last=last)
 
+    def snapshots(self) -> list[int]:
+        """The steps whose model state the run kept (snapshots/step-<s>.pt; `engine.snapshot_steps`), sorted."""
+        found = []
+        for p in (self.dir / "snapshots").glob("step-*.pt"):
+            step = p.stem[len("step-"):]
+            if step.isdigit():
+                found.append(int(step))
+        return sorted(found)
+
+    def snapshot(self, step: int) -> dict:
+        """The state kept at `step`: {"step": s, "model": the ensemble's state_dict (every member of the run)}.
+
+        Read with `store.load_checkpoint` (weights_only: a snapshot from elsewhere never runs code); a step
+        without a snapshot is a KeyError naming the steps that have one.
+        """
+        path = self.dir / "snapshots" / f"step-{int(step)}.pt"
+        if not path.exists():
+            raise KeyError(f"{self.dir} has no snapshot at step {step}; snapshots at steps {self.snapshots()}")
+        state = store.load_checkpoint(path, fix=f"delete {path} (the figures then skip that step) or run again")
+        if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
+            raise store.RunDirError(f"{path} holds no model state; delete it or run again")
+        return state
+
     def figures(self) -> list[Path]:
         """(Re)draw the setting's standard figures into figures/."""
         if self.simulation.figures is None:
@@ -130,6 +155,13 @@ class RunView:
     def metric(self, name: str) -> np.ndarray:
         return self.run.metric(name)[:, self.idx]
 
+    def snapshots(self) -> list[int]:
+        return self.run.snapshots()
+
+    def snapshot(self, step: int) -> dict:
+        """The run's state at `step` (`Run.snapshot`): every member of the run; the viewed ones are `self.idx`."""
+        return self.run.snapshot(step)
+
     @property
     def member_summaries(self) -> list[dict]:
         every = self.run.member_summaries
@@ -163,27 +195,13 @@ def load(run_dir: str | Path) -> "Run | frames.SweepResults | frames.AtlasResult
     return frames.open_results(run_dir) or Run(Path(run_dir))
 
 
-@contextmanager
-def _threads(n: int):
-    """torch's intra-op threads and numpy's BLAS threads (threadpoolctl) at `n` inside the block."""
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        with threadpool_limits(limits=n, user_api="blas"):
-            yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def run(name: str, preset: str = "default", seeds: int = 1, device: str = "auto", out: str | Path | None = None,
         *, quiet: bool = True, figures: bool = True, log=None, threads: int | None = None, **overrides: Any) -> Run:
     """Run simulation `name` at `preset` with config `overrides`; returns the finished `Run`.
 
     `seeds` members train together (member e has seed cfg.seed + e). The config is validated and the
     device resolved before anything is written: a bad input leaves no run directory behind. `threads`
-    fixes the CPU thread count (default: chosen by timing, `sims.engine.choose_threads`).
+    fixes the CPU thread count (default: chosen by timing, `sims.threads.choose_threads`).
     """
     sim = registry.get(name)
     return run_members(sim, preset, registry.members(sim, preset, overrides, seeds=seeds), device=device, out=out,
@@ -208,7 +226,7 @@ def run_members(sim, preset: str, members: Members, *, device: str = "auto", out
         store.check_root(Path(run_dir).parent)
     memory.check(sim, members, dev, torch.empty(0, dtype=env.dtype).element_size())
     task = sim.build(members, env)
-    n_threads, how = _thread_choice(sim, task, threads)
+    n_threads, how = kind_of(sim).threads(task, threads)
     meta = dict(sim=sim.name, preset=preset, seeds=members.seeds, config=to_dict(members[0]),
                 members=members.overrides(), config_hash=_members_hash(members),
                 environment=dict(store.environment(dev, env.dtype), threads=n_threads, threads_chosen=how))
@@ -237,16 +255,19 @@ def resume(run_dir: str | Path, *, device: str = "auto", quiet: bool = True, fig
             "nothing to resume, the run is left as it is")
         return r
     dev = engine.resolve_device(device)
-    env = engine.Env(dev, engine.resolve_dtype(r.config.dtype), engine.Cache(r.dir / "cache"))
+    env = engine.Env(dev, engine.resolve_dtype(r.config.dtype), Cache(r.dir / "cache"))
     ckpt = None
-    if r.simulation.kind == "trained" and (r.dir / "checkpoint.pt").exists():
-        ckpt = store.load_checkpoint(r.dir / "checkpoint.pt", dev)
-        _check_same_config(r, ckpt)
-    elif r.simulation.kind == "trained":  # stopped before its first checkpoint: train again from step 0
+    if not kind_of(r.simulation).trained:  # the points so far were computed with the configs summary.json records
+        if r.records:
+            _check_same_config(r, r.summary.get("configs"), r.dir / "summary.json")
+    elif (r.dir / "checkpoint.pt").exists():
+        ckpt = store.load_checkpoint(r.dir / "checkpoint.pt", dev, fix="start a new run (this one cannot be resumed)")
+        _check_same_config(r, ckpt.get("members") if isinstance(ckpt, Mapping) else None, r.dir / "checkpoint.pt")
+    else:  # stopped before its first checkpoint: train again from step 0
         say(f"{r.dir} has no checkpoint yet (stopped before the first one); training starts again from step 0")
         store.MetricsWriter(r.dir / "metrics.jsonl").truncate_after(-1)
     task = r.simulation.build(r.members, env)
-    n_threads, _ = _thread_choice(r.simulation, task, threads)
+    n_threads, _ = kind_of(r.simulation).threads(task, threads)
     return _execute(r.simulation, r.members, task, r.dir, ckpt, quiet, figures, log, n_threads)
 
 
@@ -254,19 +275,20 @@ def _members_hash(members: Members) -> str:
     return config_hash([dataclasses.asdict(m) for m in members])
 
 
-def _check_same_config(r: Run, ckpt: Mapping) -> None:
-    """Refuse to resume when the members' configs differ from those the checkpoint was trained with."""
-    saved = ckpt.get("members") if isinstance(ckpt, Mapping) else None
-    if saved is None:
-        raise store.RunDirError(f"{r.dir / 'checkpoint.pt'} does not record the config it was trained with")
-    now = [dataclasses.asdict(m) for m in r.members]
+def _check_same_config(r: Run, saved: list | None, source: Path) -> None:
+    """Refuse to resume when the members' configs differ from `saved`, those the results so far were computed
+    with (recorded in `source`: the checkpoint of a trained run, summary.json of a grid run)."""
+    if not isinstance(saved, list):
+        raise store.RunDirError(f"{source} does not record the config its results were computed with; start a new "
+                                "run")
+    now, saved = store.as_json([dataclasses.asdict(m) for m in r.members]), store.as_json(saved)
     if len(saved) != len(now):
         fields = ["the number of members"]
     else:
         fields = sorted({k for a, b in zip(saved, now) for k in a.keys() | b.keys() if a.get(k) != b.get(k)})
     if fields:
-        raise ConfigError(f"{r.dir / 'config.json'} does not match the checkpoint it would resume: {fields} "
-                          "changed since the checkpoint was written; restore the config or start a new run")
+        raise ConfigError(f"{r.dir / 'config.json'} does not match the {source.name} it would resume: {fields} "
+                          f"changed since {source.name} was written; restore the config or start a new run")
 
 
 def _write_status(run_dir: Path, status: str, **extra) -> None:
@@ -277,21 +299,10 @@ def _write_status(run_dir: Path, status: str, **extra) -> None:
     store.write_json(path, summary)
 
 
-def _thread_choice(sim, task, threads: int | None) -> tuple[int, str]:
-    if sim.kind != "trained":
-        return threads or torch.get_num_threads(), "requested" if threads else "torch default"
-    return engine.choose_threads(task, threads)
-
-
 def _execute(sim, members, task, run_dir, ckpt, quiet, figures, log, n_threads) -> Run:
-    from .gridsim import run_grid
-
     try:
-        with store.RunLock(run_dir), _threads(n_threads):
-            if sim.kind == "grid":
-                run_grid(task, members, run_dir, quiet=quiet, log=log)
-            else:
-                engine.train(task, members, run_dir, resume=ckpt, quiet=quiet, log=log)
+        with store.RunLock(run_dir), limited(n_threads):
+            kind_of(sim).execute(task, members, run_dir, resume=ckpt, quiet=quiet, log=log)
     except (engine.Interrupted, store.RunDirError):
         raise
     except KeyboardInterrupt:  # Ctrl-C before the engine's own handler is in place (set-up, first step)

@@ -13,13 +13,15 @@ act elementwise (or per member), so an E-member run is E independent runs (teste
 A member whose loss or parameters turn non-finite only spoils its own parameters; it is caught at the next
 evaluation, reset to its parameters at the last evaluation and frozen, and its metrics are null from then on.
 There is no host-device synchronisation between evaluations (except for a per-step loss threshold).
+
+Around the loop, in their own modules: the cache of expensive baselines (`sims.cache`), the CPU thread choice
+and watch (`sims.threads`), signals, denormals and the allocator (`sims.process`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -33,11 +35,14 @@ from torch import nn
 from lc.keys import LCKey
 
 from . import optim, store
+from .cache import Cache
 from .config import Members, config_hash
 from .nn import make_generators
+from .process import Interrupted, StopFlag, cpu_training
+from .threads import ThreadWatch
 
-__all__ = ["Task", "Env", "Cache", "train", "eval_schedule", "Interrupted", "resolve_device", "resolve_dtype",
-           "choose_threads"]
+__all__ = ["Task", "Env", "train", "eval_schedule", "snapshot_steps", "SNAPSHOTS_HELP", "Interrupted", "resolve_device",
+           "resolve_dtype"]
 
 
 @dataclass
@@ -53,39 +58,9 @@ class Task:
     make_optimizer: Callable[[list[nn.Parameter]], torch.optim.Optimizer] | None = None  # default: cfg.optimizer
     summary: dict = field(default_factory=dict)  # run-level facts for summary.json (baseline solver, ...)
     member_summary: list[dict] | None = None  # per-member facts (baselines, ground truth), summary["members"][e]
-    snapshot_steps: tuple[int, ...] = ()  # steps at which the model's state is kept in snapshots/step-<s>.pt
+    snapshot_steps: tuple[int, ...] = ()  # steps whose model state is kept in snapshots/step-<s>.pt (`snapshot_steps`)
     stop: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None  # eval metrics -> [E] bool: member done
     stop_loss: float = 0.0  # > 0: a member stops (before its update) at the first step its training loss is <= this
-
-
-class Cache:
-    """Expensive results of a build (nuclear-norm and max-margin baselines), kept in <run>/cache/<name>.pt.
-
-    `get(name, compute)` returns the stored value if the run directory has it (a resumed run does not solve
-    again), else computes it; values computed before the run directory exists are written by `attach(dir)`.
-    """
-
-    def __init__(self, directory: Path | None = None):
-        self.dir = None if directory is None else Path(directory)
-        self.pending: dict[str, Any] = {}
-
-    def get(self, name: str, compute: Callable[[], Any]) -> Any:
-        if name in self.pending:
-            return self.pending[name]
-        path = None if self.dir is None else self.dir / f"{name}.pt"
-        if path is not None and path.exists():
-            return store.load_checkpoint(path)
-        self.pending[name] = value = compute()
-        if path is not None:
-            store.save_checkpoint(path, value)
-        return value
-
-    def attach(self, directory: Path) -> None:
-        """Write the values computed so far into `directory` and keep later ones there too."""
-        self.dir = Path(directory)
-        for name, value in self.pending.items():
-            self.dir.mkdir(parents=True, exist_ok=True)
-            store.save_checkpoint(self.dir / f"{name}.pt", value)
 
 
 @dataclass
@@ -95,10 +70,6 @@ class Env:
     device: torch.device
     dtype: torch.dtype
     cache: Cache = field(default_factory=Cache)
-
-
-class Interrupted(RuntimeError):
-    """Raised after SIGINT/SIGTERM once the checkpoint and summary are written."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -139,48 +110,34 @@ def eval_schedule(steps: int, n_evals: int) -> list[int]:
     return sorted(pts)
 
 
-# ---------------------------------------------------------------------------------------------- CPU threads
+SNAPSHOTS_HELP = ("model states kept in snapshots/ for figures and slices (`sims.engine.snapshot_steps`): K > 0 = "
+                  "step 0, the last step and the eval steps nearest K log-spaced and K linearly spaced steps; -1 = "
+                  "step 0 and every eval step from steps/100 on; 0 = none")
 
-def choose_threads(task: Task, requested: int | None = None, *, budget_s: float = 0.3,
-                   margin: float = 1.25) -> tuple[int, str]:
-    """The intra-op thread count for training `task` on a CPU, and how it was chosen.
 
-    `requested` wins. Otherwise forward + backward passes are timed alternately at 1 thread and at all of
-    torch's threads (a few repetitions, about `budget_s` in all; gradients are cleared, parameters unchanged),
-    and all threads are kept only if their mean pass is at least `margin` times faster. The rule is lopsided
-    on purpose: small problems (100 x 100 matmuls) gain nothing from a second thread and, when another process
-    keeps a core busy, lose up to 10x or more (spinning OpenMP threads wait for a descheduled partner; the mean,
-    unlike the median, sees those stalls), while a large batched problem loses at most the speed-up it would
-    have had (measured in benchmarks/threads.py).
+def snapshot_steps(steps: int, n_evals: int, snapshots: int) -> tuple[int, ...]:
+    """The steps whose model state a run keeps (snapshots/step-<s>.pt; read back with `Run.snapshot`), sorted.
+
+    The one policy of every setting's `snapshots` field (`SNAPSHOTS_HELP`), always on eval steps
+    (`eval_schedule(steps, n_evals)`):
+    - K > 0: step 0, the last step, the eval steps nearest (in log step) to K log-spaced steps in [1, steps]
+      and those nearest to K linearly spaced steps in [0, steps]: grokking spans decades, while a transition
+      sits late on a linear axis (about 2K snapshots);
+    - -1: step 0 and every eval step from steps / 100 on (an LC peak and the final descent fall on snapshots);
+    - 0: none.
     """
-    most = torch.get_num_threads()
-    if requested is not None:
-        return requested, "requested"
-    if task.x.device.type != "cpu" or most == 1:
-        return most, "not timed (one thread available or not a CPU)"
-    params = [p for p in task.model.parameters() if p.requires_grad]
-
-    def one_pass(n: int) -> float:
-        torch.set_num_threads(n)
-        t0 = time.perf_counter()
-        task.loss(task.model(task.x), task.y).sum().backward()
-        for p in params:
-            p.grad = None
-        return time.perf_counter() - t0
-
-    try:
-        first = min(one_pass(most), one_pass(1))  # warm-up, and the size of one pass
-        reps = int(min(15, max(3, budget_s / max(first, 1e-6) / 2)))
-        times = {1: [], most: []}
-        for _ in range(reps):
-            for n in (1, most):
-                times[n].append(one_pass(n))
-    finally:
-        torch.set_num_threads(most)
-    mean = {n: float(np.mean(t)) for n, t in times.items()}
-    best = most if mean[most] * margin <= mean[1] else 1
-    return best, (f"timed ({reps} passes each): mean {mean[1] * 1e3:.3g} ms at 1 thread, {mean[most] * 1e3:.3g} ms "
-                  f"at {most}")
+    if snapshots == 0:
+        return ()
+    if snapshots < -1:
+        raise ValueError(f"snapshots must be -1 (every eval step from steps/100 on), 0 (none) or K > 0; got "
+                         f"{snapshots}")
+    evals = np.array(eval_schedule(steps, n_evals))
+    if snapshots == -1 or steps == 0:
+        return tuple(int(s) for s in evals if s == 0 or s >= steps / 100)
+    picked = {0, steps}
+    picked |= {int(evals[np.argmin(np.abs(np.log1p(evals) - np.log1p(w)))]) for w in np.geomspace(1, steps, snapshots)}
+    picked |= {int(evals[np.argmin(np.abs(evals - w))]) for w in np.linspace(0, steps, snapshots)}
+    return tuple(sorted(picked))
 
 
 # ------------------------------------------------------------------------------------------------ loop state
@@ -254,11 +211,12 @@ def _freeze(state: _State, model: nn.Module, newly: torch.Tensor, step: int, sta
 
 
 def _restore_frozen(state: _State, model: nn.Module) -> None:
+    """Put back the kept parameters of ended members (a `where`, not a masked write: no host-device sync)."""
     if state.frozen:
         with torch.no_grad():
-            still = ~state.active
+            still = ~state.active  # [E]
             for k, p in model.named_parameters():
-                p[still] = state.frozen[k][still]
+                p.copy_(torch.where(still.view(-1, *[1] * (p.dim() - 1)), state.frozen[k], p))
 
 
 def _check_finite(state: _State, model: nn.Module, step: int, say) -> None:
@@ -313,41 +271,6 @@ def _checkpoint(state: _State, model: nn.Module, members: Members, run_dir: Path
         elapsed=state.elapsed_before + time.time() - t0))
 
 
-class _ThreadWatch:
-    """Drops a CPU run to one thread for the rest of the run when its training steps become `factor` x slower
-    than the fastest stretch seen so far: another process has taken a core, and spinning intra-op threads then
-    stall (measured: 40 ms against 0.64 ms per dmf step). One way only, since a second thread gains at most 2x
-    where it helps. Training time is measured between evaluations (evaluations excluded), over stretches of at
-    least `min_steps` steps."""
-
-    def __init__(self, device: torch.device, step: int = 0, factor: float = 2.5, min_steps: int = 50):
-        self.on = device.type == "cpu" and torch.get_num_threads() > 1
-        self.factor, self.min_steps, self.best, self.note = factor, min_steps, math.inf, None
-        self.restart(step)
-
-    def restart(self, step: int) -> None:
-        self.t, self.step0 = time.perf_counter(), step
-
-    def check(self, step: int) -> bool:
-        """Call before an evaluation at `step`; True when it has just dropped to one thread (see `note`)."""
-        n = step - self.step0
-        if not self.on or n < self.min_steps:
-            return False
-        rate = (time.perf_counter() - self.t) / n
-        if rate > self.factor * self.best:
-            from threadpoolctl import threadpool_limits
-
-            before = torch.get_num_threads()
-            torch.set_num_threads(1)
-            threadpool_limits(limits=1, user_api="blas")  # the caller's context restores it when the run ends
-            self.on = False
-            self.note = (f"dropped from {before} threads to 1 at step {step}: {1e3 * rate:.3g} ms per step against "
-                         f"{1e3 * self.best:.3g} ms earlier (another process took a core)")
-            return True
-        self.best = min(self.best, rate)
-        return False
-
-
 def _summary(task: Task, state: _State, members: Members, status: str, note: str, t0: float) -> dict:
     E = len(members)
     member_status = [status if state.ended[e] is None else state.ended[e]["status"] for e in range(E)]
@@ -400,12 +323,12 @@ def train(task: Task, members: Members, run_dir: Path, *, resume: dict | None = 
     store.write_json(run_dir / "summary.json", _summary(task, state, members, "running", note, t0))
     bar = _progress(cfg.steps, state.step, quiet)
     model.train()
-    with _cpu_training(task.x.device), _StopFlag() as stop:
+    with cpu_training(task.x.device), StopFlag() as stop:
         if resume is None:
             _evaluate(task, probe, state, 0, writer, members.seeds, say)
             if 0 in snapshots:
                 _snapshot(model, run_dir, 0)
-        watch = _ThreadWatch(task.x.device, state.step)
+        watch = ThreadWatch(task.x.device, state.step)
         while state.step < cfg.steps and state.n_active:
             _train_step(task, cfg, state)
             step = state.step
@@ -440,75 +363,6 @@ def train(task: Task, members: Members, run_dir: Path, *, resume: dict | None = 
 def _snapshot(model: nn.Module, run_dir: Path, step: int) -> None:
     (run_dir / "snapshots").mkdir(exist_ok=True)
     store.save_checkpoint(run_dir / "snapshots" / f"step-{step}.pt", dict(step=step, model=model.state_dict()))
-
-
-_ALLOCATOR_TUNED = False
-
-
-def _keep_freed_memory() -> None:
-    """On Linux/glibc, keep freed blocks up to 32 MiB in the heap instead of unmapping them.
-
-    Every training step allocates activations and gradients of the same sizes; by default glibc serves
-    blocks above 128 KiB with fresh mmap pages and returns them on free, so each step page-faults through
-    its whole working set (about a third of a compute-bound CPU step, see benchmarks/ensemble.py).
-    Done once per process; a no-op elsewhere.
-    """
-    global _ALLOCATOR_TUNED
-    if _ALLOCATOR_TUNED or not sys.platform.startswith("linux"):
-        return
-    _ALLOCATOR_TUNED = True
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        libc.mallopt(m_mmap_threshold, 32 * 2**20)
-        libc.mallopt(m_trim_threshold, 256 * 2**20)
-    except (OSError, AttributeError):
-        pass
-
-
-class _cpu_training:
-    """On a CPU: flush denormals to zero while training (restored after) and keep freed memory.
-
-    Logistic losses drive gradients towards float underflow; denormal arithmetic is ~5x slower on x86 CPUs.
-    """
-
-    def __init__(self, device: torch.device):
-        self.cpu = device.type == "cpu"
-
-    def __enter__(self):
-        if self.cpu:
-            _keep_freed_memory()
-            self.flushed = torch.set_flush_denormal(True)
-        return self
-
-    def __exit__(self, *exc):
-        if self.cpu and self.flushed:
-            torch.set_flush_denormal(False)
-
-
-class _StopFlag:
-    """Turns SIGINT/SIGTERM into a flag the loop checks after each step (main thread only)."""
-
-    def __init__(self):
-        self.signum = None
-        self._old = {}
-
-    def __enter__(self):
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGINT, signal.SIGTERM):
-                self._old[s] = signal.signal(s, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        self.signum = signum
-
-    def __exit__(self, *exc):
-        for s, h in self._old.items():
-            signal.signal(s, h)
 
 
 def _short(metrics: dict) -> str:

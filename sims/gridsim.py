@@ -5,11 +5,13 @@ A grid setting builds a `GridTask`: the list of grid points (dicts of coordinate
 their own seeds; i is the point's index, for seeding its draws). `run_grid` evaluates the points in order and writes the same run directory as a trained run:
 config.json, metrics.jsonl (one record per point and member: {"point": i, "member": e, "seed": s, <the
 point's coordinates>, <metrics>}), summary.json and figures. An interrupted grid run resumes at the first
-point without records.
+point without records. summary.json records the members' configs the points were computed with (`configs`), so
+that a resume refuses a config.json edited since (`sims.api.resume`), as a trained run's checkpoint does.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +21,7 @@ import torch
 
 from . import store
 from .config import Members
-from .engine import Interrupted, _StopFlag
+from .process import Interrupted, StopFlag
 
 __all__ = ["GridTask", "run_grid"]
 
@@ -39,7 +41,8 @@ def _summary(task: GridTask, members: Members, status: str, done: int, t0: float
     out = dict(status=status, kind="grid", points=len(task.points), points_done=done, n_members=len(members),
                seeds=members.seeds, member_status=[status] * len(members),
                elapsed_s=round(elapsed_before + time.time() - t0, 3),
-               members=[dict(seed=s, status=status, **f) for s, f in zip(members.seeds, per_member)])
+               members=[dict(seed=s, status=status, **f) for s, f in zip(members.seeds, per_member)],
+               configs=[dataclasses.asdict(m) for m in members])
     out.update(task.summary)
     return out
 
@@ -58,7 +61,7 @@ def run_grid(task: GridTask, members: Members, run_dir: Path, *, quiet: bool = T
     before = store.read_json(run_dir / "summary.json").get("elapsed_s", 0.0) if (run_dir / "summary.json").exists() else 0.0
     t0, E = time.time(), len(members)
     store.write_json(run_dir / "summary.json", _summary(task, members, "running", len(done), t0, before))
-    with _StopFlag() as stop:
+    with StopFlag() as stop:
         for i, point in enumerate(task.points):
             if i in done:
                 continue

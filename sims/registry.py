@@ -72,7 +72,7 @@ def register(name: str, config_cls: type, *, presets: Mapping[str, Mapping[str, 
     memory: `fn(members, itemsize) -> {part: bytes}`, a rough upper estimate checked against the device's free
     memory before anything is allocated (`sims.memory`).
     metrics: {metric name: "meaning (unit)"} of every metric a run writes, LC metrics as one entry under
-    `lc.keys.PATTERN` (`sims show` prints them).
+    `lc.keys.PATTERN`, numbered ones as one family entry such as "sv_<k>" (`sims show` prints them).
     """
 
     def deco(build: Callable) -> Callable:

@@ -7,6 +7,7 @@ runs/<sim>/<timestamp>-<short-hash>/
   summary.json     status (running | completed | diverged | interrupted | failed), final metrics per member
   checkpoint.pt    latest training state, written to a temp file then renamed
   cache/*.pt       expensive baselines computed once (a resumed run reads them back)
+  snapshots/step-<s>.pt  model states kept at chosen steps
   lock             while a process trains in the directory: its pid, host, command, start time (sims.locks)
   figures/*.png
 ```
@@ -14,29 +15,36 @@ A run killed at any point leaves a readable directory: metrics lines are flushed
 line (SIGKILL mid-write) is skipped with a warning by `read_metrics`, and every JSON file and the
 checkpoint are replaced atomically. Non-finite numbers are written as JSON `null` (read back as NaN),
 never as the non-JSON tokens NaN/Infinity. A damaged file is reported as a `RunDirError` naming the file.
+Every .pt file holds only tensors, numbers, strings, lists and dicts (`plain`) and is read with
+`torch.load(weights_only=True)` (`load_checkpoint`): nothing from disk is unpickled, so a run directory from
+elsewhere never runs code.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
 import os
+import pickle
 import platform
 import subprocess
 import sys
 import tempfile
 import time
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .locks import RunLock
 
-__all__ = ["RunDirError", "check_root", "new_run_dir", "write_json", "read_json", "MetricsWriter", "read_metrics",
-           "save_checkpoint", "load_checkpoint", "environment", "RunLock"]
+__all__ = ["RunDirError", "check_root", "new_run_dir", "as_json", "write_json", "read_json", "MetricsWriter",
+           "read_metrics", "plain", "save_checkpoint", "load_checkpoint", "environment", "RunLock"]
 
 
 class RunDirError(ValueError):
@@ -52,6 +60,11 @@ def _clean(v: Any) -> Any:
     if isinstance(v, (list, tuple)):
         return [_clean(x) for x in v]
     return v
+
+
+def as_json(obj: Any) -> Any:
+    """`obj` as `write_json` then `read_json` give it back (tuples as lists, non-finite floats as None)."""
+    return json.loads(json.dumps(_clean(obj), default=str, allow_nan=False))
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -185,25 +198,69 @@ def read_metrics(path: Path, *, warn: bool = True) -> list[dict]:
     return out
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
-    """torch.save to a temp file, then rename over the old checkpoint."""
+def plain(obj: Any) -> Any:
+    """`obj` as what `torch.load(..., weights_only=True)` reads back: tensors, numbers, strings, None, and lists,
+    tuples and dicts of them. numpy arrays become tensors, numpy scalars Python numbers, a `torch.Generator` its
+    state (a uint8 tensor), a dataclass a dict of its fields; anything else is a TypeError (a bug: a state that
+    could only be read back by unpickling it)."""
+    if isinstance(obj, np.generic):  # before the numbers: np.float64 is a float
+        return obj.item()
+    if obj is None or type(obj) in (bool, int, float, str) or isinstance(obj, torch.Tensor):
+        return obj
+    if isinstance(obj, np.ndarray):
+        if obj.dtype == object:
+            raise TypeError("a numpy array of Python objects cannot be saved without pickle")
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, torch.Generator):
+        return obj.get_state()
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        out = OrderedDict() if isinstance(obj, OrderedDict) else {}
+        for k, v in obj.items():
+            if not isinstance(k, (str, int)):
+                raise TypeError(f"dict key {k!r} ({type(k).__name__}) cannot be saved without pickle")
+            out[k] = plain(v)
+        if hasattr(obj, "_metadata"):  # a module's state_dict: its version numbers (a dict of dicts of ints)
+            out._metadata = plain(dict(obj._metadata))
+        return out
+    if isinstance(obj, (list, tuple)):  # torch.Size included
+        return (list if isinstance(obj, list) else tuple)(plain(v) for v in obj)
+    raise TypeError(f"a {type(obj).__name__} cannot be saved without pickle; convert it to tensors, numbers, "
+                    "strings, lists or dicts")
+
+
+def save_checkpoint(path: Path, state: Any) -> None:
+    """Save `plain(state)` (loadable with weights_only=True) to a temp file, then rename it over `path`."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
+    torch.save(plain(state), tmp)
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> Any:
-    """What `save_checkpoint` wrote; a missing, empty or truncated file is a RunDirError naming it."""
+def load_checkpoint(path: Path, device: torch.device | str = "cpu", *, fix: str = "") -> Any:
+    """What `save_checkpoint` wrote (a checkpoint, a cache value, a snapshot), loaded with `weights_only=True`:
+    nothing in the file is unpickled, so a file from elsewhere never runs code.
+
+    A missing, empty, truncated or foreign file (one holding objects other than tensors, numbers, strings, lists
+    and dicts) is a one-line RunDirError naming it; `fix` says what to do about it (default: start a new run).
+    """
     path = Path(path)
-    if not path.exists():
-        raise RunDirError(f"{path} does not exist")
+    fix = fix or "start a new run"
+    if not path.is_file():
+        raise RunDirError(f"{path} does not exist" if not path.exists() else f"{path} is not a file; {fix}")
     try:
-        return torch.load(path, map_location=device, weights_only=False)
-    except (RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError, ImportError) as err:
+        return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = next((ln.strip() for ln in str(err).splitlines() if "GLOBAL" in ln or "Unsupported" in ln), "")
+        raise RunDirError(f"{path} holds objects other than tensors, numbers, strings, lists and dicts ({first[:120]}"
+                          f"); it was not written by this package and is not loaded (that could run code); "
+                          f"{fix}") from None
+    except (RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError, ImportError, KeyError) as err:
         size = path.stat().st_size
-        raise RunDirError(f"{path} cannot be read ({size} bytes; {type(err).__name__}: {str(err)[:120]}); "
-                          "the checkpoint is damaged") from None
+        msg = " ".join(str(err).split())[:120]
+        raise RunDirError(f"{path} cannot be read ({size} bytes; {type(err).__name__}: {msg}); the file is damaged; "
+                          f"{fix}") from None
 
 
 def _git_revision() -> str | None:

@@ -33,6 +33,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from . import api, locks, outdir, registry, store, sweepfiles
 from .config import ConfigError, Members, config_hash
+from .kinds import kind_of
 from .sweepfiles import figure, results
 
 __all__ = ["Point", "Group", "expand_grid", "parse_grid", "plan", "group", "execute", "sweep", "results", "figure",
@@ -161,7 +162,7 @@ def _run_group(g: Group, run_dir: str, device: str, threads: int | None, figures
         status = _existing_status(run_dir)
         if status in ("completed", "diverged"):
             return dict(dir=str(run_dir), status=status, reused=True)
-        resumable = registry.get(g.sim).kind == "grid" or (run_dir / "checkpoint.pt").exists()
+        resumable = kind_of(registry.get(g.sim)).resumable(run_dir)
         if status in ("running", "interrupted") and resumable:
             r = api.resume(run_dir, device=device, threads=threads, figures=figures)
         else:

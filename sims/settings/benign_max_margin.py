@@ -87,8 +87,21 @@ def figures(run) -> list:
     return [plots.save(fig, run.dir / "figures" / "gd.png", title=title)]
 
 
+METRICS = {
+    "train_acc": "fraction of training points with sign <w, x> = y, noisy labels (fraction)",
+    "train_loss": "mean logistic loss on the training points (nats)",
+    "mm_cosine": "cosine between w and the member's l2 max-margin direction (unitless, -1 to 1)",
+    "test_error": "exact test error of sign <w, x> against noisy labels, eta + (1 - 2 eta) Phi(-<w, mu> / ||w||) "
+                  "(fraction)",
+    "test_error_clean": "exact test error of sign <w, x> against the clean labels, Phi(-<w, mu> / ||w||) (fraction)",
+    "margin_ratio": "min_i y_i <w, x_i> / ||w|| over the max-margin classifier's margin (unitless, 1 at the max "
+                    "margin; 0 at w = 0)",
+    "weight_norm": "||w||_2 of the linear classifier (weight units)",
+}
+
+
 @register("benign-max-margin", Config, presets=PRESETS, cpu_runtime="~10 s", figures=figures,
-          memberwise=("noise_rate", "mu_norm"))
+          memberwise=("noise_rate", "mu_norm"), metrics=METRICS)
 def build(members: Members, env: Env) -> Task:
     """Benign max-margin classification: GD's direction -> l2 max margin, test error ~ flip rate (Chatterji, Long 2021).
 

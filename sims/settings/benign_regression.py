@@ -130,7 +130,25 @@ def figures(run) -> list:
     return [plots.save(fig, run.dir / "figures" / "risk.png")]
 
 
-@register_grid("benign-regression", Config, presets=PRESETS, cpu_runtime="~7 s", figures=figures)
+METRICS = {
+    "n": "grid coordinate: number of training samples n (count)",
+    "excess_risk": "Monte-Carlo mean of (theta^ - theta*)^T Sigma (theta^ - theta*) of the min-norm interpolant "
+                   "(squared label units)",
+    "bound_bias": "bound term ||theta*||^2 lambda_1 (sqrt(r_0/n) + r_0/n), constants 1 (squared label units)",
+    "bound_variance": "bound term sigma^2 (k*/n + n/R_k*), constants 1; inf where k* does not exist "
+                      "(squared label units)",
+    "bound_total": "bound_bias + bound_variance (squared label units)",
+    "k_star": "k* = the smallest k with r_k >= n, r_k = sum_{i>k} lambda_i / lambda_{k+1}; inf where no k < d "
+              "qualifies (count)",
+    "r0": "effective rank r_0 = sum_i lambda_i / lambda_1 of Sigma (unitless)",
+    "R_k_star": "effective rank R_k* = (sum_{i>k*} lambda_i)^2 / sum_{i>k*} lambda_i^2; NaN where k* does not exist "
+                "(unitless)",
+    "closed_form": "spectrum=isotropic only: the closed-form excess risk of the min-norm interpolant "
+                   "(squared label units)",
+}
+
+
+@register_grid("benign-regression", Config, presets=PRESETS, cpu_runtime="~7 s", figures=figures, metrics=METRICS)
 def build(members: Members, env: Env) -> GridTask:
     """Benign overfitting: excess risk of min-norm interpolation against n per spectrum (Bartlett et al. 2020).
 

@@ -233,8 +233,23 @@ def figures(run) -> list:
         vlines=transition_lines(run))]
 
 
+METRICS = {
+    "train_acc": "fraction of training points with sign f(x) = y, f = 0 counting 1/2 (fraction)",
+    "test_acc": "fraction of test points with sign f(x) = y, f = 0 counting 1/2 (fraction)",
+    "train_loss": "mean logistic loss on the training points (nats)",
+    "test_loss": "mean logistic loss on the test points (nats)",
+    "theta_norm": "||theta|| = sqrt(||u||^2 + ||v||^2) (parameter units)",
+    "margin": "normalised margin min_i y_i f(x_i) / ||theta||^2 of the 2-homogeneous net (output units per squared "
+              "parameter norm)",
+    "cos_truth": "cosine between w = u^2 - v^2 and the true direction w* (unitless, -1 to 1)",
+    "cos_l2": "max_margin only: cosine between w and the l2 max-margin classifier (unitless, -1 to 1)",
+    "cos_l1": "max_margin only: cosine between w and the l1 max-margin classifier (unitless, -1 to 1)",
+}
+SPARSE_METRICS = {**METRICS, "l1_share": "share of ||w||_1 on the k true coordinates (fraction)"}
+
+
 @register("dichotomy-sparse", SparseConfig, presets=SPARSE_PRESETS, cpu_runtime="~1 min + ~20 s max-margin solves",
-          figures=figures, memberwise=("alpha", "lr", "weight_decay"), transitions=transition_records)
+          figures=figures, memberwise=("alpha", "lr", "weight_decay"), transitions=transition_records, metrics=SPARSE_METRICS)
 def build_sparse(members: Members, env: Env) -> Task:
     """Diagonal linear net on sparse Boolean data: kernel (l2) fit, then grokking to the l1 max margin (Lyu et al. 2024).
 
@@ -251,7 +266,7 @@ def build_sparse(members: Members, env: Env) -> Task:
 
 @register("dichotomy-misgrokking", MisgrokkingConfig, presets=MISGROKKING_PRESETS,
           cpu_runtime="~1 min + ~10 s max-margin solves", figures=figures, memberwise=("alpha", "lr", "weight_decay"),
-          transitions=transition_records)
+          transitions=transition_records, metrics=METRICS)
 def build_misgrokking(members: Members, env: Env) -> Task:
     """Diagonal linear net on data with a dense large-margin direction: test accuracy high, then low (Lyu et al. 2024).
 

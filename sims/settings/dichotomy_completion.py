@@ -111,8 +111,23 @@ def figures(run) -> list:
               f"lambda={c.weight_decay:g}, lr={c.lr:g}")]
 
 
+METRICS = {
+    "train_loss": "mean squared error of W on the observed entries (squared entry units)",
+    "test_loss": "mean squared error of W on every unobserved entry (squared entry units)",
+    "nuclear_norm": "||W||_*, the sum of the singular values of W (entry units; NaN once W overflows)",
+    "effective_rank": "exp of the entropy of the normalised singular values of W (unitless, 1 to d)",
+    "theta_norm": "||theta|| = sqrt(||U||_F^2 + ||V||_F^2) (parameter units)",
+    "nuclear_ratio": "baseline only: ||W||_* / that of the minimum-nuclear-norm completion (unitless, 1 at the "
+                     "late predictor)",
+    "dist_late": "baseline only: ||W - W_late||_F / ||W_late||_F, W_late the minimum-nuclear-norm completion "
+                 "(relative, unitless)",
+    "dist_early": "baseline only: ||W - W_early||_F / ||W_early||_F, W_early the minimum-Frobenius symmetric fit "
+                  "(relative, unitless)",
+}
+
+
 @register("dichotomy-completion", Config, presets=PRESETS, cpu_runtime="~30 s + ~20 s nuclear-norm baseline per seed",
-          figures=figures, memberwise=("alpha", "lr", "weight_decay"), transitions=transition_records)
+          figures=figures, memberwise=("alpha", "lr", "weight_decay"), transitions=transition_records, metrics=METRICS)
 def build(members: Members, env: Env) -> Task:
     """W = U U^T - V V^T on the multiplication table: kernel fit, then the min-nuclear-norm completion (Lyu et al. 2024).
 

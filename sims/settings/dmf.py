@@ -375,7 +375,7 @@ def effective_rank_figure(runs, path: Path):
 
 def _check_inputs(run, what: str):
     """The training data of the viewed members (rebuilt from their seeds), the positions (in the view) of the
-    members trained by plain GD and their indices in the run's ensemble, and {step: snapshot path}.
+    members trained by plain GD and their indices in the run's ensemble, and the snapshot steps (a set).
     Raises unless the run is full-batch SGD without momentum and some member has no weight decay."""
     cfg = run.config
     plain = [e for e, m in enumerate(run.members) if m.weight_decay == 0]
@@ -386,7 +386,7 @@ def _check_inputs(run, what: str):
     members = Members(dataclasses.replace(m, baseline=False) for m in run.members)
     task = _build(members, Env(torch.device("cpu"), torch.float64), sensing=run.summary.get("task") == "sensing")
     idx = list(getattr(run, "idx", range(len(members))))  # a RunView holds some members of its run's ensemble
-    snaps = {int(p.stem.split("-")[1]): p for p in (run.dir / "snapshots").glob("step-*.pt")}
+    snaps = set(run.snapshots())
     return task, plain, [idx[e] for e in plain], snaps
 
 
@@ -416,8 +416,8 @@ def velocity_check(run, *, top: int | None = None, min_fraction: float = 0.1, ma
     for s in sorted(snaps):
         if s + 1 not in snaps:
             continue
-        W0, factors = _state_at(snaps[s], idx)
-        W1, _ = _state_at(snaps[s + 1], idx)
+        W0, factors = _state_at(run, s, idx)
+        W1, _ = _state_at(run, s + 1, idx)
         grad = _loss_grad(task, W0, plain)
         for i, e in enumerate(plain):
             if not (torch.isfinite(W0[i]).all() and torch.isfinite(W1[i]).all()):
@@ -454,7 +454,7 @@ def end_to_end_check(run, *, min_fraction: float = 0.1) -> dict:
     if not starts:
         raise ValueError(f"{run.dir} has no snapshot pairs (s, s+k); run dmf-dynamics with e2e_span >= 1 and "
                          "velocity_checks >= 1")
-    pairs = {s: (_state_at(snaps[s], idx), _state_at(snaps[s + k], idx)[0]) for s in starts}
+    pairs = {s: (_state_at(run, s, idx), _state_at(run, s + k, idx)[0]) for s in starts}
     moved = {s: (W1 - W0).pow(2).sum(dim=(1, 2)).sqrt().numpy() for s, ((W0, _), W1) in pairs.items()}  # [E]
     largest = np.max(np.stack(list(moved.values())), axis=0)  # [E]
     rows = []
@@ -473,11 +473,10 @@ def end_to_end_check(run, *, min_fraction: float = 0.1) -> dict:
                 max_rel_error=float(rel.max()) if len(rel) else math.nan)
 
 
-def _state_at(path: Path, idx: list[int]) -> tuple[torch.Tensor, list[np.ndarray]]:
-    """Members `idx` of a snapshot: the end-to-end matrices [E, n, n] (float64) and the factors (numpy, [E, n, n])."""
-    from ..store import load_checkpoint
-
-    state = load_checkpoint(path, torch.device("cpu"))["model"]
+def _state_at(run, step: int, idx: list[int]) -> tuple[torch.Tensor, list[np.ndarray]]:
+    """Members `idx` (of the run's ensemble) of the snapshot at `step`: the end-to-end matrices [E, n, n] (float64)
+    and the factors (numpy, [E, n, n])."""
+    state = run.snapshot(step)["model"]
     factors = [state[f"factors.{j}"][idx].double() for j in range(len(state))]
     W = factors[0]
     for f in factors[1:]:
@@ -506,8 +505,22 @@ DYNAMICS_PRESETS = {
 }
 
 
+METRICS = {
+    "train_loss": "mean squared error on the observations: observed entries (completion) or measurements y_i "
+                  "(sensing) (squared entry units; W* has RMS entry 1)",
+    "recon_error": "||W - W*||_F^2 / ||W*||_F^2, the mean of (W - W*)^2 over all entries (relative, unitless)",
+    "effective_rank": "exp of the entropy of the normalised singular values of W (unitless, 1 to rank W; 0 for W = 0)",
+    "nuclear_norm": "||W||_*, the sum of the singular values of W (entry units)",
+    "balancedness": "max_j ||W_{j+1}^T W_{j+1} - W_j W_j^T||_F / max(||W_{j+1}^T W_{j+1}||_F, ||W_j W_j^T||_F) "
+                    "(relative, 0 to 2; 0 at depth 1)",
+    "balance_drift": "max_j ||D_j(t) - D_j(0)||_F, D_j = W_{j+1}^T W_{j+1} - W_j W_j^T (squared factor-entry units; "
+                     "0 at depth 1)",
+    "sv_<k>": "the k-th largest singular value of W, k = 1 .. min(n_sv, n) (entry units)",
+}
+
+
 @register("dmf-completion", Config, presets=COMPLETION_PRESETS, cpu_runtime="~15 s (depth 3) + ~6 s baseline",
-          figures=figures, memory=memory, memberwise=("init_scale", "lr"))
+          figures=figures, memory=memory, memberwise=("init_scale", "lr"), metrics=METRICS)
 def build_completion(members: Members, env: Env) -> Task:
     """Matrix completion by a depth-N factorisation against nuclear-norm minimisation (Arora et al. 2019).
 
@@ -521,7 +534,7 @@ def build_completion(members: Members, env: Env) -> Task:
 
 
 @register("dmf-sensing", Config, presets=SENSING_PRESETS, cpu_runtime="~15 s (depth 3) + ~20 s baseline",
-          figures=figures, memory=memory, memberwise=("init_scale", "lr"))
+          figures=figures, memory=memory, memberwise=("init_scale", "lr"), metrics=METRICS)
 def build_sensing(members: Members, env: Env) -> Task:
     """Matrix sensing from Gaussian measurements by a depth-N factorisation against nuclear norm (Arora et al. 2019).
 
@@ -533,7 +546,7 @@ def build_sensing(members: Members, env: Env) -> Task:
 
 
 @register("dmf-dynamics", DynamicsConfig, presets=DYNAMICS_PRESETS, cpu_runtime="~20 s (depth 3)",
-          figures=dynamics_figures, memory=memory, memberwise=("init_scale", "lr", "weight_decay", "init"))
+          figures=dynamics_figures, memory=memory, memberwise=("init_scale", "lr", "weight_decay", "init"), metrics=METRICS)
 def build_dynamics(members: Members, env: Env) -> Task:
     """Singular values of a deep factorisation under plain GD: learned one at a time (Arora et al. 2019, Thm 3).
 

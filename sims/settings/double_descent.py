@@ -132,7 +132,18 @@ def figures(run) -> list:
     return [plots.save(fig, run.dir / "figures" / "risk.png")]
 
 
-@register_grid("double-descent", Config, presets=PRESETS, cpu_runtime="~7 s", figures=figures)
+METRICS = {
+    "p": "grid coordinate: number of random ReLU features p (count)",
+    "risk_min_norm": "test risk E (f^(x) - <beta*, x>)^2 of min-norm least squares (squared label units)",
+    "risk_tuned": "test risk of the ridge fit whose penalty has the smallest held-out error (squared label units)",
+    "lam_tuned": "the penalty chosen on the held-out points, 0 = min-norm (penalty units of ||F b - y||^2 + "
+                 "lam ||b||^2)",
+    "train_mse_min_norm": "mean squared error of the min-norm fit on its training points, 0 once p >= n "
+                          "(squared label units)",
+}
+
+
+@register_grid("double-descent", Config, presets=PRESETS, cpu_runtime="~7 s", figures=figures, metrics=METRICS)
 def build(members: Members, env: Env) -> GridTask:
     """Double descent: min-norm random-features risk peaks at p = n; tuned ridge removes it (Nakkiran et al. 2021).
 

@@ -28,20 +28,20 @@ from ..engine import Env, Task
 from ..nn import make_generators
 from ..registry import register
 from . import image_slices as slices
-from .images import (MIN_TURN, ImageConfig, curves_figure, image_memory, image_task, lc_name, lc_peak, make_model,
-                     member_images)
+from .images import (IMAGE_METRICS, MIN_TURN, ImageConfig, curves_figure, image_memory, image_task, lc_name, lc_peak,
+                     make_model, member_images)
 
 MEMBERWISE = ("init_scale", "lr", "weight_decay", "label_noise", "flip_from", "flip_to", "flip_fraction")
 
 PRESETS = {
     # seconds: tiny sizes, no phases expected
     "ci": dict(n_train=100, n_test=100, width=32, steps=200, n_evals=8, lc_points=30, lc_dirs=8, lc_radii="0.2",
-               snapshots=True, lr=1e-2),
+               snapshots=-1, lr=1e-2),
     # MNIST-1D, found by the parameter search described in papers/humayun2024.md (lr 3e-3, not Omnigrok's 1e-3)
-    "default": dict(dataset="mnist1d", lc_radius=0.05, lc_radii="0.2", lc_points=300, snapshots=True),
+    "default": dict(dataset="mnist1d", lc_radius=0.05, lc_radii="0.2", lc_points=300, snapshots=-1),
     # the published MNIST setup (needs the MNIST files: --set data_dir=DIR); Humayun et al.'s radii
     "paper": dict(dataset="mnist", depth=4, lr=1e-3, weight_decay=0.01, steps=100_000, n_evals=100, n_test=10000,
-                  dtype="float64", lc_radius=0.05, lc_radii="0.1,0.5,1,5", lc_points=1000, snapshots=True),
+                  dtype="float64", lc_radius=0.05, lc_radii="0.1,0.5,1,5", lc_points=1000, snapshots=-1),
 }
 
 CNN_PRESETS = {
@@ -62,15 +62,15 @@ class CNNConfig(with_defaults(ImageConfig, dataset="digits", arch="cnn", init_sc
 def snapshot_model(run, step: int) -> torch.nn.Module:
     """The run's ensemble model (float64) with the state kept at `step` (snapshots/step-<step>.pt)."""
     model = make_model(run.members, torch.float64)
-    state = torch.load(run.dir / "snapshots" / f"step-{step}.pt", map_location="cpu", weights_only=False)["model"]
+    state = run.snapshot(step)["model"]
     model.load_state_dict({k: v.double() if v.is_floating_point() else v for k, v in state.items()})
     return model.eval()
 
 
 def snapshots(run) -> list[int]:
     """The run's snapshot steps that are also eval steps, sorted."""
-    found = (int(p.stem.split("-")[1]) for p in (run.dir / "snapshots").glob("step-*.pt"))
-    return sorted(s for s in found if s in set(run.steps.tolist()))
+    evals = set(run.steps.tolist())
+    return [s for s in run.snapshots() if s in evals]
 
 
 def member_slice(run, e: int) -> dict:
@@ -236,8 +236,11 @@ def figures(run) -> list:
 
 # ------------------------------------------------------------------------------------------ the simulations
 
+METRICS = IMAGE_METRICS
+
+
 @register("image-grokking", ImageConfig, presets=PRESETS, cpu_runtime="~2 min per member (40k steps)",
-          figures=figures, memberwise=MEMBERWISE, transitions=transition_records, memory=image_memory)
+          figures=figures, memberwise=MEMBERWISE, transitions=transition_records, memory=image_memory, metrics=METRICS)
 def build(members: Members, env: Env) -> Task:
     """MLP on images from a large init: LC falls, rises, falls again; the last fall comes with grokking (Humayun 2024).
 
@@ -252,7 +255,7 @@ def build(members: Members, env: Env) -> Task:
 
 
 @register("image-cnn", CNNConfig, presets=CNN_PRESETS, cpu_runtime="~30 s (2000 steps)", figures=figures,
-          memberwise=MEMBERWISE, transitions=transition_records, memory=image_memory)
+          memberwise=MEMBERWISE, transitions=transition_records, memory=image_memory, metrics=METRICS)
 def build_cnn(members: Members, env: Env) -> Task:
     """Small conv net on digits, with or without batch norm: LC over its 1024 + 512 convolution units.
 

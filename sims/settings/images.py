@@ -26,12 +26,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from lc.keys import lc_name as lc_key_name
+from lc.keys import MEANING, PATTERN, lc_name as lc_key_name
 
 from .. import plots, transitions
 from ..config import ConfigError, Members, ProbedConfig, param, with_defaults
 from ..data import IMAGE_SETS, flip_class, for_members, image_split, random_labels
-from ..engine import Env, Task, eval_schedule
+from ..engine import SNAPSHOTS_HELP, Env, Task, snapshot_steps
 from ..nn import MLP, SmallCNN, make_generators
 from .common import argmax_accuracy, cross_entropy, make_probe, squared_loss
 
@@ -40,6 +40,22 @@ SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "mnist1d": (40,)}  # one in
 POOL = {"digits": 1797}  # images in a fixed pool shared by train and test (digits: 1797)
 CNN_CHANNELS = (16, 32)
 MIN_TURN = 0.05  # smallest relative move of LC that makes a turning point (the descent after init is 5-15%)
+
+# what `image_task` writes (loss: mse = mean squared error to one-hot targets, ce = cross-entropy)
+IMAGE_METRICS = {
+    "train_acc": "fraction of training images whose largest output is their (possibly corrupted) label (fraction)",
+    "test_acc": "fraction of test images whose largest output is their label (fraction)",
+    "train_loss": "training loss: mean squared error over the 10 outputs to one-hot targets (loss=mse, squared "
+                  "output units) or mean cross-entropy (loss=ce, nats)",
+    "test_loss": "the same loss on the test images (squared output units or nats)",
+    "weight_norm": "||theta||_2 over every parameter (parameter units)",
+    "train_acc_clean": "label_noise > 0 or a flip only: training accuracy against the clean labels (fraction)",
+    "flip_test": "flip only: share of flip_from's test images predicted flip_to; NaN for a member without a flip "
+                 "(fraction)",
+    "flip_train": "flip only: share of the flipped training images predicted flip_to; NaN for a member without a "
+                  "flip (fraction)",
+    PATTERN: MEANING,
+}
 
 
 @dataclass(frozen=True)
@@ -71,8 +87,7 @@ class ImageConfig(with_defaults(ProbedConfig, optimizer="adamw", lr=3e-3, weight
     flip_to: int = param(7, "class the flipped labels of flip_from become", low=0, high=N_CLASSES - 1)
     flip_fraction: float = param(0.3, "fraction of flip_from's training points relabelled flip_to", low=0.0,
                                  high=1.0)
-    snapshots: bool = param(False, "keep the model state at step 0 and at every eval step from steps/100 on "
-                                   "(snapshots/), for the partition slices")
+    snapshots: int = param(0, SNAPSHOTS_HELP + " (the partition slices of image-grokking use -1)", low=-1)
 
     def check(self) -> None:
         if self.flip_from >= 0 and self.flip_from == self.flip_to:
@@ -186,7 +201,7 @@ def image_task(members: Members, env: Env) -> Task:
 
     return Task(model=model, x=x, y=target, loss=loss, evaluate=evaluate,
                 probe=make_probe(cfg, members.seeds, train=x, test=xt, radius=lc_radii(cfg)),
-                snapshot_steps=snapshot_steps(cfg))
+                snapshot_steps=snapshot_steps(cfg.steps, cfg.n_evals, cfg.snapshots))
 
 
 def image_memory(members: Members, itemsize: int) -> dict:
@@ -228,14 +243,6 @@ def lc_peak(run, points: str = "train") -> list[tuple[int, float]]:
         i = int(np.nanargmax(v))
         out.append((int(run.steps[i]), float(v[i])))
     return out
-
-
-def snapshot_steps(cfg) -> tuple[int, ...]:
-    """Step 0 and every eval step from steps / 100 on, when cfg.snapshots (none otherwise): the LC peak and the
-    final descent then fall on snapshots."""
-    if not cfg.snapshots:
-        return ()
-    return tuple(s for s in eval_schedule(cfg.steps, cfg.n_evals) if s == 0 or s >= cfg.steps / 100)
 
 
 def curves_figure(run, path, *, accuracies=(("train_acc", "train"), ("test_acc", "test"))):

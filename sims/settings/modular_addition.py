@@ -24,18 +24,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lc.keys import lc_keys
+from lc.keys import MEANING, PATTERN, lc_keys
 
 from .. import plots, style
 from ..config import ConfigError, Members, ProbedConfig, param, with_defaults
 from ..data import modular_addition, stack_per_member
-from ..engine import Env, Task, eval_schedule
+from ..engine import SNAPSHOTS_HELP, Env, Task, snapshot_steps
 from ..nn import MLP, make_generators
 from ..registry import register
 from .common import argmax_accuracy, cross_entropy, make_probe
 from .dichotomy import DichotomyConfig, records, transition_lines
 
-__all__ = ["Config", "snapshot_steps", "transition_records", "slice_phases", "migration_table", "figures"]
+__all__ = ["Config", "transition_records", "slice_phases", "migration_table", "figures"]
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,7 @@ class Config(with_defaults(DichotomyConfig, alpha=8.0, lr=1.0, weight_decay=1e-3
                                   "about half of the units at init at the default", low=0.0, low_open=True)
     lc_radius_small: float = param(0.1, "a second, smaller LC radius (about 1/8 of the units crossed at init); 0 = "
                                         "only lc_radius", low=0.0)
-    snapshots: int = param(8, "model states kept at about this many log-spaced and as many linearly spaced eval "
-                              "steps (snapshots/, for the partition figure); 0 = none", low=0)
+    snapshots: int = param(8, SNAPSHOTS_HELP + " (for the partition figure)", low=-1)
     slice_delta: float = param(0.05, "distance (plane units) within which region boundary counts as near the "
                                      "decision boundary or the three pairs in the migration numbers", low=0.0,
                                low_open=True)
@@ -74,19 +73,6 @@ PRESETS = {
     "default": dict(),
     "paper": dict(p=97, train_fraction=0.4, width=1024, lr=0.1, steps=100_000, n_evals=300),
 }
-
-
-def snapshot_steps(cfg: Config) -> tuple[int, ...]:
-    """The eval steps nearest (in log step) to `snapshots` log-spaced steps and nearest to as many linearly
-    spaced ones, with 0 and the last step: grokking spans decades, the transition sits late on a linear axis."""
-    if cfg.snapshots == 0 or cfg.steps == 0:
-        return ()
-    evals = np.array(eval_schedule(cfg.steps, cfg.n_evals))
-    picked = {0, cfg.steps}
-    picked |= {int(evals[np.argmin(np.abs(np.log1p(evals) - np.log1p(w)))])
-               for w in np.geomspace(1, cfg.steps, cfg.snapshots)}
-    picked |= {int(evals[np.argmin(np.abs(evals - w))]) for w in np.linspace(0, cfg.steps, cfg.snapshots)}
-    return tuple(sorted(picked))
 
 
 def _model(cfg: Config, seeds, dtype=torch.float32) -> MLP:
@@ -116,7 +102,7 @@ def slice_phases(run, member: int = 0, rec: dict | None = None) -> dict[str, int
     """Snapshot steps drawn as init / memorised / during / after (member `member`'s transition record, `rec` or the
     run's): step 0, the first snapshot at or after the memorisation step, the snapshot nearest the generalisation
     step, the last."""
-    snaps = sorted(int(p.stem.split("-")[1]) for p in (run.dir / "snapshots").glob("step-*.pt"))
+    snaps = run.snapshots()
     if not snaps:
         return {}
     rec = rec if rec is not None else (run.summary.get("transitions") or [{}] * run.n_members)[member] or {}
@@ -151,7 +137,7 @@ def _slices(run, member: int = 0, rec: dict | None = None):
     bounds = tuple((float(lo - pad), float(hi + pad)) for lo, hi in zip(coords.min(0), coords.max(0)))
     model = _model(c, whole.seeds, torch.float64)
     for phase, step in slice_phases(run, member, rec).items():
-        state = torch.load(run.dir / "snapshots" / f"step-{step}.pt", map_location="cpu", weights_only=False)
+        state = run.snapshot(step)
         model.load_state_dict({k: v.double() for k, v in state["model"].items()})
         part = exact2d.partition(model, origin, basis, bounds=bounds, member=e)
         yield phase, step, part, coords, y[0, :3].numpy(), lc.region_migration(part, c.slice_delta, points=coords)
@@ -202,8 +188,18 @@ def figures(run) -> list:
     return out
 
 
+METRICS = {
+    "train_acc": "fraction of training pairs whose largest logit is (a + b) mod p (fraction)",
+    "test_acc": "fraction of held-out pairs whose largest logit is (a + b) mod p (fraction)",
+    "train_loss": "mean cross-entropy on the training pairs (nats)",
+    "test_loss": "mean cross-entropy on the held-out pairs (nats)",
+    "theta_norm": "||theta||_2 over every parameter (parameter units)",
+    PATTERN: MEANING,
+}
+
+
 @register("modular-addition", Config, presets=PRESETS, cpu_runtime="~2 min (LC ~20 s of it)", figures=figures,
-          transitions=transition_records, memberwise=("lr", "weight_decay"))
+          transitions=transition_records, memberwise=("lr", "weight_decay"), metrics=METRICS)
 def build(members: Members, env: Env) -> Task:
     """Two-layer ReLU net on modular addition from a large init with weight decay: memorise, then grok (Lyu et al. 2024).
 
@@ -224,4 +220,5 @@ def build(members: Members, env: Env) -> Task:
                     train_loss=cross_entropy(out, y), test_loss=cross_entropy(out_t, yt), theta_norm=norm2.sqrt())
 
     return Task(model=model, x=x, y=y, loss=cross_entropy, evaluate=evaluate,
-                probe=make_probe(cfg, seeds, train=x, test=xt, radius=_radii(cfg)), snapshot_steps=snapshot_steps(cfg))
+                probe=make_probe(cfg, seeds, train=x, test=xt, radius=_radii(cfg)),
+                snapshot_steps=snapshot_steps(cfg.steps, cfg.n_evals, cfg.snapshots))

@@ -18,7 +18,7 @@ from ..config import Members, with_defaults
 from ..engine import Env, Task
 from ..registry import register
 from .image_grokking import MEMBERWISE, figures, transition_records as image_records
-from .images import ImageConfig, image_memory, image_task
+from .images import IMAGE_METRICS, ImageConfig, image_memory, image_task
 
 MIN_CHANGE = 0.05  # a test accuracy that moves by less than this has no transition (chance level with noise)
 
@@ -41,8 +41,11 @@ def transition_records(run) -> list[dict]:
     return image_records(run, min_change=MIN_CHANGE)
 
 
+METRICS = IMAGE_METRICS
+
+
 @register("random-labels", Config, presets=PRESETS, cpu_runtime="~20 s per member", figures=figures,
-          memberwise=MEMBERWISE, transitions=transition_records, memory=image_memory)
+          memberwise=MEMBERWISE, transitions=transition_records, memory=image_memory, metrics=METRICS)
 def build(members: Members, env: Env) -> Task:
     """MLP on images with random or flipped training labels: it fits them all (Zhang et al. 2017).
 

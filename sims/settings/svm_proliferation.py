@@ -79,7 +79,15 @@ def memory(members: Members, itemsize: int) -> dict:
     return dict(data=4 * c.n * max(dimensions(c)) * 8 + 8 * c.n * c.n * 8)
 
 
-@register_grid("svm-proliferation", Config, presets=PRESETS, cpu_runtime="~10 s", figures=figures, memory=memory)
+METRICS = {
+    "d": "grid coordinate: input dimension d (count)",
+    "sv_fraction": "share of the training points that are support vectors of the l2 max-margin classifier "
+                   "(fraction)",
+    "proliferation": "1 if every point is a support vector (y_i ((X X^T)^-1 y)_i > 0 for all i), else 0 (0/1)",
+}
+
+
+@register_grid("svm-proliferation", Config, presets=PRESETS, cpu_runtime="~10 s", figures=figures, memory=memory, metrics=METRICS)
 def build(members: Members, env: Env) -> GridTask:
     """Support-vector proliferation: all points become support vectors near d = 2 n log n (Hsu et al. 2021).
 

@@ -9,7 +9,7 @@ near eta (near-optimal: benign overfitting). The transition is a grokking curve.
 
 Besides accuracies and losses, the run records the KKT residual of the parameter max-margin problem
 (f is 1-homogeneous in W), the agreement of sign f with the linear classifier sign <sum_j a_j w_j, x> on
-test points (near 1 while the net is a linear classifier, near 1/2 once it solves XOR), keeps the model state at a few log-spaced steps (snapshots/) and draws the
+test points (near 1 while the net is a linear classifier, near 1/2 once it solves XOR), keeps the model state at a few steps (snapshots/) and draws the
 exact linear regions (`lc.exact2d`) of member 0 on the plane spanned by mu_1 and mu_2 before, during
 and after the transition (found by `sims.transitions`).
 """
@@ -21,12 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lc.keys import lc_name
+from lc.keys import MEANING, PATTERN, lc_name
 
 from .. import metrics, plots, style, transitions
 from ..config import Members, param, with_defaults
 from ..data import for_members, stack_per_member, xor_clusters
-from ..engine import Env, Task, eval_schedule
+from ..engine import SNAPSHOTS_HELP, Env, Task, snapshot_steps
 from ..nn import TwoLayerNet, make_generators
 from ..registry import register
 from .common import TwoLayerConfig, logistic_loss, make_probe, sign_accuracy, two_layer_memory
@@ -38,28 +38,18 @@ class Config(with_defaults(TwoLayerConfig, n=200, d=16000, noise_rate=0.1, width
     lc_radius ~ 0.1 sqrt(d) (the noise norm is ~sqrt(d)) crosses ~16% of the units at init."""
 
     mu_norm: float = param(22.0, "norm of each cluster mean, ||mu_1|| = ||mu_2||", low=0.0)
-    snapshots: int = param(6, "about this many eval steps (always 0, 1 and the last, then log-spaced) whose model "
-                              "state is kept in snapshots/ for the partition figure; 0 = none", low=0)
+    snapshots: int = param(3, SNAPSHOTS_HELP + " (the partition figure and the migration need 0, 1 and the last)",
+                           low=-1)
 
 
 PRESETS = {
     # the smallest size found that shows both phases within seconds (n = 40-100 or d <= 8000 did not)
     "ci": dict(n=150, d=12000, mu_norm=20.0, width=100, lr=0.1, n_test=400, steps=30, n_evals=10, lc_points=30,
-               lc_dirs=8, lc_radius=11.0, snapshots=4),
+               lc_dirs=8, lc_radius=11.0),
     "default": dict(),
     "paper": dict(n=400, d=64000, mu_norm=37.0, width=1000, n_test=5000, steps=2000, n_evals=100,
                   lc_radius=25.0),
 }
-
-
-def snapshot_steps(cfg: Config) -> tuple[int, ...]:
-    """About cfg.snapshots eval steps: 0, 1, the last, and the eval steps nearest log-spaced ones in between."""
-    if cfg.snapshots == 0:
-        return ()
-    evals = np.array(eval_schedule(cfg.steps, cfg.n_evals))
-    want = {0, 1, cfg.steps} | set(np.geomspace(2, max(cfg.steps, 2), max(cfg.snapshots - 3, 0)).tolist())
-    picked = {int(evals[np.argmin(np.abs(np.log1p(evals) - np.log1p(w)))]) for w in want}
-    return tuple(sorted(s for s in picked if s <= cfg.steps))
 
 
 def _member_data(run):
@@ -80,10 +70,6 @@ def transition(run) -> transitions.Crossing | None:
                                      start=1)
 
 
-def _snapshots(run) -> list[int]:
-    return sorted(int(p.stem.split("-")[1]) for p in (run.dir / "snapshots").glob("step-*.pt"))
-
-
 def _slice(run, step: int, member: int):
     """The exact linear regions (`lc.exact2d`) of a member at a snapshot step, on the plane of mu_1, mu_2 through
     0, over [-1.8 ||mu||, 1.8 ||mu||]^2 (mu_1 = ||mu|| e_1, mu_2 = ||mu|| e_2, `sims.data.xor_clusters`)."""
@@ -92,7 +78,7 @@ def _slice(run, step: int, member: int):
     c = run.config
     model = TwoLayerNet(c.d, c.width, make_generators(run.seeds), init_scale=run.members.values("init_scale"),
                         dtype=torch.float64)
-    state = torch.load(run.dir / "snapshots" / f"step-{step}.pt", map_location="cpu", weights_only=False)
+    state = run.snapshot(step)
     model.load_state_dict({k: v.double() for k, v in state["model"].items()})
     basis = torch.zeros(2, c.d, dtype=torch.float64)
     basis[0, 0] = basis[1, 1] = 1.0
@@ -106,7 +92,7 @@ def _migration(run, member: int) -> dict | None:
     (delta = 0.1 ||mu||): the share of region boundary near the decision boundary, and its ratio to the area."""
     from lc import region_migration
 
-    snaps = _snapshots(run)
+    snaps = run.snapshots()
     if 1 not in snaps or len(snaps) < 2:
         return None
     out = {}
@@ -128,7 +114,7 @@ def transition_records(run) -> list[dict]:
     for e in range(run.n_members):
         rec = transitions.record(run.steps, test=run.metric("test_acc")[:, e], train=run.metric("train_acc")[:, e],
                                  lc={s: v[:, e] for s, v in lc.items()}, start=1, time_per_step=run.members[e].lr)
-        rec["migration"] = _migration(run, e) if (run.dir / "snapshots").is_dir() else None
+        rec["migration"] = _migration(run, e) if run.snapshots() else None
         out.append(rec)
     return out
 
@@ -139,7 +125,7 @@ def transition_steps(run) -> dict[str, int]:
     before: step 1 (fitted, not generalising); after: the last step; during: the snapshot step in between
     nearest (in log step) to the transition step.
     """
-    snaps = [s for s in _snapshots(run) if s in run.steps]
+    snaps = [s for s in run.snapshots() if s in run.steps]
     if not snaps:
         return {}
     out = {"init": 0, "before": 1, "after": max(snaps)}
@@ -186,14 +172,28 @@ def figures(run) -> list:
         hlines={"accuracy": [(1 - c.noise_rate, "1 - eta (Bayes, noisy)"), (0.5, "chance")]}),
         plots.lc_figure(run, run.dir / "figures" / "lc.png",
                         title=f"xor-cluster local complexity (r={c.lc_radius}, P={c.lc_dirs})")]
-    if (run.dir / "snapshots").is_dir() and transition_steps(run):
+    if run.snapshots() and transition_steps(run):
         out.append(partition_figure(run, run.dir / "figures" / "partition.png"))
     return out
 
 
+METRICS = {
+    "linear_agreement": "share of test points where sign f agrees with the linear classifier sign <sum_j a_j w_j, x> "
+                        "(fraction)",
+    "train_acc": "fraction of training points with sign f(x) = y, noisy labels (fraction)",
+    "test_acc": "fraction of fresh test points with sign f(x) = y, noisy labels (fraction)",
+    "test_acc_clean": "test accuracy against the clean labels (fraction)",
+    "train_loss": "mean logistic loss on the training points (nats)",
+    "test_loss": "mean logistic loss on the test points, noisy labels (nats)",
+    "weight_norm": "||W||_F of the first layer (weight units)",
+    "kkt_residual": "KKT residual of the parameter max-margin problem (relative, 0 at a KKT point)",
+    PATTERN: MEANING,
+}
+
+
 @register("xor-cluster", Config, presets=PRESETS, cpu_runtime="~2 min", figures=figures,
           transitions=transition_records, memory=two_layer_memory,
-          memberwise=("init_scale", "noise_rate", "mu_norm", "lr", "weight_decay"))
+          memberwise=("init_scale", "noise_rate", "mu_norm", "lr", "weight_decay"), metrics=METRICS)
 def build(members: Members, env: Env) -> Task:
     """XOR clusters: catastrophic then benign overfitting through grokking (Xu et al. 2024).
 
@@ -229,4 +229,5 @@ def build(members: Members, env: Env) -> Task:
         )
 
     return Task(model=model, x=x, y=y, loss=logistic_loss, evaluate=evaluate,
-                probe=make_probe(cfg, seeds, train=x, test=xt), snapshot_steps=snapshot_steps(cfg))
+                probe=make_probe(cfg, seeds, train=x, test=xt),
+                snapshot_steps=snapshot_steps(cfg.steps, cfg.n_evals, cfg.snapshots))

@@ -171,7 +171,7 @@ def test_thread_watch_drops_to_one_thread_when_steps_slow_down(monkeypatch):
     steady or merely noisy steps (1.5x) keep the threads; short stretches are not judged."""
     from threadpoolctl import threadpool_limits
 
-    from sims.engine import _ThreadWatch
+    from sims.threads import ThreadWatch
 
     clock = [0.0]
     monkeypatch.setattr("sims.engine.time.perf_counter", lambda: clock[0])
@@ -179,7 +179,7 @@ def test_thread_watch_drops_to_one_thread_when_steps_slow_down(monkeypatch):
     try:
         with threadpool_limits(limits=2, user_api="blas"):
             torch.set_num_threads(2)
-            watch = _ThreadWatch(torch.device("cpu"), factor=2.5, min_steps=50)
+            watch = ThreadWatch(torch.device("cpu"), factor=2.5, min_steps=50)
             step = 0
             for per_step, n, dropped in ((1e-3, 100, False), (1.5e-3, 100, False), (1e-2, 10, False),
                                          (3e-3, 100, True)):
@@ -189,6 +189,86 @@ def test_thread_watch_drops_to_one_thread_when_steps_slow_down(monkeypatch):
                 assert watch.check(step) is dropped
             assert torch.get_num_threads() == 1 and "from 2 threads to 1 at step 310" in watch.note
             assert watch.check(step + 1000) is False  # one way: never judged again
-        assert not _ThreadWatch(torch.device("meta")).on  # only CPU runs are watched
+        assert not ThreadWatch(torch.device("meta")).on  # only CPU runs are watched
     finally:
         torch.set_num_threads(before)
+
+
+@given(steps=st.integers(0, 10**6), n_evals=st.integers(2, 300), k=st.integers(-1, 12))
+def test_snapshot_policy_properties(steps, n_evals, k):
+    evals = engine.eval_schedule(steps, n_evals)
+    s = engine.snapshot_steps(steps, n_evals, k)
+    assert list(s) == sorted(set(s)) and set(s) <= set(evals)  # always on eval steps
+    if k == 0:
+        assert s == ()
+    elif k == -1:
+        assert set(s) == {e for e in evals if e == 0 or e >= steps / 100}
+    else:
+        assert {0, steps} <= set(s) and len(s) <= 2 * k + 2
+        assert 1 in s or 1 not in evals  # the first step (log-spaced from 1) is kept when it is evaluated
+
+
+def test_snapshot_policy_refuses_other_values():
+    with pytest.raises(ValueError, match="snapshots must be -1"):
+        engine.snapshot_steps(100, 10, -2)
+
+
+def test_runs_keep_and_read_the_policys_snapshots(runs_dir):
+    r = sims.run("xor-cluster", preset="ci", seeds=2, device="cpu", figures=False, threads=1, steps=30, snapshots=4,
+                 **CI_FAST)
+    assert r.snapshots() == list(engine.snapshot_steps(30, r.config.n_evals, 4))
+    view = r.view([1])
+    assert view.snapshots() == r.snapshots()
+    last = view.snapshot(30)
+    assert last["step"] == 30
+    for k, v in r.simulation.build(r.members, engine.Env(torch.device("cpu"), torch.float64)).model.state_dict().items():
+        assert last["model"][k].shape == v.shape  # every member of the run, also through a view
+    none = sims.run("xor-cluster", preset="ci", seeds=1, device="cpu", figures=False, threads=1, steps=30, snapshots=0,
+                    **CI_FAST)
+    assert none.snapshots() == [] and not (none.dir / "snapshots").exists()
+
+
+def _on(device, task):
+    task.model.to(device)
+    task.x, task.y = task.x.to(device), task.y.to(device)
+    return task
+
+
+def _tensors(obj):
+    if torch.is_tensor(obj):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _tensors(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _tensors(v)
+
+
+@pytest.mark.parametrize("batch_size", [0, 5])
+def test_the_loop_state_stays_on_the_tasks_device(tmp_path, batch_size):
+    """The loop's device transfers on the `meta` device (tensors without data): a state tensor or batch index
+    left on the CPU, a checkpoint not moved to the device on resume, or a data-dependent write (a host-device sync
+    on a GPU) in the per-step path raises or shows up here. The per-member batch generators stay on the CPU."""
+    meta = torch.device("meta")
+    cfg = _ToyConfig(steps=6, lr=0.05, n_evals=3, batch_size=batch_size, optimizer="adamw")
+    members = Members.from_seeds(cfg, 2)
+    engine.train(_toy_task([1.0, 2.0]), members, tmp_path, quiet=True)  # a real checkpoint, written on the CPU
+    ckpt = store.load_checkpoint(tmp_path / "checkpoint.pt")
+    frozen_member = dict(status="stopped", step=3, why="reached the stopping criterion")
+    ckpt.update(step=3, active=torch.tensor([True, False]), ended=[None, frozen_member],
+                frozen={k: v.clone() for k, v in ckpt["model"].items()})
+    for resume in (None, ckpt):
+        task = _on(meta, _toy_task([1.0, 2.0]))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # load_state_dict into meta parameters copies nothing (and says so)
+            state = engine._new_state(task, members, resume)
+        xb, yb = engine._batch(task, cfg, state)
+        assert xb.device == yb.device == meta and xb.shape[:2] == (2, batch_size or 20)
+        for _ in range(2):
+            engine._train_step(task, cfg, state)
+        assert state.step == (3 if resume else 0) + 2 and state.n_active == (1 if resume else 2)
+        on_device = [state.active, *state.frozen.values(), *state.safe.values(), *task.model.parameters(),
+                     *(t for t in _tensors(state.opt.state_dict()["state"]) if t.dim() > 0)]
+        assert all(t.device == meta for t in on_device)
+        assert all(g.device.type == "cpu" for g in state.batch_gens)

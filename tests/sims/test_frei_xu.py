@@ -102,14 +102,14 @@ def test_xor_first_step_fits_every_noisy_label(seed, n, d):
 
 def test_xor_snapshots_and_partition_figure(runs_dir):
     r = sims.run("xor-cluster", preset="ci", seeds=2, device="cpu")
-    snaps = sorted(int(p.stem.split("-")[1]) for p in (r.dir / "snapshots").glob("step-*.pt"))
+    snaps = r.snapshots()
     assert {0, 1, r.config.steps} <= set(snaps) and set(snaps) <= set(r.steps.tolist())
     phases = xor.transition_steps(r)
     assert phases["before"] == 1 and phases["after"] == r.config.steps
     assert (r.dir / "figures" / "partition.png").stat().st_size > 10_000
     from lc import exact2d
 
-    state = torch.load(r.dir / "snapshots" / f"step-{r.config.steps}.pt", weights_only=False)
+    state = r.snapshot(r.config.steps)
     c = r.config
     model = TwoLayerNet(c.d, c.width, make_generators(r.seeds), init_scale=c.init_scale)
     model.load_state_dict(state["model"])

@@ -63,3 +63,37 @@ def test_grid_simulation_in_the_cli(capsys, tmp_path):
     assert main(["run", "svm-proliferation", "--preset", "ci", "--seeds", "2", "--out", str(tmp_path), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "5 grid points" in out and "sv_fraction" in out and "proliferation.png" in out
+
+
+def test_a_grid_run_edited_on_disk_is_not_resumed(runs_dir, monkeypatch, capsys):
+    sim = registry.get("svm-proliferation")
+
+    def build(members, env):
+        task = sim.build(members, env)
+        inner = task.evaluate
+
+        def evaluate(i, point):
+            if i == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+            return inner(i, point)
+
+        task.evaluate = evaluate
+        return task
+
+    monkeypatch.setitem(registry._REGISTRY, "svm-proliferation", registry.Simulation(
+        **{**sim.__dict__, "build": build}))
+    with pytest.raises(engine.Interrupted):
+        sims.run("svm-proliferation", preset="ci", seeds=2, device="cpu", figures=False)
+    monkeypatch.setitem(registry._REGISTRY, "svm-proliferation", sim)
+    [cut] = list((runs_dir / "svm-proliferation").iterdir())
+    meta = json.loads((cut / "config.json").read_text())
+    meta["config"]["n"] = 8  # the points so far were computed with n = 16 (the ci preset)
+    (cut / "config.json").write_text(json.dumps(meta))
+    before = {p.name: p.read_bytes() for p in cut.iterdir() if p.is_file()}
+    assert main(["run", "--resume", str(cut), "--device", "cpu", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "['n'] changed since summary.json was written" in err and len(err.strip().splitlines()) == 1, err
+    assert {p.name: p.read_bytes() for p in cut.iterdir() if p.is_file()} == before  # nothing computed or written
+    meta["config"]["n"] = 16  # restored: the run resumes and completes
+    (cut / "config.json").write_text(json.dumps(meta))
+    assert sims.resume(cut, device="cpu", figures=False).summary["status"] == "completed"

@@ -194,7 +194,7 @@ def test_config_errors_name_the_field():
 ])
 def test_members_equal_single_runs(tmp_path, name, grid):
     base = dict(steps=12, n_evals=4, dtype="float64", n_train=40, n_test=30, batch_size=16, lc_points=10, lc_dirs=4,
-                dataset="digits", snapshots=False)
+                dataset="digits", snapshots=0)
     index = sims.sweep.sweep(name, grid, preset="ci", base=base, out=tmp_path / "sweep", device="cpu", threads=1)
     [group] = index["groups"]
     run = sims.load(group["dir"])
