@@ -22,12 +22,14 @@ __all__ = ["figure", "band", "run_band", "step_axis", "value_ticks", "finish", "
 LC_SETS = ("train", "test", "random")
 
 
-def figure(ncols: int = 1, nrows: int = 1, *, panel: tuple[float, float] = (5.2, 3.8)):
-    """(fig, axes): a Figure with an Agg canvas and an [nrows, ncols] array of axes of `panel` inches each."""
+def figure(ncols: int = 1, nrows: int = 1, *, panel: tuple[float, float] = (5.2, 3.8),
+           layout: str | None = "constrained"):
+    """(fig, axes): a Figure with an Agg canvas and an [nrows, ncols] array of axes of `panel` inches each, laid out
+    by `layout` (a matplotlib layout engine; None for fixed placement, as in the frames of a movie)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(panel[0] * ncols, panel[1] * nrows), layout="constrained")
+    fig = Figure(figsize=(panel[0] * ncols, panel[1] * nrows), layout=layout)
     FigureCanvasAgg(fig)
     axes = np.array(fig.subplots(nrows, ncols, squeeze=False))
     for ax in axes.flat:

@@ -225,6 +225,14 @@ def exact_figure(run, path):
                       f"against the exact number of linear regions at {ex['n']} points of the slice")
 
 
+def movie_slices(run):
+    """For `sims plot --movie`: (step, exact partition, points [3, 2], labels [3]) of member 0's slice through three
+    of its training points (`member_slice`) at every snapshot."""
+    sl = member_slice(run, 0)
+    for s in run.snapshots():
+        yield s, slices.partition(snapshot_model(run, s).member(0), sl), sl["coords"], sl["labels"]
+
+
 def figures(run) -> list:
     d = run.dir / "figures"
     out = [curves_figure(run, d / "curves.png"), plots.lc_figure(run, d / "lc.png", title=f"{run.sim_name} LC")]

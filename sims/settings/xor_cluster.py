@@ -159,6 +159,14 @@ def partition_figure(run, path):
                       "near the decision boundary, black); training points projected, colour = noisy label")
 
 
+def movie_slices(run):
+    """For `sims plot --movie`: (step, exact partition, points [n, 2], labels [n]) of member 0 on the plane of mu_1,
+    mu_2 at every snapshot, with its training points and noisy labels."""
+    x, y, _ = _member_data(run)
+    for s in run.snapshots():
+        yield s, _slice(run, s, 0), x[:, :2].numpy(), y.numpy()
+
+
 def figures(run) -> list:
     c = run.config
     title = f"xor-cluster: n={c.n}, d={c.d}, ||mu||={c.mu_norm}, eta={c.noise_rate}, m={c.width}, lr={c.lr}"
