@@ -99,7 +99,7 @@ def region_classes(partition) -> tuple[np.ndarray, np.ndarray, list[str]]:
     Returns (classes [R] int, margins [R] >= 0, names [2 or K]).
     """
     cent = np.stack([p.mean(axis=0) for p in partition.polygons]) if partition.count else np.zeros((0, 2))
-    out = np.einsum("ri,rik->rk", cent, partition.output_slope) + partition.output_offset  # [R, K]
+    out = partition.output(cent, np.arange(partition.count))  # [R, K]
     if out.shape[1] == 1:
         return (out[:, 0] > 0).astype(int), np.abs(out[:, 0]), ["f < 0", "f > 0"]
     top = np.sort(out, axis=1)
@@ -131,9 +131,10 @@ def plot_partition(partition, path=None, *, ax=None, points=None, labels=None, m
                    dpi: int = 120):
     """Draw an `lc.exact2d.Partition`: each region coloured by the class the network predicts on it (pale near
     the decision boundary, see `region_classes`), thin region edges, the decision boundary thick, optional points
-    [n, 2] in plane coordinates (a, b) coloured by `labels` [n] in the class colours (sorted label values map
-    to classes 0, 1, ...), ringed where `marked` [n] (bool) is set. The legend's title is the number of regions
-    drawn, and it lists the regions per predicted class.
+    [n, 2] in plane coordinates (a, b) coloured by `labels` [n] in the colours of the regions (one output: label > 0
+    is the class "f > 0"; K outputs: the label is the class index; with more classes than colours the points are
+    white and their labels written beside them), ringed where `marked` [n] (bool) is set. The legend's title is
+    the number of regions drawn, and it lists the regions per predicted class.
 
     Draws on `ax` if given, else on a new figure. Saves to `path` if given. Returns the Figure.
     """
@@ -152,7 +153,7 @@ def plot_partition(partition, path=None, *, ax=None, points=None, labels=None, m
         ax.add_collection(LineCollection(partition.boundary, colors=st["boundary"], linewidths=2.0))
         handles.append(Line2D([], [], color=st["boundary"], lw=2.0, label="decision boundary"))
     if points is not None:
-        handles += _points(ax, points, labels, marked, marked_label, st)
+        handles += _points(ax, points, labels, marked, marked_label, st, partition.output_offset.shape[1])
     lo, hi = partition.domain.min(0), partition.domain.max(0)
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[1], hi[1])
@@ -168,8 +169,9 @@ def plot_partition(partition, path=None, *, ax=None, points=None, labels=None, m
     return fig
 
 
-def _points(ax, points, labels, marked, marked_label: str, st: dict) -> list:
-    """Scatter the points (coloured by label) and ring the marked ones; the legend handles of the rings."""
+def _points(ax, points, labels, marked, marked_label: str, st: dict, outputs: int) -> list:
+    """Scatter the points (coloured by label as the regions are by class, for a net with `outputs` outputs) and ring
+    the marked ones; the legend handles of the rings."""
     from matplotlib.lines import Line2D
 
     pts = np.asarray(points, dtype=np.float64)
@@ -180,8 +182,13 @@ def _points(ax, points, labels, marked, marked_label: str, st: dict) -> list:
         lab = np.asarray(labels).reshape(-1)
         if len(lab) != len(pts):
             raise ValueError(f"labels must have one entry per point ({len(pts)}); got {len(lab)}")
-        idx = np.searchsorted(np.unique(lab), lab)
-        colors = [st["classes"][i % len(st["classes"])] for i in idx]
+        if outputs == 1:
+            colors = [st["classes"][int(v)] for v in lab > 0]
+        elif outputs <= len(st["classes"]):
+            colors = [st["classes"][int(v)] for v in lab]
+        else:
+            for (a, b), v in zip(pts, lab):
+                ax.annotate(str(v), (a, b), xytext=(4, 4), textcoords="offset points", fontsize=7, zorder=5)
     ax.scatter(pts[:, 0], pts[:, 1], c=colors, s=14, edgecolors="k", linewidths=0.5, zorder=3)
     if marked is None:
         return []
