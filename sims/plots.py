@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from . import style
+from . import style as house  # the house style (its name `style` is run_band's line-style argument)
 
 __all__ = ["figure", "band", "run_band", "step_axis", "value_ticks", "finish", "save", "saved_path", "curves_figure",
            "lc_figure", "LC_SETS"]
@@ -33,7 +33,7 @@ def figure(ncols: int = 1, nrows: int = 1, *, panel: tuple[float, float] = (5.2,
     FigureCanvasAgg(fig)
     axes = np.array(fig.subplots(nrows, ncols, squeeze=False))
     for ax in axes.flat:
-        ax.set_prop_cycle(color=style.PALETTE)
+        ax.set_prop_cycle(color=house.PALETTE)
     return fig, axes
 
 
@@ -68,7 +68,7 @@ def run_band(ax, run, metric, label: str | None = None, *, style: int | None = N
         band(ax, run.steps, values, label, ls=ls, **kw)
         return
     for k, (over, idx) in enumerate(configs):
-        band(ax, run.steps, values[:, idx], f"{label} ({_tag(over)})" if label else None, color=style.color(k), ls=ls,
+        band(ax, run.steps, values[:, idx], f"{label} ({_tag(over)})" if label else None, color=house.color(k), ls=ls,
              **kw)
 
 
@@ -116,7 +116,7 @@ def save(fig, path, *, title: str | None = None, dpi: int | None = None):
     written in `saved_path(fig)`. Constrained layout and a tight bounding box keep every label inside."""
     if title:
         fig.suptitle(title, fontsize=10)
-    out = style.current()
+    out = house.current()
     path = Path(path).with_suffix("." + out["format"])
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi or out["dpi"], bbox_inches="tight")
@@ -132,7 +132,7 @@ def saved_path(fig) -> Path:
 def _vlines(ax, vlines: Sequence[tuple[float, str]]) -> None:
     """Vertical reference lines [(step, label)] (predicted and measured transition steps), each in its own style."""
     for x, label in vlines:
-        style.reference(ax, label, x=x)
+        house.reference(ax, label, x=x)
 
 
 def curves_figure(run, panels: Sequence[tuple[str, Sequence[tuple[str, str]]]], path, *, title: str | None = None,
@@ -149,7 +149,7 @@ def curves_figure(run, panels: Sequence[tuple[str, Sequence[tuple[str, str]]]], 
             if metric in run.metric_names:
                 run_band(ax, run, metric, label, style=k)
         for y, label in (hlines or {}).get(ylabel, []):
-            style.reference(ax, label, y=y)
+            house.reference(ax, label, y=y)
         _vlines(ax, vlines)
         finish(ax, ylabel, steps=run.steps, log=ylabel in log)
     return save(fig, path, title=title)
