@@ -124,8 +124,10 @@ class Run:
         """(Re)draw the setting's standard figures into figures/."""
         if self.simulation.figures is None:
             return []
+        from .plots import saved_path
+
         (self.dir / "figures").mkdir(exist_ok=True)
-        return [p for p in self.simulation.figures(self) if p is not None]
+        return [saved_path(f) for f in self.simulation.figures(self) if f is not None]
 
     def __repr__(self) -> str:
         return f"Run({str(self.dir)!r}, sim={self.sim_name!r}, status={self.summary.get('status')!r})"

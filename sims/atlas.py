@@ -31,7 +31,8 @@ import numpy as np
 
 from lc.keys import select
 
-from . import api, atlas_analysis as an, atlas_migration, atlas_report, checks, locks, outdir, registry, store, sweep
+from . import (api, atlas_analysis as an, atlas_migration, atlas_report, checks, locks, outdir, plots, registry, store,
+               sweep)
 
 __all__ = ["Entry", "registered", "atlas", "analyse", "write_outputs"]
 
@@ -134,7 +135,8 @@ def write_outputs(root: Path, rows: list[Row], preset: str, elapsed: float) -> d
         w = csv.DictWriter(f, fieldnames=list(table[0]) if table else ["setting", "settled"])
         w.writeheader()
         w.writerows(table)
-    out = dict(preset=preset, dir=str(root), figure=str(fig) if fig else None, table=table, settings=results,
+    out = dict(preset=preset, dir=str(root), figure=str(plots.saved_path(fig)) if fig else None, table=table,
+               settings=results,
                meaningful=preset != "ci", failures=[r.error for r in rows if r.error], elapsed_s=round(elapsed, 1))
     store.write_json(root / "atlas.json", out)
     return out

@@ -9,7 +9,7 @@ import numpy as np
 
 from lc.keys import radii, select
 
-from . import atlas_analysis as an, plots, transitions
+from . import atlas_analysis as an, plots, style, transitions
 
 __all__ = ["markdown", "figure", "table_radius"]
 
@@ -117,10 +117,10 @@ def _draw_lc(ax, view, e: int, t: np.ndarray, rec: dict, radius) -> None:
         except KeyError:
             continue
         v = view.metric(name)[:, e]
-        ax.plot(t, v, color=f"C{k}", lw=1, label=name[3:] if e == 0 else None)
+        ax.plot(t, v, color=style.color(k), lw=1, label=name[3:] if e == 0 else None)
         for turn in transitions.turning_points(view.steps, v, window=rule["window"],
                                                min_rel_change=rule["min_rel_change"]):
-            ax.plot(t[turn.index], turn.value, "v" if turn.kind == "min" else "^", color=f"C{k}", ms=5)
+            ax.plot(t[turn.index], turn.value, "v" if turn.kind == "min" else "^", color=style.color(k), ms=5)
 
 
 def _draw_linear(ax, view, e: int, t: np.ndarray, linear) -> None:
@@ -129,7 +129,7 @@ def _draw_linear(ax, view, e: int, t: np.ndarray, linear) -> None:
         if name in view.metric_names:
             v = view.metric(name)[:, e]
             scale = np.nanmax(np.abs(v)) if np.any(np.isfinite(v)) else 1.0
-            ax.plot(t, v / (scale or 1.0), color=f"C{k + 3}", lw=1, label=label if e == 0 else None)
+            ax.plot(t, v / (scale or 1.0), color=style.color(k + 3), lw=1, label=label if e == 0 else None)
 
 
 def _draw_row(axes, row, radius) -> None:
@@ -142,7 +142,7 @@ def _draw_row(axes, row, radius) -> None:
         t = np.maximum(view.steps, 0.5) / g
         for name, ls in ((row.entry.test, "-"), (row.entry.train, ":")):
             if name in view.metric_names:
-                axes[0].plot(t, view.metric(name)[:, e], ls, color="C0" if name == row.entry.test else "C1",
+                axes[0].plot(t, view.metric(name)[:, e], ls, color=style.color(0 if name == row.entry.test else 1),
                              lw=1, label=name if e == 0 else None)
         if row.entry.linear:
             _draw_linear(axes[1], view, e, t, row.entry.linear)
@@ -151,18 +151,19 @@ def _draw_row(axes, row, radius) -> None:
     right = "scaled (no LC: linear in its input)" if row.entry.linear else "LC (mean crossed units)" + (
         "" if radius is None else f" at r = {radius:g}")
     for ax, ylabel, log in zip(axes, ("loss" if row.entry.log else "accuracy", right), (row.entry.log, False)):
-        ax.axvline(1.0, color="k", ls="--", lw=0.8)
+        style.reference(ax, "generalisation step", x=1.0)
         ax.set_xscale("log")
         ax.set_xlabel(f"step / {' or '.join(sorted(units)) or 'generalisation'} step")
         plots.finish(ax, ylabel, title=row.entry.label, log=log)
 
 
-def figure(rows, path: Path) -> Path:
-    """atlas.png: a row per setting with a run (accuracies left; LC, or a linear model's curves, right)."""
+def figure(rows, path: Path):
+    """atlas.png: a row per setting with a run (accuracies left; LC, or a linear model's curves, right); the saved
+    Figure."""
     drawn = [r for r in rows if r.view is not None]
     fig, axes = plots.figure(2, len(drawn), panel=(5.6, 3.0))
     for ax_row, row in zip(axes, drawn):
         _draw_row(ax_row, row, table_radius(row.view.metric_names, row.view.config))
     return plots.save(fig, path, title="transitions atlas: each member's time axis divided by its generalisation step "
-                      "(dashed line;\na control without one: its memorisation step); LC turning points: v minimum, "
+                      "(reference line;\na control without one: its memorisation step); LC turning points: v minimum, "
                       "^ maximum")

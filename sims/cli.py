@@ -154,6 +154,17 @@ def cmd_run(args) -> int:
 
 
 def cmd_plot(args) -> int:
+    from . import style
+
+    try:
+        fmt, dpi = style.check_format(args.format), style.check_dpi(args.dpi)
+    except ValueError as exc:
+        raise ConfigError(f"--format/--dpi: {exc}") from None
+    with style.output(fmt, dpi):
+        return _plot(args)
+
+
+def _plot(args) -> int:
     from . import api, sweep, sweepfiles
 
     if (Path(args.run_dir) / "sweep.json").exists():
@@ -167,6 +178,11 @@ def cmd_plot(args) -> int:
     if args.x or args.y or args.hue:
         raise ConfigError(f"--x/--y/--hue are for sweep directories; {args.run_dir} holds no sweep.json")
     run = api.Run(Path(args.run_dir))
+    if args.movie:
+        from .movie import partition_movie
+
+        print(f"movie: {partition_movie(run)}")
+        return EXIT_OK
     for f in run.figures():
         print(f"figure: {f}")
     return EXIT_OK
@@ -306,6 +322,11 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("--x", help="sweep: the swept parameter on the x axis")
     pl.add_argument("--y", help="sweep: the final metric on the y axis")
     pl.add_argument("--hue", help="sweep: one line per value of this parameter")
+    pl.add_argument("--format", default="png", help="file format of the figures: png, pdf or svg (default png)")
+    pl.add_argument("--dpi", default="120", help="resolution of raster output in dots per inch, 20-1200 (default 120)")
+    pl.add_argument("--movie", action="store_true", help="instead of the figures, write figures/partition-movie.gif: "
+                    "the exact linear regions on the run's slice at every snapshot (xor-cluster, modular-addition, "
+                    "image-grokking)")
     rp = sub.add_parser("reproduce", help="run a paper's claims and write report.md / report.json")
     rp.add_argument("key", help="paper key, e.g. xu2024")
     rp.add_argument("--preset", default="default")

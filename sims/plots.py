@@ -14,20 +14,26 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["figure", "band", "run_band", "step_axis", "value_ticks", "finish", "save", "curves_figure", "lc_figure",
-           "LC_SETS"]
+from . import style as house  # the house style (its name `style` is run_band's line-style argument)
+
+__all__ = ["figure", "band", "run_band", "step_axis", "value_ticks", "finish", "save", "saved_path", "curves_figure",
+           "lc_figure", "LC_SETS"]
 
 LC_SETS = ("train", "test", "random")
 
 
-def figure(ncols: int = 1, nrows: int = 1, *, panel: tuple[float, float] = (5.2, 3.8)):
-    """(fig, axes): a Figure with an Agg canvas and an [nrows, ncols] array of axes of `panel` inches each."""
+def figure(ncols: int = 1, nrows: int = 1, *, panel: tuple[float, float] = (5.2, 3.8),
+           layout: str | None = "constrained"):
+    """(fig, axes): a Figure with an Agg canvas and an [nrows, ncols] array of axes of `panel` inches each, laid out
+    by `layout` (a matplotlib layout engine; None for fixed placement, as in the frames of a movie)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(panel[0] * ncols, panel[1] * nrows))
+    fig = Figure(figsize=(panel[0] * ncols, panel[1] * nrows), layout=layout)
     FigureCanvasAgg(fig)
     axes = np.array(fig.subplots(nrows, ncols, squeeze=False))
+    for ax in axes.flat:
+        ax.set_prop_cycle(color=house.PALETTE)
     return fig, axes
 
 
@@ -62,7 +68,7 @@ def run_band(ax, run, metric, label: str | None = None, *, style: int | None = N
         band(ax, run.steps, values, label, ls=ls, **kw)
         return
     for k, (over, idx) in enumerate(configs):
-        band(ax, run.steps, values[:, idx], f"{label} ({_tag(over)})" if label else None, color=f"C{k % 10}", ls=ls,
+        band(ax, run.steps, values[:, idx], f"{label} ({_tag(over)})" if label else None, color=house.color(k), ls=ls,
              **kw)
 
 
@@ -70,7 +76,7 @@ def step_axis(ax, steps) -> None:
     """Log-spaced step axis that still shows step 0 (symlog, linear below 1)."""
     ax.set_xscale("symlog", linthresh=1.0)
     ax.set_xlim(0, max(1, int(np.max(steps))) * 1.05)
-    ax.set_xlabel("step (symlog: linear below 1)")
+    ax.set_xlabel("training step (symlog: linear below 1)")
 
 
 def value_ticks(ax, values) -> None:
@@ -83,7 +89,8 @@ def value_ticks(ax, values) -> None:
 
 
 def finish(ax, ylabel: str, *, steps=None, log: bool = False, title: str | None = None) -> None:
-    """Label, grid and legend of a panel; a symlog step axis when `steps` is given; a log y axis if `log`."""
+    """Label, grid and legend of a panel; a symlog step axis when `steps` is given; a log y axis if `log`.
+    The legend lists every labelled line; a panel whose lines are all unlabelled gets none."""
     if steps is not None:
         step_axis(ax, steps)
     if log and _has_positive_data(ax):
@@ -103,32 +110,38 @@ def _has_positive_data(ax) -> bool:
     return any(np.any(np.isfinite(y) & (y > 0)) for y in ys)
 
 
-def save(fig, path, *, title: str | None = None, dpi: int = 120) -> Path:
-    """Lay out, save as PNG (creating the folder) and return the path."""
+def save(fig, path, *, title: str | None = None, dpi: int | None = None):
+    """Write `fig` (with `title` as its suptitle) to `path` with its suffix set to the format of `style.output`
+    (png unless set), at `dpi` (default: the style's), creating the folder; returns the Figure, with the path
+    written in `saved_path(fig)`. Constrained layout and a tight bounding box keep every label inside."""
     if title:
         fig.suptitle(title, fontsize=10)
-        lines = title.count("\n") + 1
-        fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 * lines / fig.get_figheight()))  # room for the title
-    else:
-        fig.tight_layout()
-    path = Path(path)
+    out = house.current()
+    path = Path(path).with_suffix("." + out["format"])
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    return path
+    fig.savefig(path, dpi=dpi or out["dpi"], bbox_inches="tight")
+    fig.sims_path = path
+    return fig
+
+
+def saved_path(fig) -> Path:
+    """Where `save` last wrote `fig`."""
+    return fig.sims_path
 
 
 def _vlines(ax, vlines: Sequence[tuple[float, str]]) -> None:
-    """Vertical reference lines [(step, label)] (predicted and measured transition steps)."""
-    for k, (x, label) in enumerate(vlines):
-        ax.axvline(x, color="k", ls=(":", "-.", "--")[k % 3], lw=1.0, label=label)
+    """Vertical reference lines [(step, label)] (predicted and measured transition steps), each in its own style."""
+    for x, label in vlines:
+        house.reference(ax, label, x=x)
 
 
 def curves_figure(run, panels: Sequence[tuple[str, Sequence[tuple[str, str]]]], path, *, title: str | None = None,
-                  hlines: dict | None = None, log: Sequence[str] = (), vlines: Sequence[tuple[float, str]] = ()) -> Path:
+                  hlines: dict | None = None, log: Sequence[str] = (), vlines: Sequence[tuple[float, str]] = ()):
     """One panel per (ylabel, [(metric, label), ...]) against the step; metrics the run lacks are skipped.
 
     `hlines` maps a panel's ylabel to [(y, label)] reference lines (paper values, Bayes rates); panels whose
     ylabel is in `log` get a log y axis; `vlines` [(step, label)] are drawn on every panel (predicted times).
+    Saves to `path` and returns the Figure.
     """
     fig, axes = figure(len(panels))
     for ax, (ylabel, series) in zip(axes[0], panels):
@@ -136,15 +149,15 @@ def curves_figure(run, panels: Sequence[tuple[str, Sequence[tuple[str, str]]]], 
             if metric in run.metric_names:
                 run_band(ax, run, metric, label, style=k)
         for y, label in (hlines or {}).get(ylabel, []):
-            ax.axhline(y, color="k", ls="--", lw=0.8, label=label)
+            house.reference(ax, label, y=y)
         _vlines(ax, vlines)
         finish(ax, ylabel, steps=run.steps, log=ylabel in log)
     return save(fig, path, title=title)
 
 
-def lc_figure(run, path, *, title: str | None = None, vlines: Sequence[tuple[float, str]] = ()) -> Path | None:
-    """LC at train / test / random points against the step, one panel per probe radius; None without LC.
-    `vlines` [(step, label)] are drawn on every panel (transitions)."""
+def lc_figure(run, path, *, title: str | None = None, vlines: Sequence[tuple[float, str]] = ()):
+    """LC at train / test / random points against the step, one panel per probe radius; the saved Figure, or None
+    without LC. `vlines` [(step, label)] are drawn on every panel (transitions)."""
     from lc.keys import lc_keys, lc_name, radii
 
     names = [str(k) for k in lc_keys(run.metric_names, total=True) if k.points in LC_SETS]
@@ -157,6 +170,6 @@ def lc_figure(run, path, *, title: str | None = None, vlines: Sequence[tuple[flo
             if lc_name(s, r) in names:
                 run_band(ax, run, lc_name(s, r), s, style=k)
         _vlines(ax, vlines)
-        finish(ax, "local complexity (mean crossed units)", steps=run.steps,
+        finish(ax, "local complexity (mean number of crossed units)", steps=run.steps,
                title=None if r is None else f"radius {r:g}")
     return save(fig, path, title=title)

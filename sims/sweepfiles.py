@@ -159,4 +159,4 @@ def figure(sweep_dir: str | Path, x: str, y: str, hue: str | None = None, path: 
     shown = "" if len(rows) == len(every) else f"; {len(rows)} of {len(every)} points completed"
     plots.finish(ax, f"{y} (final; mean, min-max over seeds)", title=f"{sim} sweep {Path(sweep_dir).name}{shown}")
     name = f"{y}-vs-{x}" + (f"-by-{hue}" if hue else "") + ".png"
-    return plots.save(fig, path or Path(sweep_dir) / "figures" / name)
+    return plots.saved_path(plots.save(fig, path or Path(sweep_dir) / "figures" / name))

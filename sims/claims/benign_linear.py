@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import plots, transitions
+from .. import plots, style, transitions
 from ..settings import benign_regression, double_descent, svm_proliferation
 from . import Claim, Figure, RunSpec, Sweep, final, register_claims
 from .seeds import RATE
@@ -123,7 +123,7 @@ def error_signal_figure(runs, path):
     fig, axes = plots.figure(1, panel=(5.6, 4.4))
     ax = axes[0, 0]
     plots.band(ax, snr, np.maximum(per_seed, 1e-16), "GD, last step (mean, min-max over seeds)", marker="o")
-    ax.axhline(NEAR, color="k", ls="--", lw=0.8, label=f"{NEAR} (the claim's tolerance)")
+    style.reference(ax, f"{NEAR} (the claim's tolerance)", y=NEAR)
     ax.set_xlabel("||mu||^4 / d")
     c = next(iter(runs["sweep"].views)).config
     plots.finish(ax, "test error - eta (floored at 1e-16)", log=True,
@@ -201,8 +201,9 @@ def risk_figure(runs, path):
     fig, axes = plots.figure(1, panel=(6.6, 4.6))
     ax = axes[0, 0]
     for k, (point, view) in enumerate(runs["sweep"]):
-        benign_regression.risk_axes(ax, view, point["spectrum"], color=f"C{k}")
-        ax.plot(view.metric("n")[:, 0], view.metric("bound_total")[:, 0], "--", color=f"C{k}", lw=0.8)
+        benign_regression.risk_axes(ax, view, point["spectrum"], color=style.color(k))
+        ax.plot(view.metric("n")[:, 0], view.metric("bound_total")[:, 0], "--", color=style.color(k), lw=0.8,
+                label=f"bound: {point['spectrum']}")
     c = next(iter(runs["sweep"].views)).config
     plots.finish(ax, "excess risk of the min-norm interpolant",
                  title=f"benign-regression, d={c.d}, sigma={c.sigma:g} (dashed: bound terms, constants 1)")
@@ -217,11 +218,12 @@ def flip_figure(runs, path):
     for ax, shift in zip(axes[0], (0.0, 1.0)):
         floor = 1e-16 if shift else -np.inf
         ax.plot(rates, np.maximum(err - shift * rates, floor), "o", ms=6, mfc="none", label="GD, last step (each seed)")
-        ax.plot(rates, np.maximum(mm - shift * rates, floor), "x", color="C3", label="l2 max-margin classifier")
+        ax.plot(rates, np.maximum(mm - shift * rates, floor), "x", color=style.color(3),
+                label="l2 max-margin classifier")
         ax.set_xlabel("flip rate eta")
     grid = np.array([0.0, max(FLIP_RATES)])
-    axes[0, 0].plot(grid, grid, "k--", lw=0.8, label="test error = eta (Bayes)")
-    axes[0, 1].axhline(NEAR, color="k", ls="--", lw=0.8, label=f"{NEAR} (the claim's tolerance)")
+    axes[0, 0].plot(grid, grid, label="test error = eta (Bayes)", **style.reference_style(axes[0, 0]))
+    style.reference(axes[0, 1], f"{NEAR} (the claim's tolerance)", y=NEAR)
     c = next(iter(runs["sweep"].views)).config
     plots.finish(axes[0, 0], "test error on noisy labels (exact)")
     plots.finish(axes[0, 1], "test error - eta (floored at 1e-16)", log=True)

@@ -19,7 +19,7 @@ from scipy.stats import spearmanr
 
 from lc.keys import lc_keys
 
-from .. import plots, transitions
+from .. import plots, style, transitions
 from ..settings.image_grokking import migration_at
 from ..settings.images import lc_name, lc_peak, lc_phases
 from . import Claim, Figure, NotApplicable, RunSpec, Sweep, final, register_claims
@@ -239,14 +239,16 @@ def _lc_figure(runs, path):
         plots.band(ax2, r.steps, r.metric("test_acc"), "test accuracy (right)", color="k", ls="--")
         plots.band(ax2, r.steps, r.metric("train_acc"), "train accuracy (right)", color="0.5", ls=":")
         ax2.set_ylim(0, 1.02)
+        ax2.set_ylabel("accuracy (fraction correct; black and grey lines)")
         ax2.legend(fontsize=7, loc="center right")
-        plots.finish(axes[0, col], f"LC, r = {r.config.lc_radius:g}", steps=r.steps, title=f"{name}: {r.n_members} seeds")
+        plots.finish(axes[0, col], f"LC (mean crossed units), r = {r.config.lc_radius:g}", steps=r.steps,
+                     title=f"{name}: {r.n_members} seeds")
         for s in plots.LC_SETS:
             other = [k for k in lc_keys(r.metric_names, total=True)
                      if k.points == s and k.radius is not None and str(k) != lc_name(r.config, s)]
             for k in other:
                 plots.band(axes[1, col], r.steps, r.metric(str(k)), f"{s}, r = {k.radius:g}")
-        plots.finish(axes[1, col], "LC at the larger radius", steps=r.steps)
+        plots.finish(axes[1, col], "LC at the larger radius (mean crossed units)", steps=r.steps)
     return plots.save(fig, path, title="image-grokking: LC through training with the accuracies (mean, min-max over seeds)")
 
 
@@ -286,7 +288,8 @@ def _migration_figure(runs, path):
             plots.finish(axes[1, col], "length share / area share", steps=steps, title=f"{name}: seed "
                          f"{runs[name].seeds[0]}, every snapshot")
     for ax in axes.flat:
-        ax.axhline(1.0, color="k", lw=0.8)
+        style.reference(ax, "length share = area share", y=1.0)
+        ax.legend(fontsize=7)
     return plots.save(fig, path, title="migration on the plane through three training points (one plane per seed): "
                       "boundary = near the decision boundary, points = near the three points")
 
@@ -305,7 +308,7 @@ def _random_figure(runs, path):
     r = runs["flip"]
     plots.band(axes[0, 2], r.steps, r.metric("flip_test"), "class-1 test points predicted 7")
     plots.band(axes[0, 2], r.steps, r.metric("flip_train"), "flipped training points predicted 7")
-    axes[0, 2].axhline(r.config.flip_fraction, color="k", ls="--", lw=0.8, label="flip fraction")
+    style.reference(axes[0, 2], "flip fraction", y=r.config.flip_fraction)
     plots.finish(axes[0, 2], "share", steps=r.steps)
     return plots.save(fig, path, title="random labels (Zhang et al. 2017) and a class flip (Nakkiran and Bansal 2021)")
 

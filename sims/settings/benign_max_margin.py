@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import metrics, plots
+from .. import metrics, plots, style
 from ..config import Members, TrainConfig, param
 from ..data import for_members, gaussian_mixture
 from ..engine import Env, Task
@@ -69,14 +69,14 @@ def figures(run) -> list:
     c = run.config
     fig, axes = plots.figure(3)
     plots.band(axes[0, 0], run.steps, 1 - run.metric("mm_cosine"), "1 - cos(w_t, w_mm)")
-    axes[0, 0].axhline(0.01, color="k", ls="--", lw=0.8, label="cosine 0.99")
+    style.reference(axes[0, 0], "cosine 0.99", y=0.01)
     plots.finish(axes[0, 0], "1 - cosine with the max-margin direction", steps=run.steps, log=True)
     for k, (_, cols) in enumerate(run.members.configurations()):
         eta, mu = run.members[cols[0]].noise_rate, run.members[cols[0]].mu_norm
         plots.band(axes[0, 1], run.steps, run.metric("test_error")[:, cols], f"eta = {eta:g}, ||mu|| = {mu:g}",
-                   color=f"C{k % 10}")
-        axes[0, 1].axhline(eta, color=f"C{k % 10}", ls=":", lw=0.8)
-    plots.finish(axes[0, 1], "test error (noisy labels; dotted: eta)", steps=run.steps)
+                   color=style.color(k))
+        axes[0, 1].axhline(eta, color=style.color(k), ls=":", lw=0.8, label=f"eta = {eta:g} (Bayes error)")
+    plots.finish(axes[0, 1], "test error on noisy labels (fraction)", steps=run.steps)
     axes[0, 1].set_ylim(-0.02, 0.75)
     axes[0, 1].legend(fontsize=7, loc="upper right", ncol=2)
     plots.band(axes[0, 2], run.steps, run.metric("train_acc"), "train accuracy (noisy labels)")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import plots
+from .. import plots, style
 from ..config import ConfigError, GridConfig, Members, param
 from ..engine import Env
 from ..gridsim import GridTask
@@ -118,12 +118,14 @@ def figures(run) -> list:
     fig, axes = plots.figure(1, panel=(6.4, 4.4))
     ax = axes[0, 0]
     risk_axes(ax, run, f"min-norm interpolant (mean, min-max over {run.n_members} members)")
-    ax.plot(n, run.metric("bound_total")[:, 0], "k--", lw=1, label="bound: bias + variance (constants 1)")
+    ax.plot(n, run.metric("bound_total")[:, 0], label="bound: bias + variance (constants 1)",
+            **style.reference_style(ax))
     ax.plot(n, run.metric("bound_bias")[:, 0], "k:", lw=1, label="bound: bias")
     variance = run.metric("bound_variance")[:, 0]
     ax.plot(n, np.where(np.isfinite(variance), variance, np.nan), "k-.", lw=1, label="bound: variance")
     if "closed_form" in run.metric_names:
-        ax.plot(n, run.metric("closed_form")[:, 0], "s", mfc="none", color="C3", label="closed form (Sigma = I)")
+        ax.plot(n, run.metric("closed_form")[:, 0], "s", mfc="none", color=style.color(3),
+                label="closed form (Sigma = I)")
     plots.finish(ax, "excess risk", title=f"benign-regression: {c.spectrum}, d={c.d}, sigma={c.sigma:g}")
     return [plots.save(fig, run.dir / "figures" / "risk.png")]
 

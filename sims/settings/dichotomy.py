@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import metrics, plots, transitions
+from .. import metrics, plots, style, transitions
 from ..config import ConfigError, Members, TrainConfig, param, with_defaults
 from ..data import misgrokking_data, stack_per_member, sparse_boolean
 from ..engine import Env, Task
@@ -338,16 +338,17 @@ def sweep_figure(points, path):
     for k, lam in enumerate(sorted({r["lam"] for r in rows})):
         sel = [r for r in rows if r["lam"] == lam]
         la = np.array([math.log(r["alpha"]) for r in sel])
-        left.plot([r["t_star"] for r in sel], [r["t"] for r in sel], "o", color=f"C{k}", label=f"lambda = {lam:g}")
-        left.plot(la / lam, (la + icpt) / lam, "-", color=f"C{k}", lw=0.8)
-        right.plot(la, lam * np.array([r["t"] for r in sel]), "o", color=f"C{k}", label=f"lambda = {lam:g}")
+        left.plot([r["t_star"] for r in sel], [r["t"] for r in sel], "o", color=style.color(k),
+                  label=f"lambda = {lam:g}")
+        left.plot(la / lam, (la + icpt) / lam, "-", color=style.color(k), lw=0.8, label=f"fit, lambda = {lam:g}")
+        right.plot(la, lam * np.array([r["t"] for r in sel]), "o", color=style.color(k), label=f"lambda = {lam:g}")
     top = max(r["t_star"] for r in rows)
-    left.plot([0, top], [0, top], "k--", lw=0.8, label="t = (1/lambda) log alpha")
+    left.plot([0, top], [0, top], label="t = (1/lambda) log alpha", **style.reference_style(left))
     left.set_xlabel("predicted t* = (1/lambda) log alpha (continuous time)")
     plots.finish(left, "measured transition time t = lr * step", title="lines: t = (log alpha - c) / lambda, "
                  f"c = {-icpt:.2f} fitted")
     la = np.linspace(min(math.log(r["alpha"]) for r in rows), max(math.log(r["alpha"]) for r in rows), 2)
-    right.plot(la, la + icpt, "k--", lw=0.8, label="theory: slope 1 (through the fitted offset)")
+    right.plot(la, la + icpt, label="theory: slope 1 (through the fitted offset)", **style.reference_style(right))
     right.plot(la, slope * la + icpt, "k-", lw=0.8, label=f"fit: slope {slope:.3f}, R^2 {r2:.4f}")
     right.set_xlabel("log alpha")
     plots.finish(right, "lambda * t (measured)")

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from theory import matrices
 
-from .. import metrics, plots
+from .. import metrics, plots, style
 from ..config import ConfigError, Members, TrainConfig, param
 from ..data import completion_data, stack_per_member, sensing_data
 from ..engine import Env, Task
@@ -227,8 +227,10 @@ def _plot_singular_values(ax, run, *, k: int | None = None, member: int = 0) -> 
     names = _sv_names(run)[:k]
     for i, name in enumerate(names):
         ax.plot(run.steps, run.metric(name)[:, member], color=cmap(i / max(1, len(names) - 1)),
-                lw=1.2, label=f"sigma_{i + 1}" if i < 5 else None)
-    plots.finish(ax, "singular value", steps=run.steps)
+                lw=1.2, label=f"sigma_{i + 1}")
+    plots.finish(ax, "singular value of W (entry scale)", steps=run.steps)
+    if names:
+        ax.legend(fontsize=6, ncol=2)
 
 
 def baseline_errors(run) -> np.ndarray | None:
@@ -237,7 +239,7 @@ def baseline_errors(run) -> np.ndarray | None:
     return None if any(b is None for b in base) else np.array([b["recon_error"] for b in base])
 
 
-def figures(run) -> list[Path]:
+def figures(run) -> list:
     """Training loss and reconstruction error (with the nuclear-norm baseline), singular values, effective rank."""
     cfg = run.config
     fig, axes = plots.figure(3, panel=(5.3, 4.2))
@@ -246,7 +248,7 @@ def figures(run) -> list[Path]:
     plots.run_band(ax, run, "recon_error", "reconstruction error")
     base = baseline_errors(run)
     if base is not None:
-        ax.axhline(float(np.mean(base)), color="k", ls="--", lw=0.8, label="nuclear norm (reconstruction)")
+        style.reference(ax, "nuclear norm (reconstruction)", y=float(np.mean(base)))
     plots.finish(ax, "loss / error", steps=run.steps, log=True)
     _plot_singular_values(axes[0, 1], run, k=cfg.n_sv)
     axes[0, 1].set_title("top singular values (member 0)", fontsize=9)
@@ -258,7 +260,7 @@ def figures(run) -> list[Path]:
                        f"{cfg.depth}, init {cfg.init_scale:g}, {cfg.optimizer} lr {cfg.lr:g}")]
 
 
-def dynamics_figures(run) -> list[Path]:
+def dynamics_figures(run) -> list:
     """Singular values against step and measured against predicted singular-value velocities."""
     cfg = run.config
     check = velocity_check(run) if cfg.velocity_checks else None
@@ -269,9 +271,9 @@ def dynamics_figures(run) -> list[Path]:
         ax = axes[0, 1]
         p, m = np.abs(check["predicted"]), np.abs(check["measured"])
         ax.loglog(p, m, "o", ms=3, alpha=0.6, label="sigma_r at snapshot steps")
-        ax.loglog(p[check["used"]], m[check["used"]], "o", ms=3, color="C3", label="checked")
+        ax.loglog(p[check["used"]], m[check["used"]], "o", ms=3, color=style.color(3), label="checked")
         lim = [max(1e-12, p.min()), p.max()]
-        ax.loglog(lim, lim, "k--", lw=0.8, label="measured = predicted")
+        ax.loglog(lim, lim, label="measured = predicted", **style.reference_style(ax))
         ax.set_xlabel("|d sigma/dt| predicted (Arora et al. 2019, Thm 3)")
         plots.finish(ax, "|d sigma/dt| measured (one GD step / lr)",
                      title=f"max relative error {check['max_rel_error']:.2g} over the checked")
@@ -280,7 +282,7 @@ def dynamics_figures(run) -> list[Path]:
                        f"{cfg.depth}, init {cfg.init_scale:g}, GD lr {cfg.lr:g}")]
 
 
-def sweep_figure(runs, path: Path) -> Path:
+def sweep_figure(runs, path: Path):
     """Final reconstruction error against the number of observations, one line per depth, with nuclear norm.
 
     `runs`: dmf-completion runs or views (any mix of depths, n_obs and numbers of members); each point is the
@@ -306,14 +308,14 @@ def sweep_figure(runs, path: Path) -> Path:
     return plots.save(fig, path)
 
 
-def _points(ax, values: dict, label: str, style: str) -> None:
+def _points(ax, values: dict, label: str, fmt: str) -> None:
     """Median over members against the key, with a min-max bar: values {x: [members]}."""
     xs = sorted(values)
     mid, low, high = (np.array([f(values[x]) for x in xs]) for f in (np.median, np.min, np.max))
-    ax.errorbar(xs, mid, yerr=[mid - low, high - mid], fmt=style, capsize=3, ms=4, label=label)
+    ax.errorbar(xs, mid, yerr=[mid - low, high - mid], fmt=fmt, capsize=3, ms=4, label=label)
 
 
-def balance_figure(runs, path: Path, *, check=None) -> Path:
+def balance_figure(runs, path: Path, *, check=None):
     """Left: balance_drift against time t = step * lr for the runs named lr / half (and wd / wd_half, the weight-
     decay control). Right: the end-to-end check's relative error against the start step for the runs named
     identity and gaussian. `runs`: {name: dmf-dynamics view}, one member each; `check`: the end-to-end check to
@@ -323,7 +325,7 @@ def balance_figure(runs, path: Path, *, check=None) -> Path:
     for name, ls in (("lr", "-"), ("half", "--"), ("wd", "-"), ("wd_half", "--")):
         r = runs[name]
         wd = f", weight decay {r.config.weight_decay:g}" if r.config.weight_decay else ""
-        ax.plot(r.steps * r.config.lr, r.metric("balance_drift")[:, 0], ls, color="C1" if wd else "C0",
+        ax.plot(r.steps * r.config.lr, r.metric("balance_drift")[:, 0], ls, color=style.color(1 if wd else 0),
                 label=f"lr {r.config.lr:g}{wd} (init {r.config.init_scale:g})")
     ax.set_xlabel("time t = step x lr")
     ax.set_yscale("log")
@@ -339,7 +341,7 @@ def balance_figure(runs, path: Path, *, check=None) -> Path:
     return plots.save(fig, path)
 
 
-def singular_values_figure(runs, path: Path, *, k: int = 10) -> Path:
+def singular_values_figure(runs, path: Path, *, k: int = 10):
     """Top-k singular values against step, one panel per depth (member 0 of each run)."""
     runs = sorted(runs, key=lambda r: r.config.depth)
     fig, axes = plots.figure(len(runs), panel=(4.2, 3.8))
@@ -351,7 +353,7 @@ def singular_values_figure(runs, path: Path, *, k: int = 10) -> Path:
                       f"{c.n_obs} entries, init {c.init_scale:g}, lr {c.lr:g})")
 
 
-def effective_rank_figure(runs, path: Path) -> Path:
+def effective_rank_figure(runs, path: Path):
     """Effective rank of W against step, one line per run (labelled by depth), mean over members."""
     fig, axes = plots.figure(1, panel=(6, 4.2))
     ax = axes[0, 0]
@@ -360,9 +362,9 @@ def effective_rank_figure(runs, path: Path) -> Path:
     base = [np.mean([m["nuclear_norm_baseline"]["effective_rank"] for m in r.member_summaries]) for r in runs
             if baseline_errors(r) is not None]
     if base:
-        ax.axhline(base[0], color="k", ls="--", lw=0.8, label="nuclear norm")
+        style.reference(ax, "nuclear norm", y=base[0])
     truth = np.mean([m["ground_truth"]["effective_rank"] for m in runs[0].member_summaries])
-    ax.axhline(truth, color="0.5", ls=":", lw=0.8, label="ground truth W*")
+    style.reference(ax, "ground truth W*", y=truth)
     c = runs[0].config
     plots.finish(ax, "effective rank of W (mean over seeds)", steps=runs[0].steps, log=True,
                  title=f"completion, n={c.n}, rank {c.rank}, {c.n_obs} entries, init {c.init_scale:g}")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import plots
+from .. import plots, style
 from ..config import ConfigError, GridConfig, Members, param
 from ..data import linear_teacher
 from ..engine import Env
@@ -117,7 +117,7 @@ def figures(run) -> list:
     ax = axes[0, 0]
     plots.band(ax, p / c.n, run.metric("risk_min_norm"), "min-norm least squares (lam = 0)", marker="o", ms=3)
     plots.band(ax, p / c.n, run.metric("risk_tuned"), "ridge, penalty tuned on held-out data", marker="s", ms=3)
-    ax.axvline(1.0, color="k", ls=":", lw=1, label="p = n")
+    style.reference(ax, "p = n", x=1.0)
     ax.set_xscale("log")
     ax.set_xlabel("features / samples, p / n")
     plots.finish(ax, "test risk E (f(x) - <beta*, x>)^2", log=True,
@@ -125,7 +125,7 @@ def figures(run) -> list:
     ax.legend(fontsize=8, loc="lower left")
     ax = axes[0, 1]
     plots.band(ax, p / c.n, np.maximum(run.metric("lam_tuned"), c.lam_min / 10), "tuned penalty", marker="o", ms=3)
-    ax.axvline(1.0, color="k", ls=":", lw=1)
+    style.reference(ax, "p = n", x=1.0)
     ax.set_xscale("log")
     ax.set_xlabel("features / samples, p / n")
     plots.finish(ax, f"chosen lam (0 drawn at {c.lam_min / 10:g})", log=True)

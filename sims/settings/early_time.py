@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import plots, transitions
+from .. import plots, style, transitions
 from ..config import ConfigError, Members, TrainConfig, param
 from ..data import stack_per_member, sign_teacher
 from ..engine import Env, Task, eval_schedule
@@ -177,11 +177,11 @@ def figures(run) -> list:
     ax = axes[0, 0]
     plots.band(ax, run.steps, run.metric("gap_train"), "train points")
     plots.band(ax, run.steps, run.metric("gap_test"), "test points")
-    ax.axhline(GAP_LEVEL, color="k", ls="--", lw=0.8, label=f"{GAP_LEVEL} (the claims' early bound)")
+    style.reference(ax, f"{GAP_LEVEL} (the claims' early bound)", y=GAP_LEVEL)
     half = half_loss_step(run)
     if half is not None:
         for a in axes[0]:
-            a.axvline(half.step, color="grey", ls=":", lw=1, label="linear model's loss halved")
+            style.reference(a, "linear model's loss halved", x=half.step)
     plots.finish(ax, "||f_net - f_lin|| / ||y||", steps=run.steps, log=True)
     ax = axes[0, 1]
     for name, label in (("loss_train", "network, train"), ("loss_test", "network, test"),

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from .. import plots, transitions
+from .. import plots, style, transitions
 from ..config import Members, with_defaults
 from ..engine import Env, Task
 from ..nn import make_generators
@@ -163,11 +162,11 @@ def _migration(rec: dict) -> dict | None:
 # ---------------------------------------------------------------------------------------------------- figures
 
 def _migration_title(phase: str, s: int, m: dict) -> str:
-    return (f"{phase}: step {s}, {m['regions']} regions\nnear boundary {m['boundary_share']:.2f} "
+    return (f"{phase}: step {s}\nnear boundary {m['boundary_share']:.2f} "
             f"(x{m['boundary_ratio']:.2f} of area), near points {m['points_share']:.3f} (x{m['points_ratio']:.2f})")
 
 
-def partition_figure(run, path) -> Path:
+def partition_figure(run, path):
     """Member 0's exact linear regions on its slice at init, the LC minimum, the LC peak and the end, with the
     migration numbers of its transition record."""
     from lc.plot import plot_partition
@@ -176,7 +175,7 @@ def partition_figure(run, path) -> Path:
     fig, axes = plots.figure(len(rec["phases"]), panel=(4.6, 5.0))
     for ax, (phase, s) in zip(axes[0], rec["phases"].items()):
         part = slices.partition(snapshot_model(run, s).member(0), sl)
-        plot_partition(part, ax=ax, title=_migration_title(phase, s, migration_at(rec, phase)))
+        plot_partition(part, ax=ax, title=_migration_title(phase, s, migration_at(rec, phase)), style=style.LC)
         ax.scatter(*sl["coords"].T, s=60, c="w", edgecolors="k", linewidths=1.2, zorder=5)
         for (a, b), label in zip(sl["coords"], sl["labels"]):
             ax.annotate(str(label), (a, b), xytext=(5, 5), textcoords="offset points", fontsize=9, zorder=6)
@@ -188,7 +187,7 @@ def partition_figure(run, path) -> Path:
                       f"within {slices.DELTA_BOUNDARY:g} (boundary) / {slices.DELTA_POINTS:g} (points) of the extent")
 
 
-def migration_figure(run, path) -> Path:
+def migration_figure(run, path):
     """Member 0's migration numbers at every snapshot (its transition record), beside its train LC: the shares of
     region-boundary length near the decision boundary and near the three points, raw and as a ratio to the share of
     area."""
@@ -198,22 +197,22 @@ def migration_figure(run, path) -> Path:
     fig, axes = plots.figure(3)
     plots.band(axes[0, 0], snaps, col("boundary_ratio"), "near the decision boundary", marker="o")
     plots.band(axes[0, 0], snaps, col("points_ratio"), "near the three points", marker="o")
-    axes[0, 0].axhline(1.0, color="k", ls="--", lw=0.8, label="spread evenly")
-    plots.finish(axes[0, 0], "share of boundary length / share of area", steps=snaps)
+    style.reference(axes[0, 0], "spread evenly", y=1.0)
+    plots.finish(axes[0, 0], "share of boundary length / share of area (ratio)", steps=snaps)
     for k, label in (("boundary_share", "length share, boundary"), ("boundary_area", "area share, boundary"),
                      ("points_share", "length share, points"), ("points_area", "area share, points")):
         plots.band(axes[0, 1], snaps, col(k), label, marker=".")
-    plots.finish(axes[0, 1], "share within delta", steps=snaps)
+    plots.finish(axes[0, 1], "share within delta (fraction of the slice)", steps=snaps)
     lc = run.metric(lc_name(run.config))[:, 0]
     plots.band(axes[0, 2], run.steps, lc, "LC at train points")
     axes[0, 2].plot(snaps, col("regions") / col("regions")[0] * lc[0], "o", label="regions on the slice (x LC(0) / "
                     "regions(0))")
-    plots.finish(axes[0, 2], "LC (member 0)", steps=run.steps)
+    plots.finish(axes[0, 2], "LC at train points, member 0 (mean crossed units)", steps=run.steps)
     return plots.save(fig, path, title=f"{run.sim_name} ({run.config.dataset}), member 0: where the region "
                       f"boundaries are on the plane through training points {rec['points']}")
 
 
-def exact_figure(run, path) -> Path:
+def exact_figure(run, path):
     """Member 0 at the end: exact region counts in discs on its slice against LC (in-plane and full-space frames),
     from its transition record."""
     ex = run.summary["transitions"][0]["slices"]["exact"]
@@ -225,6 +224,14 @@ def exact_figure(run, path) -> Path:
         plots.finish(ax, "LC at radius rho (crossed units)", title=f"{what}: Spearman {ex[f'spearman_{key}']:.3f}")
     return plots.save(fig, path, title=f"{run.sim_name} ({run.config.dataset}), member 0, step {run.steps[-1]}: LC "
                       f"against the exact number of linear regions at {ex['n']} points of the slice")
+
+
+def movie_slices(run):
+    """For `sims plot --movie`: (step, exact partition, points [3, 2], labels [3]) of member 0's slice through three
+    of its training points (`member_slice`) at every snapshot."""
+    sl = member_slice(run, 0)
+    for s in run.snapshots():
+        yield s, slices.partition(snapshot_model(run, s).member(0), sl), sl["coords"], sl["labels"]
 
 
 def figures(run) -> list:

@@ -21,14 +21,13 @@ direction sum_j a_j w_j and the max-margin direction; LC at train, test and rand
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from lc import keys as lc_keys
 from lc.keys import lc_name
 
-from .. import metrics, plots, transitions
+from .. import metrics, plots, style, transitions
 from ..config import Members, param, with_defaults
 from ..data import for_members, gaussian_mixture
 from ..engine import Env, Task
@@ -56,13 +55,13 @@ PRESETS = {
 }
 
 
-def init_scale_figure(runs: list, path) -> Path:
+def init_scale_figure(runs: list, path):
     """Stable rank of W against step, one curve per run (one init scale each), log scale; runs: `sims.Run`s."""
     fig, axes = plots.figure(1, panel=(6.2, 4.2))
     ax = axes[0, 0]
     for r in sorted(runs, key=lambda r: r.config.init_scale):
         plots.band(ax, r.steps, r.metric("stable_rank"), f"init scale {r.config.init_scale:g}")
-    ax.axhline(2.0, color="k", ls="--", lw=0.8, label="rank 2 (KKT points)")
+    style.reference(ax, "rank 2 (KKT points)", y=2.0)
     c = runs[0].config
     plots.finish(ax, "stable rank ||W||_F^2 / ||W||_2^2", steps=runs[0].steps, log=True,
                  title=f"leaky-relu-highdim: n={c.n}, d={c.d}, m={c.width}, gamma={c.slope}")
@@ -85,7 +84,7 @@ def figures(run) -> list:
     plots.run_band(axes[0, 0], run, "stable_rank", "stable rank")
     for k in (2, 3):
         plots.run_band(axes[0, 0], run, run.metric(f"sv{k}") / run.metric("sv1"), f"s_{k} / s_1", ls=":")
-    axes[0, 0].axhline(2.0, color="k", ls="--", lw=0.8, label="2")
+    style.reference(axes[0, 0], "2", y=2.0)
     plots.finish(axes[0, 0], "stable rank of W", steps=steps, log=True)
     plots.run_band(axes[0, 1], run, "kkt_residual", "KKT residual (theory.kkt)")
     plots.finish(axes[0, 1], "relative KKT residual", steps=steps, log=True)

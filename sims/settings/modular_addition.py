@@ -26,7 +26,7 @@ import torch
 
 from lc.keys import MEANING, PATTERN, lc_keys
 
-from .. import plots
+from .. import plots, style
 from ..config import ConfigError, Members, ProbedConfig, param, with_defaults
 from ..data import modular_addition, stack_per_member
 from ..engine import SNAPSHOTS_HELP, Env, Task, snapshot_steps
@@ -131,6 +131,22 @@ def phase_slices(run, member: int = 0, rec: dict | None = None):
     training pairs, their plane coordinates [3, 2], their labels [3], `lc.region_migration`). `run` is a Run or a
     RunView (`member` indexes the viewed members)."""
     import lc
+
+    phases = slice_phases(run, member, rec)
+    for phase, (step, part, coords, labels) in zip(phases, _slice_steps(run, list(phases.values()), member)):
+        yield phase, step, part, coords, labels, lc.region_migration(part, run.config.slice_delta, points=coords)
+
+
+def movie_slices(run):
+    """For `sims plot --movie`: (step, exact partition, points [3, 2], labels [3]) of member 0's slice through its
+    first three training pairs at every snapshot."""
+    return _slice_steps(run, run.snapshots(), 0)
+
+
+def _slice_steps(run, steps, member: int):
+    """(step, exact partition on the plane through the member's first three training pairs, their plane coordinates
+    [3, 2], their labels [3]) at each snapshot step of `steps`."""
+    import lc
     from lc import exact2d
 
     c, whole = run.config, getattr(run, "run", run)  # a RunView's snapshots hold every member of its run
@@ -141,11 +157,10 @@ def phase_slices(run, member: int = 0, rec: dict | None = None):
     pad = 0.5 * np.ptp(coords, axis=0).max()
     bounds = tuple((float(lo - pad), float(hi + pad)) for lo, hi in zip(coords.min(0), coords.max(0)))
     model = _model(c, whole.seeds, torch.float64)
-    for phase, step in slice_phases(run, member, rec).items():
+    for step in steps:
         state = run.snapshot(step)
         model.load_state_dict({k: v.double() for k, v in state["model"].items()})
-        part = exact2d.partition(model, origin, basis, bounds=bounds, member=e)
-        yield phase, step, part, coords, y[0, :3].numpy(), lc.region_migration(part, c.slice_delta, points=coords)
+        yield step, exact2d.partition(model, origin, basis, bounds=bounds, member=e), coords, y[0, :3].numpy()
 
 
 def migration_table(run, member: int = 0) -> list[dict]:
@@ -165,10 +180,9 @@ def partition_figure(run, path):
     i_of = {s: i for i, s in enumerate(run.steps)}
     for ax, (phase, step, part, coords, labels, mig) in zip(axes[0], slices):
         tr, te = (run.metric(m)[i_of[step], 0] for m in ("train_acc", "test_acc"))
-        plot_partition(part, ax=ax, points=coords, labels=labels,
-                       title=f"{phase}: step {step}, train {tr:.2f}, test {te:.2f}\n{part.count} regions; boundary "
-                             f"length shares:\nnear f's boundary {mig.boundary_share:.3f}, near the pairs "
-                             f"{mig.points_share:.4f}")
+        plot_partition(part, ax=ax, points=coords, labels=labels, style=style.LC,
+                       title=f"{phase}: step {step}, train {tr:.2f}, test {te:.2f}\nboundary length shares: "
+                             f"near f's boundary {mig.boundary_share:.3f},\nnear the pairs {mig.points_share:.4f}")
     c = run.config
     return plots.save(fig, path, title=f"modular-addition (p={c.p}, width {c.width}, alpha={c.alpha:g}), member 0: "
                       f"linear regions on the plane through three training pairs; black: argmax boundary; shares of "

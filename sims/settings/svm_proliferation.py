@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import plots
+from .. import plots, style
 from ..config import GridConfig, Members, param
 from ..engine import Env
 from ..gridsim import GridTask
@@ -66,7 +66,7 @@ def figures(run) -> list:
     plots.band(ax, d / c.n, run.metric("sv_fraction"), "support-vector fraction (mean, min-max over seeds)",
                marker="o")
     ax.plot(d / c.n, np.nanmean(run.metric("proliferation"), axis=1), "s--", label="P(every point a support vector)")
-    ax.axvline(threshold(c.n) / c.n, color="k", ls=":", lw=1, label="d = 2 n log n")
+    style.reference(ax, "d = 2 n log n", x=threshold(c.n) / c.n)
     ax.set_xscale("log")
     ax.set_xlabel("d / n")
     plots.finish(ax, "fraction", title=f"svm-proliferation: n={c.n}, {run.n_members} repetitions per d")

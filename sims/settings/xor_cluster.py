@@ -23,7 +23,7 @@ import torch
 
 from lc.keys import MEANING, PATTERN, lc_name
 
-from .. import metrics, plots, transitions
+from .. import metrics, plots, style, transitions
 from ..config import Members, param, with_defaults
 from ..data import for_members, stack_per_member, xor_clusters
 from ..engine import SNAPSHOTS_HELP, Env, Task, snapshot_steps
@@ -145,21 +145,26 @@ def partition_figure(run, path):
     x, y, y_clean = _member_data(run)
     fig, axes = plots.figure(len(steps), panel=(4.4, 5.0))
     flipped = (y != y_clean).numpy()
-    for k, (ax, (phase, s)) in enumerate(zip(axes[0], steps.items())):
+    for ax, (phase, s) in zip(axes[0], steps.items()):
         part = _slice(run, s, 0)
         i = list(run.steps).index(s)
         tr, te = run.metric("train_acc")[i, 0], run.metric("test_acc")[i, 0]
-        plot_partition(part, ax=ax, points=x[:, :2].numpy(), labels=y.numpy(),
-                       title=f"{phase}: step {s}\ntrain {tr:.2f}, test {te:.2f}, {part.count} regions")
-        ax.scatter(x[flipped, 0], x[flipped, 1], s=60, facecolors="none", edgecolors="k", linewidths=0.8,
-                   zorder=4, label="flipped label")
-        ax.set_xlabel("<x, mu_1> / ||mu||")
-        ax.set_ylabel("<x, mu_2> / ||mu||")
-        if k == 0:
-            ax.legend(fontsize=7, loc="lower left")
+        plot_partition(part, ax=ax, points=x[:, :2].numpy(), labels=y.numpy(), marked=flipped,
+                       marked_label="flipped label", title=f"{phase}: step {s}\ntrain {tr:.2f}, test {te:.2f}",
+                       style=style.LC)
+        ax.set_xlabel("<x, mu_1> / ||mu|| (input units)")
+        ax.set_ylabel("<x, mu_2> / ||mu|| (input units)")
     return plots.save(fig, path, title=f"xor-cluster (n={c.n}, d={c.d}, ||mu||={c.mu_norm:g}), member 0: linear "
-                      "regions on the plane spanned by mu_1, mu_2 through 0; decision boundary black; training "
-                      "points projected, colour = noisy label (red +1, blue -1)")
+                      "regions on the plane spanned by mu_1, mu_2 through 0, coloured by the predicted sign (pale "
+                      "near the decision boundary, black); training points projected, colour = noisy label")
+
+
+def movie_slices(run):
+    """For `sims plot --movie`: (step, exact partition, points [n, 2], labels [n]) of member 0 on the plane of mu_1,
+    mu_2 at every snapshot, with its training points and noisy labels."""
+    x, y, _ = _member_data(run)
+    for s in run.snapshots():
+        yield s, _slice(run, s, 0), x[:, :2].numpy(), y.numpy()
 
 
 def figures(run) -> list:

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 import sims
-from sims import engine, registry
+from sims import engine, plots, registry
 from sims.config import ConfigError
 from sims.nn import DeepMatrixFactorization, make_generators
 from sims.optim import ScalarRMSprop
@@ -222,8 +222,8 @@ def test_dynamics_velocity_matches_theory_and_figures(runs_dir, tmp_path):
     assert np.all(r.metric("balancedness")[-1] < 1e-2)
     assert (r.dir / "figures" / "dynamics.png").is_file()
     other = sims.run("dmf-dynamics", preset="ci", seeds=1, device="cpu", depth=2, velocity_checks=0)
-    assert dmf.singular_values_figure([r, other], tmp_path / "sv.png").is_file()
-    assert dmf.effective_rank_figure([r, other], tmp_path / "er.png").is_file()
+    assert plots.saved_path(dmf.singular_values_figure([r, other], tmp_path / "sv.png")).is_file()
+    assert plots.saved_path(dmf.effective_rank_figure([r, other], tmp_path / "er.png")).is_file()
     with pytest.raises(ValueError, match="no snapshot pairs"):
         dmf.velocity_check(other)
     from sims.claims import SweepRuns
@@ -346,7 +346,7 @@ def test_balance_drift_and_end_to_end_claims_pass_and_fail_on_controls(runs_dir,
     assert _verdict("end-to-end-trajectory", dict(identity=identity)) == "PASS"
     assert _verdict("end-to-end-trajectory", dict(identity=gaussian)) == "FAIL"
     assert identity.metric("balancedness")[0, 0] == 0  # the identity init is balanced exactly
-    assert dmf.balance_figure(dict(lr=plain, half=half, wd=wd, wd_half=wd_half, identity=identity,
-                                   gaussian=gaussian), tmp_path / "balance.png").is_file()
+    assert plots.saved_path(dmf.balance_figure(dict(lr=plain, half=half, wd=wd, wd_half=wd_half, identity=identity,
+                                                    gaussian=gaussian), tmp_path / "balance.png")).is_file()
     with pytest.raises(ValueError, match="plain full-batch GD"):
         dmf.end_to_end_check(wd)
