@@ -27,15 +27,15 @@ def _pair(before: tuple[int, object], after: tuple[int, object]) -> dict | None:
 
 
 def _modular(view, e: int, rec: dict) -> dict | None:
-    from .settings import modular_addition
+    from .settings.dichotomy import modular_addition
 
     phases = {p: (s, mig) for p, s, _, _, _, mig in modular_addition.phase_slices(view, e, rec)}
     return _pair(phases["memorised"], phases["after"]) if {"memorised", "after"} <= set(phases) else None
 
 
 def _image(view, e: int, rec: dict) -> dict | None:
-    from .settings import image_grokking as ig
-    from .settings import image_slices
+    from .settings.images import grokking as ig
+    from .settings.images import slices as image_slices
 
     run, g = view.run, view.idx[e]
     snaps, mem = ig.snapshots(run), rec.get("memorisation_step")

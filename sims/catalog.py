@@ -67,9 +67,10 @@ class Catalog(Generic[T]):
         if self._loaded:
             return
         pkg = import_module(self.package, self.what)
-        for mod in pkgutil.iter_modules(pkg.__path__):
-            if not mod.name.startswith("_") and mod.name not in self.skip:
-                import_module(f"{self.package}.{mod.name}", self.what)
+        for mod in pkgutil.walk_packages(pkg.__path__, prefix=f"{self.package}."):  # family sub-packages too
+            leaf = mod.name.rsplit(".", 1)[1]
+            if not mod.ispkg and not leaf.startswith("_") and leaf not in self.skip:
+                import_module(mod.name, self.what)
         self._loaded = True
 
     def names(self) -> list[str]:

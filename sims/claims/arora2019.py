@@ -15,7 +15,7 @@ import functools
 
 import numpy as np
 
-from ..settings import dmf
+from ..settings.factorisation import dmf
 from . import Claim, Figure, NotApplicable, RunSpec, Sweep, final, register_claims
 
 DEPTHS = (1, 2, 3, 4)

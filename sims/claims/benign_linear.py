@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import plots, style, transitions
-from ..settings import benign_regression, double_descent, svm_proliferation
+from ..settings.linear import benign_regression
+from ..settings.linear import double_descent
+from ..settings.linear import svm_proliferation
 from . import Claim, Figure, RunSpec, Sweep, final, register_claims
 from .seeds import RATE
 

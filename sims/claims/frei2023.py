@@ -16,7 +16,7 @@ from scipy.stats import spearmanr
 
 from lc.keys import lc_name
 
-from ..settings.leaky_relu_highdim import init_scale_figure
+from ..settings.clusters.leaky_relu_highdim import init_scale_figure
 from . import Claim, Figure, RunSpec, Sweep, at_step, final, register_claims
 
 SIM = "leaky-relu-highdim"

@@ -6,7 +6,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from .. import plots
-from ..settings.early_time import GAP_LEVEL, half_loss_step
+from ..settings.linear.early_time import GAP_LEVEL, half_loss_step
 from . import Claim, Figure, RunSpec, at_step, final, register_claims
 from .seeds import RATE
 

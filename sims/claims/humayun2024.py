@@ -20,8 +20,8 @@ from scipy.stats import spearmanr
 from lc.keys import lc_keys
 
 from .. import plots, style, transitions
-from ..settings.image_grokking import migration_at
-from ..settings.images import lc_name, lc_peak, lc_phases
+from ..settings.images.grokking import migration_at
+from ..settings.images.base import lc_name, lc_peak, lc_phases
 from . import Claim, Figure, NotApplicable, RunSpec, Sweep, final, register_claims
 from . import rounded as _r
 

@@ -17,7 +17,9 @@ import numpy as np
 
 from lc.keys import LCKey, lc_keys, select
 
-from ..settings import dichotomy, modular_addition
+from ..settings.dichotomy import diagonal as dichotomy
+
+from ..settings.dichotomy import modular_addition
 from . import Claim, Figure, NotApplicable, RunSpec, Sweep, at_step, binomial_se, final, register_claims, rounded
 
 SPARSE = {"sparse": RunSpec("dichotomy-sparse", seeds=3)}

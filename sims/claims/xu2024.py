@@ -15,7 +15,7 @@ import numpy as np
 
 from lc.keys import lc_name
 
-from ..settings.xor_cluster import transition
+from ..settings.clusters.xor_cluster import transition
 from . import Claim, RunSpec, at_step, binomial_se, final, register_claims
 from .seeds import RATE  # the theorem holds with probability >= 1 - delta over the training sample
 

@@ -15,7 +15,8 @@ from sims.claims.runner import reproduce
 from sims.config import ConfigError
 from sims.data import gaussian_mixture, linear_teacher, sign_teacher
 from sims.engine import Env
-from sims.settings import double_descent, svm_proliferation
+from sims.settings.linear import double_descent
+from sims.settings.linear import svm_proliferation
 
 CPU, F64 = torch.device("cpu"), torch.float64
 

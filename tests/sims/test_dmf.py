@@ -12,7 +12,7 @@ from sims import engine, plots, registry
 from sims.config import ConfigError
 from sims.nn import DeepMatrixFactorization, make_generators
 from sims.optim import ScalarRMSprop
-from sims.settings import dmf
+from sims.settings.factorisation import dmf
 from sims.settings.common import squared_loss
 from theory import matrices
 

@@ -11,7 +11,8 @@ from PIL import Image
 import sims
 from sims import plots, style
 from sims.cli import main
-from sims.settings import dmf, xor_cluster
+from sims.settings.factorisation import dmf
+from sims.settings.clusters import xor_cluster
 
 
 @pytest.fixture(scope="module")

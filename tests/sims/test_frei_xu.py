@@ -12,7 +12,7 @@ from sims.claims.runner import reproduce
 from sims.data import stack_per_member, xor_clusters
 from sims.engine import Env
 from sims.nn import TwoLayerNet, make_generators
-from sims.settings import xor_cluster as xor
+from sims.settings.clusters import xor_cluster as xor
 from theory.kkt import kkt_residual
 from theory.matrices import stable_rank
 

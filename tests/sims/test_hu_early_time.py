@@ -16,7 +16,7 @@ from sims.claims.runner import reproduce
 from sims.config import ConfigError
 from sims.engine import Env
 from sims.nn import NTKTwoLayerNet, make_generators
-from sims.settings import early_time
+from sims.settings.linear import early_time
 
 CPU, F64 = torch.device("cpu"), torch.float64
 SMALL = dict(n=12, d=8, width=30, n_test=10, steps=6, n_evals=4, dtype="float64")

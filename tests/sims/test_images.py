@@ -16,7 +16,7 @@ from sims import data, registry
 from sims.claims.runner import reproduce
 from sims.config import ConfigError
 from sims.nn import MLP, SmallCNN, make_generators
-from sims.settings import image_slices
+from sims.settings.images import slices as image_slices
 
 F64 = torch.float64
 

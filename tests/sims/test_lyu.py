@@ -16,7 +16,7 @@ from sims.data import (misgrokking_data, modular_addition, multiplication_table_
                        stack_per_member)
 from sims.engine import Env
 from sims.nn import MLP, DiagonalNet, SymmetricFactorization, make_generators
-from sims.settings import dichotomy
+from sims.settings.dichotomy import diagonal as dichotomy
 from sims.settings.common import logistic_loss
 
 CPU, F64 = torch.device("cpu"), torch.float64

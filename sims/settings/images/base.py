@@ -11,10 +11,10 @@ hidden Linear), or a small conv net (`arch=cnn`, `sims.nn.SmallCNN`), every para
 train, test and random points (uniform in the training box) at `lc_radius` and the radii of `lc_radii`.
 
 This module holds what the image settings share: the config, data, models, the Task, the memory estimate and
-the LC phase helpers. `image-grokking` (`sims.settings.image_grokking`) keeps snapshots and, when a run completes,
-measures on the plane through three training points of each member (`sims.settings.image_slices`) the migration
+the LC phase helpers. `image-grokking` (`sims.settings.images.grokking`) keeps snapshots and, when a run completes,
+measures on the plane through three training points of each member (`sims.settings.images.slices`) the migration
 of the region boundaries towards the decision boundary and LC against exact region counts; `random-labels`
-(`sims.settings.random_labels`) trains on corrupted training labels.
+(`sims.settings.images.random_labels`) trains on corrupted training labels.
 """
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ import torch
 
 from lc.keys import MEANING, PATTERN, lc_name as lc_key_name
 
-from .. import plots, transitions
-from ..config import ConfigError, Members, ProbedConfig, param, with_defaults
-from ..data import IMAGE_SETS, check_image_source, flip_class, for_members, image_split, random_labels
-from ..engine import SNAPSHOTS_HELP, Env, Task, snapshot_steps
-from ..nn import MLP, SmallCNN, make_generators
-from .common import argmax_accuracy, cross_entropy, make_probe, squared_loss
+from ... import plots, transitions
+from ...config import ConfigError, Members, ProbedConfig, param, with_defaults
+from ...data import IMAGE_SETS, check_image_source, flip_class, for_members, image_split, random_labels
+from ...engine import SNAPSHOTS_HELP, Env, Task, snapshot_steps
+from ...nn import MLP, SmallCNN, make_generators
+from ..common import argmax_accuracy, cross_entropy, make_probe, squared_loss
 
 N_CLASSES = 10
 SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "mnist1d": (40,)}  # one input, as an image (C, H, W) if 2-D
@@ -219,7 +219,7 @@ def image_task(members: Members, env: Env) -> Task:
 def image_memory(members: Members, itemsize: int) -> dict:
     """Rough bytes: data (train and test, float64 copies while drawn), parameters with their copies
     (`sims.memory.PARAM_COPIES`), activations of a full evaluation, and one LC chunk."""
-    from ..memory import PARAM_COPIES
+    from ...memory import PARAM_COPIES
 
     c, E = members[0], len(members)
     d, points = math.prod(SHAPES[c.dataset]), c.n_train + n_test(c)

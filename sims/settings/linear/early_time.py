@@ -30,13 +30,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import plots, style, transitions
-from ..config import ConfigError, Members, TrainConfig, param
-from ..data import stack_per_member, sign_teacher
-from ..engine import Env, Task, eval_schedule
-from ..nn import NTKTwoLayerNet, make_generators
-from ..registry import register
-from .common import squared_loss
+from ... import plots, style, transitions
+from ...config import ConfigError, Members, TrainConfig, param
+from ...data import stack_per_member, sign_teacher
+from ...engine import Env, Task, eval_schedule
+from ...nn import NTKTwoLayerNet, make_generators
+from ...registry import register
+from ..common import squared_loss
 
 GAP_LEVEL = 0.1  # the gap the claims call "close" (relative to the label norm)
 
@@ -196,7 +196,7 @@ def memory(members: Members, itemsize: int) -> dict:
     """Rough bytes: train and test data [E, n + n_test, d] (and float64 copies), the weights [E, d, m] with their
     copies (`sims.memory.PARAM_COPIES`), activations [E, n + n_test, m], the linear model's features [n, 2d + 2] and
     closed-form tables, and the tangent kernels at init (activations [n, m] and a few n x n, float64)."""
-    from ..memory import PARAM_COPIES
+    from ...memory import PARAM_COPIES
 
     c, E = members[0], len(members)
     points = c.n + c.n_test

@@ -28,14 +28,14 @@ import numpy as np
 import torch
 from theory import matrices
 
-from .. import metrics, plots, style
-from ..config import ConfigError, Members, TrainConfig, param
-from ..data import completion_data, stack_per_member, sensing_data
-from ..engine import Env, Task
-from ..nn import DeepMatrixFactorization, make_generators
-from ..optim import ScalarRMSprop
-from ..registry import register
-from .common import squared_loss
+from ... import metrics, plots, style
+from ...config import ConfigError, Members, TrainConfig, param
+from ...data import completion_data, stack_per_member, sensing_data
+from ...engine import Env, Task
+from ...nn import DeepMatrixFactorization, make_generators
+from ...optim import ScalarRMSprop
+from ...registry import register
+from ..common import squared_loss
 
 __all__ = ["Config", "DynamicsConfig", "velocity_check", "end_to_end_check", "balance_terms", "sweep_figure",
            "singular_values_figure", "effective_rank_figure", "balance_figure", "LC_NOTE"]
@@ -195,7 +195,7 @@ def _baseline(cfg: Config, W_star, x, y, sensing: bool) -> list[dict]:
 def memory(members: Members, itemsize: int) -> dict:
     """Rough bytes: the factors with their copies, the end-to-end products, and the observations (sensing
     stores n_obs measurement matrices of n x n; completion only positions)."""
-    from ..memory import PARAM_COPIES
+    from ...memory import PARAM_COPIES
 
     c, E = members[0], len(members)
     return dict(parameters=E * (PARAM_COPIES + 2) * c.depth * c.n * c.n * itemsize,

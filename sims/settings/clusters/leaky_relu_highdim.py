@@ -27,13 +27,13 @@ import torch
 from lc import keys as lc_keys
 from lc.keys import lc_name
 
-from .. import metrics, plots, style, transitions
-from ..config import Members, param, with_defaults
-from ..data import for_members, gaussian_mixture
-from ..engine import Env, Task
-from ..nn import TwoLayerNet, make_generators
-from ..registry import register
-from .common import TwoLayerConfig, logistic_loss, make_probe, sign_accuracy, two_layer_memory
+from ... import metrics, plots, style, transitions
+from ...config import Members, param, with_defaults
+from ...data import for_members, gaussian_mixture
+from ...engine import Env, Task
+from ...nn import TwoLayerNet, make_generators
+from ...registry import register
+from ..common import TwoLayerConfig, logistic_loss, make_probe, sign_accuracy, two_layer_memory
 
 
 @dataclass(frozen=True)

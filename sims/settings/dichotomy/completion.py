@@ -21,15 +21,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import metrics
-from ..config import Members, param, with_defaults
-from ..data import multiplication_table_completion, stack_per_member
-from ..engine import Env, Task
-from ..nn import SymmetricFactorization, make_generators
-from ..plots import curves_figure
-from ..registry import register
-from .common import squared_loss
-from .dichotomy import DichotomyConfig, records, transition_lines
+from ... import metrics
+from ...config import Members, param, with_defaults
+from ...data import multiplication_table_completion, stack_per_member
+from ...engine import Env, Task
+from ...nn import SymmetricFactorization, make_generators
+from ...plots import curves_figure
+from ...registry import register
+from ..common import squared_loss
+from .diagonal import DichotomyConfig, records, transition_lines
 
 __all__ = ["Config", "fitted", "transition_records"]
 
@@ -115,7 +115,7 @@ def memory(members: Members, itemsize: int) -> dict:
     """Rough bytes: U, V [E, d, d] with their copies (`sims.memory.PARAM_COPIES`), the product W and the SVD work of
     an evaluation (a few d x d per member), and the nuclear-norm baseline (cvxpy with a PSD block of size 2d, about
     50 copies of d x d in float64)."""
-    from ..memory import PARAM_COPIES
+    from ...memory import PARAM_COPIES
 
     c, E = members[0], len(members)
     square = c.d * c.d

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import plots, style
-from ..config import ConfigError, GridConfig, Members, param
-from ..engine import Env
-from ..gridsim import GridTask
-from ..registry import register_grid
+from ... import plots, style
+from ...config import ConfigError, GridConfig, Members, param
+from ...engine import Env
+from ...gridsim import GridTask
+from ...registry import register_grid
 
 SPECTRA = ("isotropic", "power-law", "log", "two-tier")
 

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import plots, style
-from ..config import ConfigError, GridConfig, Members, param
-from ..data import linear_teacher
-from ..engine import Env
-from ..gridsim import GridTask
-from ..nn import make_generators
-from ..registry import register_grid
+from ... import plots, style
+from ...config import ConfigError, GridConfig, Members, param
+from ...data import linear_teacher
+from ...engine import Env
+from ...gridsim import GridTask
+from ...nn import make_generators
+from ...registry import register_grid
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Random labels (Zhang, Bengio, Hardt, Recht, Vinyals 2017) and class-to-class label flips (distributional
 generalisation, Nakkiran and Bansal 2021) on images.
 
-The image MLP of `sims.settings.images` (by default on digits, alpha = 1, AdamW lr 1e-3, weight decay 0.01,
+The image MLP of `sims.settings.images.base` (by default on digits, alpha = 1, AdamW lr 1e-3, weight decay 0.01,
 batch 200) trained on labels of which a fraction `label_noise` was replaced by a class drawn uniformly at random,
 or with a fraction `flip_fraction` of class `flip_from`'s training labels relabelled `flip_to`. Zhang et al.: the
 net still fits every training label, and the time to fit grows with the noise fraction. Nakkiran and Bansal:
@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import Members, with_defaults
-from ..engine import Env, Task
-from ..registry import register
-from .image_grokking import MEMBERWISE, figures, transition_records as image_records
-from .images import IMAGE_METRICS, ImageConfig, image_memory, image_task
+from ...config import Members, with_defaults
+from ...engine import Env, Task
+from ...registry import register
+from .grokking import MEMBERWISE, figures, transition_records as image_records
+from .base import IMAGE_METRICS, ImageConfig, image_memory, image_task
 
 MIN_CHANGE = 0.05  # a test accuracy that moves by less than this has no transition (chance level with noise)
 

@@ -26,14 +26,14 @@ import torch
 
 from lc.keys import MEANING, PATTERN, lc_keys
 
-from .. import plots, style
-from ..config import ConfigError, Members, ProbedConfig, param, with_defaults
-from ..data import modular_addition, stack_per_member
-from ..engine import SNAPSHOTS_HELP, Env, Task, snapshot_steps
-from ..nn import MLP, make_generators
-from ..registry import register
-from .common import argmax_accuracy, cross_entropy, make_probe
-from .dichotomy import DichotomyConfig, records, transition_lines
+from ... import plots, style
+from ...config import ConfigError, Members, ProbedConfig, param, with_defaults
+from ...data import modular_addition, stack_per_member
+from ...engine import SNAPSHOTS_HELP, Env, Task, snapshot_steps
+from ...nn import MLP, make_generators
+from ...registry import register
+from ..common import argmax_accuracy, cross_entropy, make_probe
+from .diagonal import DichotomyConfig, records, transition_lines
 
 __all__ = ["Config", "transition_records", "slice_phases", "migration_table", "figures"]
 
@@ -211,7 +211,7 @@ def figures(run) -> list:
 def memory(members: Members, itemsize: int) -> dict:
     """Rough bytes: the p^2 one-hot pairs [p^2, 2p] (float64 while drawn), parameters with their copies
     (`sims.memory.PARAM_COPIES`), activations and logits of a full evaluation on every pair, and one LC chunk."""
-    from ..memory import PARAM_COPIES
+    from ...memory import PARAM_COPIES
 
     c, E = members[0], len(members)
     pairs, params = c.p * c.p, 2 * c.p * c.width + c.width + c.width * c.p

@@ -29,13 +29,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import metrics, plots, style, transitions
-from ..config import ConfigError, Members, TrainConfig, param, with_defaults
-from ..data import misgrokking_data, stack_per_member, sparse_boolean
-from ..engine import Env, Task
-from ..nn import DiagonalNet, make_generators
-from ..registry import register
-from .common import logistic_loss, sign_accuracy
+from ... import metrics, plots, style, transitions
+from ...config import ConfigError, Members, TrainConfig, param, with_defaults
+from ...data import misgrokking_data, stack_per_member, sparse_boolean
+from ...engine import Env, Task
+from ...nn import DiagonalNet, make_generators
+from ...registry import register
+from ..common import logistic_loss, sign_accuracy
 
 __all__ = ["DichotomyConfig", "DiagonalConfig", "SparseConfig", "MisgrokkingConfig", "predicted_step", "prediction_lines",
            "transition_lines", "memorisation_step", "records", "transition_records", "transition_times", "linear_fit",
@@ -237,7 +237,7 @@ def memory(members: Members, itemsize: int) -> dict:
     """Rough bytes: train and test data [E, n + n_test, d] (float64 while drawn), the diagonal net's u, v with their
     copies (`sims.memory.PARAM_COPIES`), evaluation outputs, and the max-margin solves (one member's data in
     float64, about 16 copies inside the solver)."""
-    from ..memory import PARAM_COPIES
+    from ...memory import PARAM_COPIES
 
     c, E = members[0], len(members)
     points = c.n + c.n_test

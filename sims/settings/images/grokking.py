@@ -7,7 +7,7 @@ that LC around the training points first falls, then rises while the net memoris
 linear regions migrate away from the data towards the decision boundary, and that this final descent comes
 with delayed generalisation (grokking). The run keeps snapshots; when it completes, each member's transition
 record (summary.json) holds its LC turning points and, on the plane through three of its training points
-(`sims.settings.image_slices`), the migration numbers at init, the LC minimum, the LC peak and the end, and LC
+(`sims.settings.images.slices`), the migration numbers at init, the LC minimum, the LC peak and the end, and LC
 against exact region counts at the end.
 
 `image-cnn`: the small conv net (`sims.nn.SmallCNN`) on digits, with or without batch norm; LC counts its
@@ -22,13 +22,13 @@ import math
 import numpy as np
 import torch
 
-from .. import plots, style, transitions
-from ..config import Members, with_defaults
-from ..engine import Env, Task
-from ..nn import make_generators
-from ..registry import register
-from . import image_slices as slices
-from .images import (IMAGE_METRICS, MIN_TURN, ImageConfig, curves_figure, image_memory, image_task, lc_name, lc_peak,
+from ... import plots, style, transitions
+from ...config import Members, with_defaults
+from ...engine import Env, Task
+from ...nn import make_generators
+from ...registry import register
+from . import slices
+from .base import (IMAGE_METRICS, MIN_TURN, ImageConfig, curves_figure, image_memory, image_task, lc_name, lc_peak,
                      make_model, member_images)
 
 MEMBERWISE = ("init_scale", "lr", "weight_decay", "label_noise", "flip_from", "flip_to", "flip_fraction")

@@ -23,13 +23,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import metrics, plots, style
-from ..config import Members, TrainConfig, param
-from ..data import for_members, gaussian_mixture
-from ..engine import Env, Task
-from ..nn import EnsembleLinear, EnsembleSequential, make_generators
-from ..registry import register
-from .common import logistic_loss, sign_accuracy
+from ... import metrics, plots, style
+from ...config import Members, TrainConfig, param
+from ...data import for_members, gaussian_mixture
+from ...engine import Env, Task
+from ...nn import EnsembleLinear, EnsembleSequential, make_generators
+from ...registry import register
+from ..common import logistic_loss, sign_accuracy
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def figures(run) -> list:
 def memory(members: Members, itemsize: int) -> dict:
     """Rough bytes: the data [E, n, d] in float64 and in the run's dtype, the weights with their copies
     (`sims.memory.PARAM_COPIES`), and one member's l2 max-margin solve (its data and Gram matrix, a few copies)."""
-    from ..memory import PARAM_COPIES
+    from ...memory import PARAM_COPIES
 
     c, E = members[0], len(members)
     return dict(data=E * c.n * c.d * (itemsize + 8), parameters=E * PARAM_COPIES * c.d * itemsize,

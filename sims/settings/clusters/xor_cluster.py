@@ -23,13 +23,13 @@ import torch
 
 from lc.keys import MEANING, PATTERN, lc_name
 
-from .. import metrics, plots, style, transitions
-from ..config import Members, param, with_defaults
-from ..data import for_members, stack_per_member, xor_clusters
-from ..engine import SNAPSHOTS_HELP, Env, Task, snapshot_steps
-from ..nn import TwoLayerNet, make_generators
-from ..registry import register
-from .common import TwoLayerConfig, logistic_loss, make_probe, sign_accuracy, two_layer_memory
+from ... import metrics, plots, style, transitions
+from ...config import Members, param, with_defaults
+from ...data import for_members, stack_per_member, xor_clusters
+from ...engine import SNAPSHOTS_HELP, Env, Task, snapshot_steps
+from ...nn import TwoLayerNet, make_generators
+from ...registry import register
+from ..common import TwoLayerConfig, logistic_loss, make_probe, sign_accuracy, two_layer_memory
 
 
 @dataclass(frozen=True)

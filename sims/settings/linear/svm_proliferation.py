@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import plots, style
-from ..config import GridConfig, Members, param
-from ..engine import Env
-from ..gridsim import GridTask
-from ..registry import register_grid
+from ... import plots, style
+from ...config import GridConfig, Members, param
+from ...engine import Env
+from ...gridsim import GridTask
+from ...registry import register_grid
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Config(GridConfig):
     n_points: int = param(12, "dimensions in the grid (log-spaced d / n)", low=1)
 
     def check(self) -> None:
-        from ..config import ConfigError
+        from ...config import ConfigError
 
         if self.ratio_max < self.ratio_min:
             raise ConfigError(f"ratio_max={self.ratio_max} is below ratio_min={self.ratio_min}")
