@@ -200,7 +200,7 @@ class Paper:
     figures: list[Figure] = field(default_factory=list)
 
 
-_CATALOG: Catalog[Paper] = Catalog("paper key", "sims.claims", skip=("runner", "seeds", "fresh"))
+_CATALOG: Catalog[Paper] = Catalog("paper key", "sims.claims", skip=("runner", "seeds", "fresh", "arora2019_figures"))
 
 
 def register_claims(key: str, title: str, claims: list[Claim], figures: list[Figure] = ()) -> None:

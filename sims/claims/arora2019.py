@@ -15,7 +15,8 @@ import functools
 
 import numpy as np
 
-from ..settings.factorisation import dmf
+from ..settings.factorisation import checks, dmf
+from . import arora2019_figures as arora_figures
 from . import Claim, Figure, NotApplicable, RunSpec, Sweep, final, register_claims
 
 DEPTHS = (1, 2, 3, 4)
@@ -168,7 +169,7 @@ def _velocity(runs):
     snapshot (the theorem's premise) to check."""
     errors, parts, unbalanced = [], [], []
     for _, r in runs["all"]:
-        c = dmf.velocity_check(r)
+        c = checks.velocity_check(r)
         if not c["used"].any():
             unbalanced.append(r.config.depth)
         errors.append(c["max_rel_error"])
@@ -213,11 +214,11 @@ def _lr_ratio(runs) -> float:
     return runs["lr"].config.lr / runs["half"].config.lr
 
 
-_e2e_check = functools.lru_cache(maxsize=None)(dmf.end_to_end_check)  # the claims and the figure share a view
+_e2e_check = functools.lru_cache(maxsize=None)(checks.end_to_end_check)  # the claims and the figure share a view
 
 
 def end_to_end(runs):
-    """Max relative error of k end-to-end updates from W(s) against the run's W(s + k) (dmf.end_to_end_check)."""
+    """Max relative error of k end-to-end updates from W(s) against the run's W(s + k) (checks.end_to_end_check)."""
     (run,) = runs.values()
     c = _e2e_check(run)
     return c["max_rel_error"], (f"k = {run.config.e2e_span}, over {len(c['step'])} starts (steps "
@@ -307,7 +308,7 @@ def _dynamics_claims() -> list[Claim]:
 
 
 def _dynamics_figure(runs, path):
-    return dmf.singular_values_figure([r for _, r in runs["all"]], path)
+    return arora_figures.singular_values_figure([r for _, r in runs["all"]], path)
 
 
 def _completion_views(runs) -> list:
@@ -316,15 +317,15 @@ def _completion_views(runs) -> list:
 
 register_claims("arora2019", "Implicit regularisation in deep matrix factorisation (Arora, Cohen, Hu, Luo 2019)",
                 _completion_claims() + _sensing_claims() + _dynamics_claims(), figures=[
-    Figure("error-vs-observations", SWEEP, lambda runs, path: dmf.sweep_figure(_sweep_views(runs), path),
+    Figure("error-vs-observations", SWEEP, lambda runs, path: arora_figures.sweep_figure(_sweep_views(runs), path),
            "final reconstruction error against the number of observed entries, per depth, with nuclear norm"),
     Figure("singular-values", DYNAMICS, _dynamics_figure,
            "top singular values of W during plain GD, one panel per depth (Gaussian init 1e-4)"),
     Figure("effective-rank", COMPLETION,
-           lambda runs, path: dmf.effective_rank_figure(_completion_views(runs), path),
+           lambda runs, path: arora_figures.effective_rank_figure(_completion_views(runs), path),
            "effective rank of W against step per depth, 2000 observations"),
     Figure("balance-and-end-to-end", dict(DRIFT, wd=DRIFT_WD["lr"], wd_half=DRIFT_WD["half"], **E2E, **E2E_BIG),
-           lambda runs, path: dmf.balance_figure(runs, path, check=_e2e_check),
+           lambda runs, path: arora_figures.balance_figure(runs, path, check=_e2e_check),
            "balancedness drift against time at lr and lr / 2 (with the weight-decay control), and the end-to-end "
            "check per start"),
 ])

@@ -12,8 +12,9 @@ from sims import engine, plots, registry
 from sims.config import ConfigError
 from sims.nn import DeepMatrixFactorization, make_generators
 from sims.optim import ScalarRMSprop
-from sims.settings.factorisation import dmf
+from sims.claims import arora2019_figures as arora_figures
 from sims.settings.common import squared_loss
+from sims.settings.factorisation import checks, dmf
 from theory import matrices
 
 F64 = torch.float64
@@ -216,21 +217,21 @@ def test_completion_learns_low_rank_and_records_the_baseline(runs_dir):
 def test_dynamics_velocity_matches_theory_and_figures(runs_dir, tmp_path):
     r = sims.run("dmf-dynamics", preset="ci", seeds=1, device="cpu")
     assert len(list((r.dir / "snapshots").glob("step-*.pt"))) == 9  # s, s + 1, s + e2e_span for 3 starts s
-    check = dmf.velocity_check(r)
+    check = checks.velocity_check(r)
     assert check["used"].sum() == 6  # 3 starts x the top rank-2 values, all balanced and moving
     assert check["max_rel_error"] <= 0.05
     assert np.all(r.metric("balancedness")[-1] < 1e-2)
     assert (r.dir / "figures" / "dynamics.png").is_file()
     other = sims.run("dmf-dynamics", preset="ci", seeds=1, device="cpu", depth=2, velocity_checks=0)
-    assert plots.saved_path(dmf.singular_values_figure([r, other], tmp_path / "sv.png")).is_file()
-    assert plots.saved_path(dmf.effective_rank_figure([r, other], tmp_path / "er.png")).is_file()
+    assert plots.saved_path(arora_figures.singular_values_figure([r, other], tmp_path / "sv.png")).is_file()
+    assert plots.saved_path(arora_figures.effective_rank_figure([r, other], tmp_path / "er.png")).is_file()
     with pytest.raises(ValueError, match="no snapshot pairs"):
-        dmf.velocity_check(other)
+        checks.velocity_check(other)
     from sims.claims import SweepRuns
 
     assert _verdict("singular-value-velocity", {"all": SweepRuns([{"depth": 3}], [r])}) == "PASS"
     big = sims.run("dmf-dynamics", preset="ci", seeds=1, device="cpu", init_scale=1.0, figures=False)
-    assert not dmf.velocity_check(big)["used"].any()  # a large Gaussian init is far from balanced
+    assert not checks.velocity_check(big)["used"].any()  # a large Gaussian init is far from balanced
     assert _verdict("singular-value-velocity", {"all": SweepRuns([{"depth": 3}, {"depth": 3}], [r, big])}) == "n/a"
 
 
@@ -346,7 +347,7 @@ def test_balance_drift_and_end_to_end_claims_pass_and_fail_on_controls(runs_dir,
     assert _verdict("end-to-end-trajectory", dict(identity=identity)) == "PASS"
     assert _verdict("end-to-end-trajectory", dict(identity=gaussian)) == "FAIL"
     assert identity.metric("balancedness")[0, 0] == 0  # the identity init is balanced exactly
-    assert plots.saved_path(dmf.balance_figure(dict(lr=plain, half=half, wd=wd, wd_half=wd_half, identity=identity,
+    assert plots.saved_path(arora_figures.balance_figure(dict(lr=plain, half=half, wd=wd, wd_half=wd_half, identity=identity,
                                                     gaussian=gaussian), tmp_path / "balance.png")).is_file()
     with pytest.raises(ValueError, match="plain full-batch GD"):
-        dmf.end_to_end_check(wd)
+        checks.end_to_end_check(wd)

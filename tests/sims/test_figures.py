@@ -11,7 +11,7 @@ from PIL import Image
 import sims
 from sims import plots, style
 from sims.cli import main
-from sims.settings.factorisation import dmf
+from sims.claims import arora2019_figures as arora_figures
 from sims.settings.clusters import xor_cluster
 
 
@@ -73,7 +73,7 @@ class _SingularValues:
 
 
 def test_singular_value_legend_lists_every_line(tmp_path):
-    fig = dmf.singular_values_figure([_SingularValues()], tmp_path / "sv.png")
+    fig = arora_figures.singular_values_figure([_SingularValues()], tmp_path / "sv.png")
     ax = fig.axes[0]
     assert len(ax.get_lines()) == 8 and len(ax.get_legend().get_texts()) == 8 and _legend_faults(fig) == []
 

@@ -17,11 +17,8 @@ Each member (seed) draws its own W* and observations, and its own init.
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -36,9 +33,10 @@ from ...nn import DeepMatrixFactorization, make_generators
 from ...optim import ScalarRMSprop
 from ...registry import register
 from ..common import squared_loss
+from .checks import velocity_check
 
-__all__ = ["Config", "DynamicsConfig", "velocity_check", "end_to_end_check", "balance_terms", "sweep_figure",
-           "singular_values_figure", "effective_rank_figure", "balance_figure", "LC_NOTE"]
+__all__ = ["Config", "DynamicsConfig", "balance_terms", "build_task", "baseline_errors", "plot_singular_values",
+           "LC_NOTE"]
 
 LC_NOTE = "not applicable: the model is linear (no piecewise-linear sites)"
 RMS_ALPHA, RMS_EPS = 0.99, 1e-4  # the authors' GroupRMSprop constants
@@ -102,7 +100,7 @@ class DynamicsConfig(Config):
 
 # build ---------------------------------------------------------------------------------------------------------
 
-def _build(members: Members, env: Env, *, sensing: bool, snapshot_steps: tuple[int, ...] = (),
+def build_task(members: Members, env: Env, *, sensing: bool, snapshot_steps: tuple[int, ...] = (),
            identity: Sequence[bool] = ()) -> Task:
     """The Task of one ensemble; `identity[e]` True: member e starts from the identity init (dmf-dynamics)."""
     cfg, seeds, device, dtype = members[0], members.seeds, env.device, env.dtype
@@ -220,7 +218,7 @@ def _sv_names(run) -> list[str]:
     return sorted((m for m in run.metric_names if m.startswith("sv_")), key=lambda m: int(m[3:]))
 
 
-def _plot_singular_values(ax, run, *, k: int | None = None, member: int = 0) -> None:
+def plot_singular_values(ax, run, *, k: int | None = None, member: int = 0) -> None:
     from matplotlib import colormaps
 
     cmap = colormaps["viridis"]
@@ -250,7 +248,7 @@ def figures(run) -> list:
     if base is not None:
         style.reference(ax, "nuclear norm (reconstruction)", y=float(np.mean(base)))
     plots.finish(ax, "loss / error", steps=run.steps, log=True)
-    _plot_singular_values(axes[0, 1], run, k=cfg.n_sv)
+    plot_singular_values(axes[0, 1], run, k=cfg.n_sv)
     axes[0, 1].set_title("top singular values (member 0)", fontsize=9)
     plots.run_band(axes[0, 2], run, "effective_rank", "effective rank")
     plots.finish(axes[0, 2], "effective rank", steps=run.steps, log=True)
@@ -265,7 +263,7 @@ def dynamics_figures(run) -> list:
     cfg = run.config
     check = velocity_check(run) if cfg.velocity_checks else None
     fig, axes = plots.figure(2 if check else 1, panel=(5.5, 4.2))
-    _plot_singular_values(axes[0, 0], run, k=cfg.n_sv)
+    plot_singular_values(axes[0, 0], run, k=cfg.n_sv)
     axes[0, 0].set_title(f"depth {cfg.depth}: top {cfg.n_sv} singular values (member 0)", fontsize=9)
     if check:
         ax = axes[0, 1]
@@ -281,210 +279,6 @@ def dynamics_figures(run) -> list:
                        title=f"{run.sim_name}: n={cfg.n}, rank {cfg.rank}, {cfg.n_obs} observations, depth "
                        f"{cfg.depth}, init {cfg.init_scale:g}, GD lr {cfg.lr:g}")]
 
-
-def sweep_figure(runs, path: Path):
-    """Final reconstruction error against the number of observations, one line per depth, with nuclear norm.
-
-    `runs`: dmf-completion runs or views (any mix of depths, n_obs and numbers of members); each point is the
-    median over members with a min-max bar (errors span decades between seeds where recovery is marginal); the
-    baseline comes from the runs that solved it.
-    """
-    by_depth: dict[int, dict[int, np.ndarray]] = {}
-    base: dict[int, np.ndarray] = {}
-    for r in runs:
-        by_depth.setdefault(r.config.depth, {})[r.config.n_obs] = r.metric("recon_error")[-1]
-        if baseline_errors(r) is not None:
-            base[r.config.n_obs] = baseline_errors(r)
-    fig, axes = plots.figure(1, panel=(6, 4.2))
-    ax = axes[0, 0]
-    for depth, errs in sorted(by_depth.items()):
-        _points(ax, errs, f"depth {depth}", "o-")
-    if base:
-        _points(ax, base, "nuclear norm", "ks--")
-    ax.set_xlabel("number of observed entries")
-    c = next(iter(runs)).config
-    plots.finish(ax, "reconstruction error ||W - W*||_F^2 / ||W*||_F^2", log=True,
-                 title=f"matrix completion, n={c.n}, rank {c.rank} (median and min-max over seeds)")
-    return plots.save(fig, path)
-
-
-def _points(ax, values: dict, label: str, fmt: str) -> None:
-    """Median over members against the key, with a min-max bar: values {x: [members]}."""
-    xs = sorted(values)
-    mid, low, high = (np.array([f(values[x]) for x in xs]) for f in (np.median, np.min, np.max))
-    ax.errorbar(xs, mid, yerr=[mid - low, high - mid], fmt=fmt, capsize=3, ms=4, label=label)
-
-
-def balance_figure(runs, path: Path, *, check=None):
-    """Left: balance_drift against time t = step * lr for the runs named lr / half (and wd / wd_half, the weight-
-    decay control). Right: the end-to-end check's relative error against the start step for the runs named
-    identity and gaussian. `runs`: {name: dmf-dynamics view}, one member each; `check`: the end-to-end check to
-    use (default `end_to_end_check`; a caller that measured it already passes a cached one)."""
-    fig, axes = plots.figure(2, panel=(5.6, 4.2))
-    ax = axes[0, 0]
-    for name, ls in (("lr", "-"), ("half", "--"), ("wd", "-"), ("wd_half", "--")):
-        r = runs[name]
-        wd = f", weight decay {r.config.weight_decay:g}" if r.config.weight_decay else ""
-        ax.plot(r.steps * r.config.lr, r.metric("balance_drift")[:, 0], ls, color=style.color(1 if wd else 0),
-                label=f"lr {r.config.lr:g}{wd} (init {r.config.init_scale:g})")
-    ax.set_xlabel("time t = step x lr")
-    ax.set_yscale("log")
-    plots.finish(ax, "max_j ||D_j(t) - D_j(0)||_F", title="balancedness drift (depth 3, GD)")
-    ax = axes[0, 1]
-    for name in ("identity", "gaussian"):
-        r = runs[name]
-        c = (check or end_to_end_check)(r)
-        ax.semilogy(c["step"], c["rel_error"], "o-", label=f"{r.config.init} init {r.config.init_scale:g}")
-    ax.set_xlabel("start step s")
-    plots.finish(ax, "||W_e2e(s+k) - W(s+k)|| / ||W(s+k) - W(s)||",
-                 title=f"k = {runs['identity'].config.e2e_span} end-to-end updates against GD")
-    return plots.save(fig, path)
-
-
-def singular_values_figure(runs, path: Path, *, k: int = 10):
-    """Top-k singular values against step, one panel per depth (member 0 of each run)."""
-    runs = sorted(runs, key=lambda r: r.config.depth)
-    fig, axes = plots.figure(len(runs), panel=(4.2, 3.8))
-    for ax, r in zip(axes[0], runs):
-        _plot_singular_values(ax, r, k=k)
-        ax.set_title(f"depth {r.config.depth}", fontsize=10)
-    c = runs[0].config
-    return plots.save(fig, path, title=f"singular values of W during GD (completion, n={c.n}, rank {c.rank}, "
-                      f"{c.n_obs} entries, init {c.init_scale:g}, lr {c.lr:g})")
-
-
-def effective_rank_figure(runs, path: Path):
-    """Effective rank of W against step, one line per run (labelled by depth), mean over members."""
-    fig, axes = plots.figure(1, panel=(6, 4.2))
-    ax = axes[0, 0]
-    for r in sorted(runs, key=lambda r: r.config.depth):
-        plots.band(ax, r.steps, r.metric("effective_rank"), f"depth {r.config.depth}")
-    base = [np.mean([m["nuclear_norm_baseline"]["effective_rank"] for m in r.member_summaries]) for r in runs
-            if baseline_errors(r) is not None]
-    if base:
-        style.reference(ax, "nuclear norm", y=base[0])
-    truth = np.mean([m["ground_truth"]["effective_rank"] for m in runs[0].member_summaries])
-    style.reference(ax, "ground truth W*", y=truth)
-    c = runs[0].config
-    plots.finish(ax, "effective rank of W (mean over seeds)", steps=runs[0].steps, log=True,
-                 title=f"completion, n={c.n}, rank {c.rank}, {c.n_obs} entries, init {c.init_scale:g}")
-    return plots.save(fig, path)
-
-
-# theory against simulation -------------------------------------------------------------------------------------
-
-def _check_inputs(run, what: str):
-    """The training data of the viewed members (rebuilt from their seeds), the positions (in the view) of the
-    members trained by plain GD and their indices in the run's ensemble, and the snapshot steps (a set).
-    Raises unless the run is full-batch SGD without momentum and some member has no weight decay."""
-    cfg = run.config
-    plain = [e for e, m in enumerate(run.members) if m.weight_decay == 0]
-    if cfg.optimizer != "sgd" or cfg.momentum or cfg.batch_size or not plain:
-        raise ValueError(f"the {what} needs plain full-batch GD (optimizer sgd, no momentum, batch_size 0, a member "
-                         f"without weight decay); got optimizer {cfg.optimizer!r}, momentum {cfg.momentum}, "
-                         f"batch_size {cfg.batch_size}, weight decay {run.members.values('weight_decay')}")
-    members = Members(dataclasses.replace(m, baseline=False) for m in run.members)
-    task = _build(members, Env(torch.device("cpu"), torch.float64), sensing=run.summary.get("task") == "sensing")
-    idx = list(getattr(run, "idx", range(len(members))))  # a RunView holds some members of its run's ensemble
-    snaps = set(run.snapshots())
-    return task, plain, [idx[e] for e in plain], snaps
-
-
-def _loss_grad(task: Task, W: torch.Tensor, members: list[int]) -> torch.Tensor:
-    """Gradient of the training loss of members `members` of `task` in their end-to-end matrices W [k, n, n]
-    (float64): [k, n, n]."""
-    W = W.detach().requires_grad_(True)
-    grad, = torch.autograd.grad(squared_loss(task.model.read(W, task.x[members]), task.y[members]).sum(), W)
-    return grad
-
-
-def velocity_check(run, *, top: int | None = None, min_fraction: float = 0.1, max_gap: float = 1e-2) -> dict:
-    """Measured singular-value velocities of a dmf-dynamics run against `theory.matrices.singular_value_velocity`.
-
-    At each snapshot pair (s, s+1) and member: `sims.metrics.velocity_rows` with grad L the gradient of the
-    training loss in W(s) (one GD step of size lr is time lr of gradient flow). Checked, in the theorem's regime:
-    snapshots whose factors are balanced (relative gap <= `max_gap`; near a random init it is ~1), and among
-    the top `top` (default: the rank of W*) singular values those whose predicted speed is at least
-    `min_fraction` of the fastest at that snapshot (the slow ones move by round-off-sized amounts).
-    Returns arrays `step`, `member`, `r`, `gap`, `predicted`, `measured`, `rel_error`, `used` (bool), and
-    `max_rel_error` over the used ones (NaN if none).
-    """
-    cfg = run.config
-    task, plain, idx, snaps = _check_inputs(run, "velocity check")
-    top = min(top or cfg.rank, cfg.n)
-    rows = []
-    for s in sorted(snaps):
-        if s + 1 not in snaps:
-            continue
-        W0, factors = _state_at(run, s, idx)
-        W1, _ = _state_at(run, s + 1, idx)
-        grad = _loss_grad(task, W0, plain)
-        for i, e in enumerate(plain):
-            if not (torch.isfinite(W0[i]).all() and torch.isfinite(W1[i]).all()):
-                continue  # a diverged member: nothing to check
-            gap, pred, meas, used = metrics.velocity_rows(W0[i].numpy(), W1[i].numpy(), grad[i].numpy(),
-                                                          [f[i] for f in factors], cfg.depth, run.members[e].lr,
-                                                          top=top, min_fraction=min_fraction, max_gap=max_gap)
-            rows += [(s, e, r, gap, pred[r], meas[r], used[r]) for r in range(top)]
-    if not rows:
-        raise ValueError(f"{run.dir} has no snapshot pairs (s, s+1); run dmf-dynamics with velocity_checks >= 1")
-    step, member, r, gap, pred, meas, used = (np.array(c) for c in zip(*rows))
-    used = used.astype(bool)
-    rel = np.abs(meas - pred) / np.abs(pred)
-    return dict(step=step, member=member, r=r, gap=gap, predicted=pred, measured=meas, rel_error=rel, used=used,
-                max_rel_error=float(rel[used].max()) if used.any() else math.nan)
-
-
-def end_to_end_check(run, *, min_fraction: float = 0.1) -> dict:
-    """W(s+k) of a dmf-dynamics run against k steps of the end-to-end update iterated from W(s) (k = e2e_span).
-
-    From each kept W(s): W <- `theory.matrices.end_to_end_update`(W, grad L(W), N, lr) k times, with the
-    gradient of the training loss at every iterate, then rel_error = ||W_e2e - W(s+k)||_F / ||W(s+k) - W(s)||_F.
-    For balanced factors gradient flow moves W exactly by the continuous end-to-end dynamics (Arora, Cohen,
-    Hazan 2018, Thm 1) and GD on the factors follows it up to O(lr) over the k steps; unbalanced factors
-    (relative gap ~1, a Gaussian init far from zero) break it at first order. Checked: the starts where W moves
-    by at least `min_fraction` of the member's largest move over k steps (late, W is still and the ratio is
-    round-off). Returns arrays over the checked (start, member) pairs: `step`, `member`, `gap` (relative
-    balancedness gap at s), `moved`, `rel_error`; and `max_rel_error` over them (NaN if none).
-    """
-    cfg = run.config
-    task, plain, idx, snaps = _check_inputs(run, "end-to-end check")
-    k = cfg.e2e_span
-    starts = [s for s in sorted(snaps) if k and s + k in snaps and s + 1 in snaps]
-    if not starts:
-        raise ValueError(f"{run.dir} has no snapshot pairs (s, s+k); run dmf-dynamics with e2e_span >= 1 and "
-                         "velocity_checks >= 1")
-    pairs = {s: (_state_at(run, s, idx), _state_at(run, s + k, idx)[0]) for s in starts}
-    moved = {s: (W1 - W0).pow(2).sum(dim=(1, 2)).sqrt().numpy() for s, ((W0, _), W1) in pairs.items()}  # [E]
-    largest = np.max(np.stack(list(moved.values())), axis=0)  # [E]
-    rows = []
-    for s, ((W0, factors), W1) in pairs.items():
-        for i, e in enumerate(plain):
-            if not (np.isfinite(moved[s][i]) and moved[s][i] >= min_fraction * largest[i]):
-                continue
-            W = W0[i].numpy()
-            for _ in range(k):
-                W = matrices.end_to_end_update(W, _loss_grad(task, torch.from_numpy(W)[None], [e])[0].numpy(),
-                                               cfg.depth, run.members[e].lr)
-            rel = np.linalg.norm(W - W1[i].numpy()) / moved[s][i]
-            rows.append((s, e, matrices.balancedness_gap([f[i] for f in factors]), moved[s][i], rel))
-    step, member, gap, mv, rel = (np.array(c) for c in zip(*rows)) if rows else [np.array([])] * 5
-    return dict(step=step, member=member, gap=gap, moved=mv, rel_error=rel,
-                max_rel_error=float(rel.max()) if len(rel) else math.nan)
-
-
-def _state_at(run, step: int, idx: list[int]) -> tuple[torch.Tensor, list[np.ndarray]]:
-    """Members `idx` (of the run's ensemble) of the snapshot at `step`: the end-to-end matrices [E, n, n] (float64)
-    and the factors (numpy, [E, n, n])."""
-    state = run.snapshot(step)["model"]
-    factors = [state[f"factors.{j}"][idx].double() for j in range(len(state))]
-    W = factors[0]
-    for f in factors[1:]:
-        W = torch.bmm(f, W)
-    return W, [f.numpy() for f in factors]
-
-
-# registered simulations ----------------------------------------------------------------------------------------
 
 _SMALL = dict(n=20, rank=2, n_obs=200, steps=1500, n_evals=20, n_sv=5)
 
@@ -530,7 +324,7 @@ def build_completion(members: Members, env: Env) -> Task:
     Command: `sims run dmf-completion --set depth=3` (default preset, ~15 s plus the baseline on 2 CPU
     cores); claims: `sims reproduce arora2019`.
     """
-    return _build(members, env, sensing=False)
+    return build_task(members, env, sensing=False)
 
 
 @register("dmf-sensing", Config, presets=SENSING_PRESETS, cpu_runtime="~15 s (depth 3) + ~20 s baseline",
@@ -542,7 +336,7 @@ def build_sensing(members: Members, env: Env) -> Task:
     error than nuclear-norm minimisation on the same measurements y_i = <A_i, W*>.
     Command: `sims run dmf-sensing --set depth=3`.
     """
-    return _build(members, env, sensing=True)
+    return build_task(members, env, sensing=True)
 
 
 @register("dmf-dynamics", DynamicsConfig, presets=DYNAMICS_PRESETS, cpu_runtime="~20 s (depth 3)",
@@ -558,5 +352,5 @@ def build_dynamics(members: Members, env: Env) -> Task:
     Command: `sims run dmf-dynamics --set depth=3 [--set init=identity --set init_scale=1e-3]`;
     claims: `sims reproduce arora2019`.
     """
-    return _build(members, env, sensing=False, snapshot_steps=_velocity_snapshots(members[0]),
+    return build_task(members, env, sensing=False, snapshot_steps=_velocity_snapshots(members[0]),
                   identity=[v == "identity" for v in members.values("init")])
