@@ -294,6 +294,13 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
     r.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     r.add_argument("--threads", type=int, help="CPU threads (default: the faster of 1 and all, timed at the start)")
+    _sweep_and_atlas(sub)
+    _plot_and_reproduce(sub)
+    return p
+
+
+def _sweep_and_atlas(sub) -> None:
+    """The `sweep` and `atlas` subcommands' arguments."""
     sw = sub.add_parser("sweep", help="run a grid of configs (seeds folded into ensembles), optionally on Dask")
     sw.add_argument("name")
     sw.add_argument("--grid", action="append", metavar="KEY=V1,V2,...", help="a swept field (repeatable)")
@@ -317,6 +324,10 @@ def parser() -> argparse.ArgumentParser:
     at.add_argument("--scheduler", help="address of an existing Dask scheduler")
     at.add_argument("--threads", type=int, help="CPU threads per run (default: timed per run)")
     at.add_argument("--quiet", action="store_true")
+
+
+def _plot_and_reproduce(sub) -> None:
+    """The `plot` and `reproduce` subcommands' arguments."""
     pl = sub.add_parser("plot", help="redraw the figures of a run, or plot a sweep's results")
     pl.add_argument("run_dir", help="a run directory, or a sweep directory (with --x and --y)")
     pl.add_argument("--x", help="sweep: the swept parameter on the x axis")
@@ -343,7 +354,6 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--threads", type=int, help="CPU threads per run (default: timed per run)")
     rp.add_argument("--update-papers", metavar="PAPERS_DIR", nargs="?", const="papers",
                     help="also write the claims table and figures into PAPERS_DIR/<key>.md (default papers/)")
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:
