@@ -4,7 +4,11 @@ a header that says when runs were reused, and figures/KEY/ without the files an 
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
+import numpy as np
+
+from sims import atlas, atlas_analysis, atlas_report
 from sims.claims import runner
 
 
@@ -83,3 +87,23 @@ def test_a_seed_update_leaves_the_figures_alone(tmp_path):
     (papers / "xu2024.md").write_text("# Xu\n")
     runner.update_paper(papers, _report(seed=100, figures=["xu2024-new.png"]), out)
     assert [p.name for p in figdir.iterdir()] == ["xu2024-old.png"]
+
+
+def test_every_column_of_the_atlas_table_is_defined():
+    steps = np.array([0, 1, 2, 4, 8])
+    view = SimpleNamespace(metric_names=["lc_train@r0.1"], config=SimpleNamespace(lc_radius=0.1), steps=steps,
+                           metric=lambda name: np.ones((5, 2)), summary={})
+    recs = [dict(generalisation_step=4, memorisation_step=1, delay=4.0)] * 2
+    row = atlas.Row(entry=SimpleNamespace(sim="xor-cluster", control=False), view=view, records=recs)
+    verdict = dict(verdict="holds", robust=True, robustness=1.0)
+    result = dict(settled=True, lag=[0.1, 0.2], migration=dict(raw=[(0.3, 0.4)], ratio=[(1.0, 1.2)]),
+                  verdicts={h: verdict for h in atlas_analysis.HYPOTHESES})
+    table = [atlas._table_row(row, result)]
+    text = atlas_report.markdown([], table, {}, "default", 1.0)
+    header = text.split("## Table", 1)[1].strip().splitlines()[0]
+    columns = text.split("Columns:", 1)[1]
+    generic = {f"{k}_{h}": f"`{k}_<h>`" for k in ("verdict", "robust", "robustness")
+               for h in atlas_analysis.HYPOTHESES}
+    undefined = [c for c in _cells(header) if generic.get(c, f"`{c}`") not in columns]
+    assert len(_cells(header)) > 10 and undefined == []
+    assert "`delay`: D = g / m, a ratio" in columns
