@@ -58,6 +58,31 @@ def _method() -> list[str]:
     return lines
 
 
+def _columns() -> list[str]:
+    """The "Columns" list under atlas.md's table: what every column means (steps and LC: means over members)."""
+    return ["", "Columns:", "",
+            "- `setting`: the simulation; `settled`: whether its verdicts can be read (Settled, above).",
+            "- `transition_step`: the generalisation step g, where the test curve has moved half-way from its start "
+            "to its end.",
+            "- `memorisation_step`: m, the first evaluated step at which train accuracy reaches 1.",
+            "- `delay`: D = g / m, a ratio (no unit): each member's generalisation step over its memorisation step, "
+            "averaged over members (not the ratio of the two means); 1 is no delay.",
+            "- `lc_radius`: the radius the LC columns are read at (the setting's own `lc_radius`, else the smallest "
+            "probed).",
+            "- `lc_train_init`, `lc_train_memorisation`, `lc_train_transition`, `lc_train_end`: LC at the training "
+            "points (units crossed per point) at step 0, at the first evaluation at or after m and after g, and at "
+            "the end.",
+            f"- `lag_min`, `lag_max`: over members, log(g / s) / log(D), s the step where the last descent of LC at "
+            f"the training points begins: the lag in units of log D (> 0: before the transition; within "
+            f"{an.WINDOW:g} of 0: around it).",
+            "- `migration_raw_before`, `migration_raw_after`: on the member's 2-D slice, the share of region-boundary "
+            "length near the decision boundary at the snapshot nearest memorisation and at the last one; "
+            "`migration_ratio_before`, `migration_ratio_after`: that share divided by the share of the slice's "
+            "area there (> 1: boundaries crowd there).",
+            "- `verdict_<h>`, `robust_<h>`, `robustness_<h>`: the verdict on hypothesis h, whether it is robust, "
+            "and the share of analysis choices that give the modal verdict."]
+
+
 def markdown(rows, table: list[dict], results: dict, preset: str, elapsed: float) -> str:
     """atlas.md: the robust verdicts, the hypotheses and method, every verdict, the table, migration per member."""
     own = sum(float(r.view.summary.get("elapsed_s") or 0.0) for r in rows if r.view is not None)
@@ -88,7 +113,7 @@ def markdown(rows, table: list[dict], results: dict, preset: str, elapsed: float
                      + ", ratio " + _pairs(res["migration"]["ratio"]))
     cols = list(table[0]) if table else []
     lines += [""] + notes + ["", "## Table", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_fmt(r[c]) for c in cols) + " |" for r in table]
+    lines += ["| " + " | ".join(_fmt(r[c]) for c in cols) + " |" for r in table] + _columns()
     errors = [f"- {r.entry.sim}: {r.error}" for r in rows if r.error]
     if errors:
         lines += ["", "## Runs that failed", ""] + errors

@@ -3,8 +3,9 @@
 Every configuration the claims and figures need is planned and validated first (a usage error writes
 nothing), then run once through `sims.sweep.execute` (here or on Dask workers; a report directory used before
 reuses its completed runs and resumes interrupted ones), then measured. `--update-papers` writes the claims
-table into papers/KEY.md and copies the figures, but never from a report whose runs failed; a page is rewritten
-only between both of its markers (atomically), and every target is checked before any run trains.
+table into papers/KEY.md and updates papers/figures/KEY/ (`_page_figures`), never from a report whose runs
+failed; a page is rewritten only between both of its markers (atomically), and every target is checked before any
+run trains.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .. import api, checks, locks, outdir, store, sweep
+from .. import api, checks, locks, outdir, registry, store, sweep
 from ..config import ConfigError
 from . import Claim, RunSpec, SweepRuns, evaluate, get_claims, seeds as protocol
 
@@ -113,7 +114,8 @@ def _reproduce_into(out: Path, paper, specs, points, groups, *, key, preset, see
     figures = _paper_figures(paper, views, out) + _run_figures(groups, results, out)
     report = dict(key=key, title=paper.title, preset=preset, seed=seed, base_seed=base,
                   meaning=meaning(key, preset, base), device=device, executor=where,
-                  elapsed_s=round(time.time() - t0, 1), train_s=_train_seconds(results), rows=rows, figures=figures,
+                  elapsed_s=round(time.time() - t0, 1), train_s=_train_seconds(results),
+                  reused=sum(bool(r.get("reused")) for r in results), rows=rows, figures=figures,
                   run_failures=sorted(set(failures.values())), runs=[r["dir"] for r in results],
                   environment=_environment(results))
     store.write_json(out / "report.json", report)
@@ -209,13 +211,37 @@ def _statement(r: dict) -> str:
     return r["statement"] + (f" (no control test: {r['control']})" if r.get("control") else "")
 
 
+CELL = 80  # characters: a longer claims-table cell is cut, its full text numbered in the Details list below
+
+
+def _cell(text, where: str, details: list[str]) -> str:
+    """`text` as a table cell: whole when at most CELL characters, else cut at a word with a reference [n] to
+    details[n - 1], which `where` (the claim and column) and the full text are appended to."""
+    text = str(text)
+    if len(text) <= CELL:
+        return text
+    details.append(f"{where}: {text}")
+    cut = text[:CELL - 12].rsplit(" ", 1)[0]
+    if cut.count("`") % 2:  # never leave a code span open
+        cut = cut[:cut.rindex("`")]
+    cut = cut.rstrip(" ,;:([")
+    return f"{cut} ... [{len(details)}]"
+
+
 def table(report: dict) -> str:
+    """The claims table of a report, one row per claim, every cell at most ~CELL characters; the full text of a
+    cut cell follows the table as a numbered "Details" list."""
     lines = ["| claim | paper says | paper value | expected | measured | verdict |", "|---|---|---|---|---|---|"]
+    details: list[str] = []
     for r in report["rows"]:
         measured = _fmt(r["measured"]) + (f" ({r['details']})" if r["details"] else "")
-        cells = [f"`{r['id']}`", _statement(r), r.get("paper") or "", r["expected"], measured,
+        texts = {"paper says": _statement(r), "paper value": r.get("paper") or "", "expected": r["expected"],
+                 "measured": measured}
+        cells = [f"`{r['id']}`", *(_cell(v, f"`{r['id']}`, {k}", details) for k, v in texts.items()),
                  _verdict_cell(report, r["verdict"])]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    if details:
+        lines += ["", "Details:", ""] + [f"{i}. {d}" for i, d in enumerate(details, 1)]
     return "\n".join(lines)
 
 
@@ -224,9 +250,13 @@ def _header(report: dict) -> str:
     seed = "" if report.get("seed") is None else f" --seed {report['seed']}"
     block = "" if report.get("seed") is not None or report.get("base_seed") is None else \
         f" (claim seeds from {report['base_seed']})"
+    n, reused = len(report.get("runs", ())), report.get("reused", 0)
+    wall = f"{report['elapsed_s']} s" + (" (reused runs" if n and reused == n else
+                                         f" ({reused} of {n} runs reused" if reused else " (")
+    sep = "; " if reused else ""
     return (f"`sims reproduce {report['key']} --preset {report['preset']}{seed}`{block} on {env.get('device', '?')} "
-            f"({env.get('threads')} threads, torch {env.get('torch')}), {report['elapsed_s']} s "
-            f"(the runs' own training: {report.get('train_s', 0):.0f} s)")
+            f"({env.get('threads')} threads, torch {env.get('torch')}), {wall}{sep}"
+            f"the runs' own training: {report.get('train_s', 0):.0f} s)")
 
 
 def markdown(report: dict) -> str:
@@ -300,10 +330,32 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def _shown(text: str, key: str) -> set[str]:
+    """Names of the figures in figures/<key>/ that a page's markdown `text` shows."""
+    return set(re.findall(rf"!\[[^\]]*\]\(figures/{re.escape(key)}/([^)/\s]+)\)", text))
+
+
+def _page_figures(figdir: Path, report: dict, out: Path, page_text: str) -> None:
+    """Copy into `figdir` (papers/figures/<key>/) the report's paper-level figures (<key>-*) and the run figures the
+    page shows; remove the files of earlier updates it no longer writes: PNGs named <key>-* or <simulation>-* that
+    the page does not show. Any other file there is left alone."""
+    key = report["key"]
+    shown = _shown(page_text, key)
+    written = {f for f in report["figures"] if f.startswith(f"{key}-") or f in shown}
+    figdir.mkdir(parents=True, exist_ok=True)
+    for f in sorted(written):
+        shutil.copy2(out / "figures" / f, figdir / f)
+    ours = (f"{key}-", *(f"{name}-" for name in registry.names()))
+    for old in figdir.glob("*.png"):
+        if old.name.startswith(ours) and old.name not in written and old.name not in shown:
+            old.unlink()
+
+
 def update_paper(papers_dir: Path, report: dict, out: Path) -> Path:
     """Replace the claims table of papers/<key>.md between its markers (one block per --seed; a page without
-    them gets the block appended; broken markers are a ConfigError and change nothing) and copy the figures into
-    papers/figures/<key>/ (from the main seeds only). The page is replaced atomically."""
+    them gets the block appended; broken markers are a ConfigError and change nothing) and, from the main seeds
+    only, update papers/figures/<key>/ (`_page_figures`: the paper's figures and the run figures the page shows; the
+    ones an earlier update wrote and this one does not are removed). The page is replaced atomically."""
     papers_dir = check_papers(papers_dir, report["key"], report.get("seed"))
     page = papers_dir / f"{report['key']}.md"
     begin, end = _markers(report.get("seed"))
@@ -312,10 +364,8 @@ def update_paper(papers_dir: Path, report: dict, out: Path) -> Path:
     if parts is None:
         text = page.read_text() if page.exists() else f"# {report['title']}\n"
         parts = (text.rstrip("\n") + "\n\n", "\n")
+    text = parts[0] + block + parts[1]
     if report.get("seed") is None:
-        figdir = papers_dir / "figures" / report["key"]
-        figdir.mkdir(parents=True, exist_ok=True)
-        for f in report["figures"]:
-            shutil.copy2(out / "figures" / f, figdir / f)
-    _write_atomic(page, parts[0] + block + parts[1])
+        _page_figures(papers_dir / "figures" / report["key"], report, out, text)
+    _write_atomic(page, text)
     return page
