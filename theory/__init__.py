@@ -25,7 +25,7 @@ rescaled internally by exact powers of two, and a result that cannot be represen
 
 import importlib
 
-__all__ = ["__version__", "dichotomy", "early_time", "kkt", "linear_regression", "matrices", "max_margin"]
+__all__ = ["dichotomy", "early_time", "kkt", "linear_regression", "matrices", "max_margin"]
 
 
 def __getattr__(name):
@@ -46,4 +46,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(list(globals()) + __all__)
+    return sorted({*globals(), *__all__, "__version__"})
