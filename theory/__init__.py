@@ -16,6 +16,8 @@ without an explicit import:
 - `theory.early_time`: Gaussian (Hermite) moments of activations, the affine kernels that
   approximate a two-layer net's NTK on isotropic data, the linear model it follows early and its
   GD trajectory in closed form, the empirical NTK (Hu, Xiao, Adlam, Pennington 2020).
+- `theory.xor_cluster`: the signed label sum along an XOR cluster axis and the regime ratios of an
+  XOR-cluster configuration (Xu, Wang, Frei, Vardi, Hu 2024).
 
 Solvers, ranks, KKT residuals and risks are scale-equivariant over the float64 range: inputs are
 rescaled internally by exact powers of two, and a result that cannot be represented raises ValueError.
@@ -25,7 +27,7 @@ rescaled internally by exact powers of two, and a result that cannot be represen
 
 import importlib
 
-__all__ = ["dichotomy", "early_time", "kkt", "linear_regression", "matrices", "max_margin"]
+__all__ = ["dichotomy", "early_time", "kkt", "linear_regression", "matrices", "max_margin", "xor_cluster"]
 
 
 def __getattr__(name):
