@@ -14,6 +14,15 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
 @pytest.fixture
+def one_thread():
+    """One intra-op thread for the test (small problems: faster, and far faster on a CPU shared with other jobs)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def runs_dir(tmp_path, monkeypatch):
     """A private runs/ root (SIMS_RUNS) for each test."""
     root = tmp_path / "runs"

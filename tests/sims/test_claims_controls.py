@@ -2,7 +2,6 @@
 run without its phenomenon, measured with the claim's own measure. Where the ci run with the phenomenon is on the
 paper's side at this size, the same claim is checked to pass there, so the flip is the phenomenon's."""
 
-import numpy as np
 import pytest
 
 import sims
@@ -11,13 +10,8 @@ from sims.claims import SweepRuns, evaluate, get_claims
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread):
+    """Small problems: one intra-op thread (the `one_thread` fixture of tests/conftest.py) for every test here."""
 
 
 def _verdicts(key, runs, ids):

@@ -22,12 +22,8 @@ FAST = dict(baseline=False)
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """Small matrices: one intra-op thread is faster, and far faster on a CPU shared with other jobs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread):
+    """Small problems: one intra-op thread (the `one_thread` fixture of tests/conftest.py) for every test here."""
 
 
 def _orthogonal(n, g):

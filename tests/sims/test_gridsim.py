@@ -26,18 +26,18 @@ def test_grid_run_directory_and_members(runs_dir):
     np.testing.assert_array_equal(one.metric("sv_fraction")[:, 0], r.metric("sv_fraction")[:, 2])
 
 
-def test_interrupted_grid_resumes_where_it_stopped(runs_dir, monkeypatch):
-    full = sims.run("svm-proliferation", preset="ci", seeds=2, device="cpu", figures=False)
+def _interrupt_grid_at(monkeypatch, point: int) -> None:
+    """Run svm-proliferation at ci (2 members) until SIGINT arrives at grid point `point`; the run is left cut."""
     sim = registry.get("svm-proliferation")
 
     def build(members, env):
         task = sim.build(members, env)
         inner = task.evaluate
 
-        def evaluate(i, point):
-            if i == 2:
+        def evaluate(i, p):
+            if i == point:
                 os.kill(os.getpid(), signal.SIGINT)
-            return inner(i, point)
+            return inner(i, p)
 
         task.evaluate = evaluate
         return task
@@ -47,6 +47,11 @@ def test_interrupted_grid_resumes_where_it_stopped(runs_dir, monkeypatch):
     with pytest.raises(engine.Interrupted):
         sims.run("svm-proliferation", preset="ci", seeds=2, device="cpu", figures=False)
     monkeypatch.setitem(registry._REGISTRY, "svm-proliferation", sim)
+
+
+def test_interrupted_grid_resumes_where_it_stopped(runs_dir, monkeypatch):
+    full = sims.run("svm-proliferation", preset="ci", seeds=2, device="cpu", figures=False)
+    _interrupt_grid_at(monkeypatch, point=2)
     [cut] = [d for d in (runs_dir / "svm-proliferation").iterdir() if d != full.dir]
     assert sims.load(cut).summary["status"] == "interrupted" and sims.load(cut).summary["points_done"] == 3
     resumed = sims.resume(cut, device="cpu", figures=False)
@@ -66,25 +71,7 @@ def test_grid_simulation_in_the_cli(capsys, tmp_path):
 
 
 def test_a_grid_run_edited_on_disk_is_not_resumed(runs_dir, monkeypatch, capsys):
-    sim = registry.get("svm-proliferation")
-
-    def build(members, env):
-        task = sim.build(members, env)
-        inner = task.evaluate
-
-        def evaluate(i, point):
-            if i == 1:
-                os.kill(os.getpid(), signal.SIGINT)
-            return inner(i, point)
-
-        task.evaluate = evaluate
-        return task
-
-    monkeypatch.setitem(registry._REGISTRY, "svm-proliferation", registry.Simulation(
-        **{**sim.__dict__, "build": build}))
-    with pytest.raises(engine.Interrupted):
-        sims.run("svm-proliferation", preset="ci", seeds=2, device="cpu", figures=False)
-    monkeypatch.setitem(registry._REGISTRY, "svm-proliferation", sim)
+    _interrupt_grid_at(monkeypatch, point=1)
     [cut] = list((runs_dir / "svm-proliferation").iterdir())
     meta = json.loads((cut / "config.json").read_text())
     meta["config"]["n"] = 8  # the points so far were computed with n = 16 (the ci preset)
