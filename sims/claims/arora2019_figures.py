@@ -62,7 +62,8 @@ def balance_figure(runs, path: Path, *, check=None):
                 label=f"lr {r.config.lr:g}{wd} (init {r.config.init_scale:g})")
     ax.set_xlabel("time t = step x lr (continuous time: lr x steps)")
     ax.set_yscale("log")
-    plots.finish(ax, "max_j ||D_j(t) - D_j(0)||_F (squared factor-entry units)", title="balancedness drift (depth 3, GD)")
+    plots.finish(ax, "max_j ||D_j(t) - D_j(0)||_F (squared factor-entry units)",
+                 title="balancedness drift (depth 3, GD)")
     ax = axes[0, 1]
     for name in ("identity", "gaussian"):
         r = runs[name]

@@ -264,7 +264,8 @@ def _ablation_figure(runs, path):
     for key, label in (("cnn", "CNN"), ("cnn-bn", "CNN + batch norm")):
         r = runs[key]
         plots.band(axes[0, 2], r.steps, r.metric(lc_name(r.config)), label)
-    plots.finish(axes[0, 2], "LC at train points (crossed conv units per neighbourhood)", steps=runs["cnn"].steps, title="digits, small CNN")
+    plots.finish(axes[0, 2], "LC at train points (crossed conv units per neighbourhood)", steps=runs["cnn"].steps,
+                 title="digits, small CNN")
     return plots.save(fig, path, title="ablations: weight decay, batch norm, a small CNN")
 
 
@@ -301,7 +302,8 @@ def _random_figure(runs, path):
     for key, label in (("random-small", "250 points"), ("random-large", "1000 points")):
         r = runs[key]
         plots.band(axes[0, 0], r.steps, r.metric(lc_name(r.config)), label)
-    plots.finish(axes[0, 0], "LC at train points, all labels random (crossed units per neighbourhood)", steps=runs["random-large"].steps)
+    plots.finish(axes[0, 0], "LC at train points, all labels random (crossed units per neighbourhood)",
+                 steps=runs["random-large"].steps)
     noise, steps = _fit_steps(runs)
     axes[0, 1].plot(noise, steps, "o")
     axes[0, 1].set_xlabel("label noise (fraction)")

@@ -75,9 +75,11 @@ def figures(run) -> list:
     title = f"leaky-relu-highdim: n={c.n}, d={c.d}, m={c.width}, gamma={c.slope}, {init}"
     out = [plots.curves_figure(
         run,
-        [("agreement with l2 max margin: share or cosine (unitless)", [("mm_agreement", "sign f = sign <w_mm, x> (test points)"),
+        [("agreement with l2 max margin: share or cosine (unitless)",
+          [("mm_agreement", "sign f = sign <w_mm, x> (test points)"),
                                            ("mm_cosine", "cos(sum_j a_j w_j, w_mm)")]),
-         ("accuracy (fraction)", [("train_acc", "train"), ("test_acc", "test"), ("test_acc_clean", "test (clean labels)")])],
+         ("accuracy (fraction)",
+          [("train_acc", "train"), ("test_acc", "test"), ("test_acc_clean", "test (clean labels)")])],
         run.dir / "figures" / "agreement.png", title=title)]
     fig, axes = plots.figure(3)
     steps = run.steps

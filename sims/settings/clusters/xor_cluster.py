@@ -176,7 +176,8 @@ def figures(run) -> list:
                        ("test_acc_clean", "test (clean labels)")]),
          ("logistic loss (nats)", [("train_loss", "train"), ("test_loss", "test")]),
          ("KKT residual (relative, unitless)", [("kkt_residual", "parameter max-margin problem (theory.kkt)")])],
-        run.dir / "figures" / "accuracy.png", title=title, log=("logistic loss (nats)", "KKT residual (relative, unitless)"),
+        run.dir / "figures" / "accuracy.png", title=title,
+        log=("logistic loss (nats)", "KKT residual (relative, unitless)"),
         hlines={"accuracy (fraction)": [(1 - c.noise_rate, "1 - eta (Bayes, noisy)"), (0.5, "chance")]}),
         plots.lc_figure(run, run.dir / "figures" / "lc.png",
                         title=f"xor-cluster local complexity (r={c.lc_radius}, P={c.lc_dirs})")]

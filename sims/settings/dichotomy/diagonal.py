@@ -227,8 +227,9 @@ def figures(run) -> list:
         run,
         [("accuracy (fraction)", [("train_acc", "train"), ("test_acc", "test")]),
          ("cosine / share (unitless)", [("cos_l2", "cos(w, l2 max margin)"), ("cos_l1", "cos(w, l1 max margin)"),
-                             ("cos_truth", "cos(w, w*)"), ("l1_share", "share of ||w||_1 on the k true coordinates")]),
-         ("norm and margin (parameter units; output units per squared parameter norm)", [("theta_norm", "||theta||"), ("margin", "min_i y_i f(x_i) / ||theta||^2")])],
+                                        ("cos_truth", "cos(w, w*)"), ("l1_share", "share of ||w||_1 on the k true coordinates")]),
+         ("norm and margin (parameter units; output units per squared parameter norm)",
+          [("theta_norm", "||theta||"), ("margin", "min_i y_i f(x_i) / ||theta||^2")])],
         run.dir / "figures" / "accuracy.png", title=title, hlines={"accuracy (fraction)": hl},
         log=("norm and margin (parameter units; output units per squared parameter norm)",),
         vlines=transition_lines(run))]
@@ -346,7 +347,8 @@ def sweep_figure(points, path):
     top = max(r["t_star"] for r in rows)
     left.plot([0, top], [0, top], label="t = (1/lambda) log alpha", **style.reference_style(left))
     left.set_xlabel("predicted t* = (1/lambda) log alpha (continuous time: lr x steps)")
-    plots.finish(left, "measured transition time t = lr * step (continuous time: lr x steps)", title="lines: t = (log alpha - c) / lambda, "
+    plots.finish(left, "measured transition time t = lr * step (continuous time: lr x steps)",
+                 title="lines: t = (log alpha - c) / lambda, "
                  f"c = {-icpt:.2f} fitted")
     la = np.linspace(min(math.log(r["alpha"]) for r in rows), max(math.log(r["alpha"]) for r in rows), 2)
     right.plot(la, la + icpt, label="theory: slope 1 (through the fitted offset)", **style.reference_style(right))

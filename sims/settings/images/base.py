@@ -267,7 +267,8 @@ def curves_figure(run, path, *, accuracies=(("train_acc", "train"), ("test_acc",
     for s in plots.LC_SETS:
         if lc_name(c, s) in run.metric_names:
             plots.run_band(axes[0, 1], run, lc_name(c, s), s)
-    plots.finish(axes[0, 1], f"LC at r = {c.lc_radius:g}, P = {c.lc_dirs} (crossed units per neighbourhood)", steps=run.steps)
+    plots.finish(axes[0, 1], f"LC at r = {c.lc_radius:g}, P = {c.lc_dirs} (crossed units per neighbourhood)",
+                 steps=run.steps)
     plots.run_band(axes[0, 2], run, "weight_norm", "||theta||")
     plots.finish(axes[0, 2], "parameter norm (parameter units)", steps=run.steps)
     model = f"{c.arch} depth {c.depth} width {c.width}" if c.arch == "mlp" else "small CNN"

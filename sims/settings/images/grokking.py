@@ -221,7 +221,8 @@ def exact_figure(run, path):
                           (axes[0, 1], "full", f"P = {run.config.lc_dirs} random directions in input space")):
         ax.scatter(ex["exact"], ex[f"lc_{key}"], s=8, alpha=0.6)
         ax.set_xlabel(f"regions meeting the disc of radius rho = {ex['rho']:.3g} (count, exact)")
-        plots.finish(ax, "LC at radius rho (crossed units per neighbourhood)", title=f"{what}: Spearman {ex[f'spearman_{key}']:.3f}")
+        plots.finish(ax, "LC at radius rho (crossed units per neighbourhood)",
+                     title=f"{what}: Spearman {ex[f'spearman_{key}']:.3f}")
     return plots.save(fig, path, title=f"{run.sim_name} ({run.config.dataset}), member 0, step {run.steps[-1]}: LC "
                       f"against the exact number of linear regions at {ex['n']} points of the slice")
 

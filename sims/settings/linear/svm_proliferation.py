@@ -69,7 +69,8 @@ def figures(run) -> list:
     style.reference(ax, "d = 2 n log n", x=threshold(c.n) / c.n)
     ax.set_xscale("log")
     ax.set_xlabel("dimension / samples, d / n (unitless)")
-    plots.finish(ax, "share of runs or points (fraction)", title=f"svm-proliferation: n={c.n}, {run.n_members} repetitions per d")
+    plots.finish(ax, "share of runs or points (fraction)",
+                 title=f"svm-proliferation: n={c.n}, {run.n_members} repetitions per d")
     return [plots.save(fig, run.dir / "figures" / "proliferation.png")]
 
 
