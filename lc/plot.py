@@ -80,8 +80,8 @@ def plot_lc_curves(steps, curves: Mapping[str, np.ndarray], path=None, *, title:
             if c.shape[1] > 1:
                 ax.fill_between(steps + 1, np.nanmin(c, axis=1), np.nanmax(c, axis=1), color=color, alpha=0.2, lw=0)
     ax.set_xscale("log")
-    ax.set_xlabel("training step + 1")
-    ax.set_ylabel("local complexity (mean number of crossed units)")
+    ax.set_xlabel("training step + 1 (optimiser steps)")
+    ax.set_ylabel("local complexity (crossed units per neighbourhood)")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend()
     if title:
@@ -158,8 +158,8 @@ def plot_partition(partition, path=None, *, ax=None, points=None, labels=None, m
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[1], hi[1])
     ax.set_aspect("equal")
-    ax.set_xlabel("a (plane coordinate)")
-    ax.set_ylabel("b (plane coordinate)")
+    ax.set_xlabel("plane coordinate a (input units)")
+    ax.set_ylabel("plane coordinate b (input units)")
     if title:
         ax.set_title(title, fontsize=9)
     ax.legend(handles=handles, title=f"{partition.count} linear regions", fontsize=6, title_fontsize=7,

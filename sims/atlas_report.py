@@ -173,12 +173,13 @@ def _draw_row(axes, row, radius) -> None:
             _draw_linear(axes[1], view, e, t, row.entry.linear)
         else:
             _draw_lc(axes[1], view, e, t, rec, radius)
-    right = "scaled (no LC: linear in its input)" if row.entry.linear else "LC (mean crossed units)" + (
-        "" if radius is None else f" at r = {radius:g}")
-    for ax, ylabel, log in zip(axes, ("loss" if row.entry.log else "accuracy", right), (row.entry.log, False)):
+    right = "curve / its largest magnitude, no LC: linear in its input (unitless)" if row.entry.linear else (
+        "LC" + ("" if radius is None else f" at r = {radius:g}") + " (crossed units per neighbourhood)")
+    left = f"{'loss' if row.entry.log else 'accuracy'} {plots.metric_unit(view.simulation.metrics, row.entry.test)}"
+    for ax, ylabel, log in zip(axes, (left, right), (row.entry.log, False)):
         style.reference(ax, "generalisation step", x=1.0)
         ax.set_xscale("log")
-        ax.set_xlabel(f"step / {' or '.join(sorted(units)) or 'generalisation'} step")
+        ax.set_xlabel(f"step / {' or '.join(sorted(units)) or 'generalisation'} step (unitless)")
         plots.finish(ax, ylabel, title=row.entry.label, log=log)
 
 

@@ -8,18 +8,50 @@ its mean with a min-max band.
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from . import style as house  # the house style (its name `style` is run_band's line-style argument)
 
 __all__ = ["figure", "band", "run_band", "step_axis", "value_ticks", "finish", "save", "saved_path", "curves_figure",
-           "lc_figure", "LC_SETS"]
+           "lc_figure", "LC_SETS", "STEP_LABEL",
+           "LC_LABEL", "metric_unit"]
 
 LC_SETS = ("train", "test", "random")
+# Axis labels end with their unit in parentheses (the metric declarations' units: fraction, nats, parameter units,
+# unitless, ...); the step axis and the LC axis are shared by most figures.
+STEP_LABEL = "training step, symlog axis: linear below 1 (optimiser steps)"
+LC_LABEL = "local complexity (crossed units per neighbourhood)"
+
+
+def metric_unit(metrics: Mapping[str, str], name: str) -> str:
+    """The unit a setting declares for metric `name`: the closing parenthesised part of its meaning in `metrics` (the
+    setting's METRICS, {name or pattern: "meaning (unit)"}), e.g. "(fraction)"; LC metrics and patterns such as
+    "sv_<k>" match their pattern. "(as recorded)" when no unit is declared."""
+    from lc.keys import PATTERN, LCKey
+
+    meaning = metrics.get(name)
+    if meaning is None and LCKey.parse(name) is not None:
+        meaning = metrics.get(PATTERN)
+    if meaning is None:
+        meaning = next((v for k, v in metrics.items()
+                        if "<" in k and re.fullmatch(re.sub(r"<[^>]+>", ".+", re.escape(k)), name)), None)
+    unit = _closing_parenthetical(meaning or "")
+    return unit or "(as recorded)"
+
+
+def _closing_parenthetical(text: str) -> str:
+    """The balanced "(...)" that `text` ends with, or ""."""
+    text, depth = text.rstrip(), 0
+    for i in range(len(text) - 1, -1, -1):
+        depth += {")": 1, "(": -1}.get(text[i], 0)
+        if depth == 0:
+            return text[i:] if text.endswith(")") and i < len(text) - 1 else ""
+    return ""
 
 
 def figure(ncols: int = 1, nrows: int = 1, *, panel: tuple[float, float] = (5.2, 3.8),
@@ -76,7 +108,7 @@ def step_axis(ax, steps) -> None:
     """Log-spaced step axis that still shows step 0 (symlog, linear below 1)."""
     ax.set_xscale("symlog", linthresh=1.0)
     ax.set_xlim(0, max(1, int(np.max(steps))) * 1.05)
-    ax.set_xlabel("training step (symlog: linear below 1)")
+    ax.set_xlabel(STEP_LABEL)
 
 
 def value_ticks(ax, values) -> None:
@@ -170,6 +202,6 @@ def lc_figure(run, path, *, title: str | None = None, vlines: Sequence[tuple[flo
             if lc_name(s, r) in names:
                 run_band(ax, run, lc_name(s, r), s, style=k)
         _vlines(ax, vlines)
-        finish(ax, "local complexity (mean number of crossed units)", steps=run.steps,
+        finish(ax, LC_LABEL, steps=run.steps,
                title=None if r is None else f"radius {r:g}")
     return save(fig, path, title=title)

@@ -154,9 +154,24 @@ def figure(sweep_dir: str | Path, x: str, y: str, hue: str | None = None, path: 
     if all(isinstance(v, float) and v > 0 for v in (r[x] for r in rows)) and max(r[x] for r in rows) >= 10 * min(
             r[x] for r in rows):
         ax.set_xscale("log")
-    ax.set_xlabel(x)
     sim = store.read_json(Path(sweep_dir) / "sweep.json").get("sim", "")
+    xlabel, ylabel = _axis_labels(sim, x, y)
+    ax.set_xlabel(xlabel)
     shown = "" if len(rows) == len(every) else f"; {len(rows)} of {len(every)} points completed"
-    plots.finish(ax, f"{y} (final; mean, min-max over seeds)", title=f"{sim} sweep {Path(sweep_dir).name}{shown}")
+    plots.finish(ax, ylabel, title=f"{sim} sweep {Path(sweep_dir).name}{shown}")
     name = f"{y}-vs-{x}" + (f"-by-{hue}" if hue else "") + ".png"
     return plots.saved_path(plots.save(fig, path or Path(sweep_dir) / "figures" / name))
+
+
+def _axis_labels(sim: str, x: str, y: str) -> tuple[str, str]:
+    """The x and y labels of a sweep figure with their units: a configuration field's "(configuration value)", a
+    metric's unit from the setting's METRICS (`plots.metric_unit`)."""
+    import dataclasses
+
+    from . import plots, registry
+
+    known = sim in registry.names()
+    metrics = registry.get(sim).metrics if known else {}
+    fields = {f.name for f in dataclasses.fields(registry.get(sim).config_cls)} if known else set()
+    xlabel = f"{x} (configuration value)" if x in fields or not known else f"{x} {plots.metric_unit(metrics, x)}"
+    return xlabel, f"final {y}, mean and min-max over seeds {plots.metric_unit(metrics, y)}"

@@ -34,9 +34,9 @@ def sweep_figure(runs, path: Path):
         _points(ax, errs, f"depth {depth}", "o-")
     if base:
         _points(ax, base, "nuclear norm", "ks--")
-    ax.set_xlabel("number of observed entries")
+    ax.set_xlabel("number of observed entries (count)")
     c = next(iter(runs)).config
-    plots.finish(ax, "reconstruction error ||W - W*||_F^2 / ||W*||_F^2", log=True,
+    plots.finish(ax, "reconstruction error ||W - W*||_F^2 / ||W*||_F^2 (relative, unitless)", log=True,
                  title=f"matrix completion, n={c.n}, rank {c.rank} (median and min-max over seeds)")
     return plots.save(fig, path)
 
@@ -60,16 +60,17 @@ def balance_figure(runs, path: Path, *, check=None):
         wd = f", weight decay {r.config.weight_decay:g}" if r.config.weight_decay else ""
         ax.plot(r.steps * r.config.lr, r.metric("balance_drift")[:, 0], ls, color=style.color(1 if wd else 0),
                 label=f"lr {r.config.lr:g}{wd} (init {r.config.init_scale:g})")
-    ax.set_xlabel("time t = step x lr")
+    ax.set_xlabel("time t = step x lr (continuous time: lr x steps)")
     ax.set_yscale("log")
-    plots.finish(ax, "max_j ||D_j(t) - D_j(0)||_F", title="balancedness drift (depth 3, GD)")
+    plots.finish(ax, "max_j ||D_j(t) - D_j(0)||_F (squared factor-entry units)",
+                 title="balancedness drift (depth 3, GD)")
     ax = axes[0, 1]
     for name in ("identity", "gaussian"):
         r = runs[name]
         c = (check or end_to_end_check)(r)
         ax.semilogy(c["step"], c["rel_error"], "o-", label=f"{r.config.init} init {r.config.init_scale:g}")
-    ax.set_xlabel("start step s")
-    plots.finish(ax, "||W_e2e(s+k) - W(s+k)|| / ||W(s+k) - W(s)||",
+    ax.set_xlabel("start step s (GD steps)")
+    plots.finish(ax, "||W_e2e(s+k) - W(s+k)|| / ||W(s+k) - W(s)|| (relative, unitless)",
                  title=f"k = {runs['identity'].config.e2e_span} end-to-end updates against GD")
     return plots.save(fig, path)
 
@@ -99,7 +100,7 @@ def effective_rank_figure(runs, path: Path):
     truth = np.mean([m["ground_truth"]["effective_rank"] for m in runs[0].member_summaries])
     style.reference(ax, "ground truth W*", y=truth)
     c = runs[0].config
-    plots.finish(ax, "effective rank of W (mean over seeds)", steps=runs[0].steps, log=True,
+    plots.finish(ax, "effective rank of W, mean over seeds (unitless)", steps=runs[0].steps, log=True,
                  title=f"completion, n={c.n}, rank {c.rank}, {c.n_obs} entries, init {c.init_scale:g}")
     return plots.save(fig, path)
 

@@ -126,9 +126,9 @@ def error_signal_figure(runs, path):
     ax = axes[0, 0]
     plots.band(ax, snr, np.maximum(per_seed, 1e-16), "GD, last step (mean, min-max over seeds)", marker="o")
     style.reference(ax, f"{NEAR} (the claim's tolerance)", y=NEAR)
-    ax.set_xlabel("||mu||^4 / d")
+    ax.set_xlabel("signal-to-noise ||mu||^4 / d (input units^4 per dimension)")
     c = next(iter(runs["sweep"].views)).config
-    plots.finish(ax, "test error - eta (floored at 1e-16)", log=True,
+    plots.finish(ax, "test error - eta, floored at 1e-16 (fraction)", log=True,
                  title=f"benign-max-margin: n={c.n}, d={c.d}, eta={c.noise_rate:g}")
     return plots.save(fig, path)
 
@@ -207,7 +207,7 @@ def risk_figure(runs, path):
         ax.plot(view.metric("n")[:, 0], view.metric("bound_total")[:, 0], "--", color=style.color(k), lw=0.8,
                 label=f"bound: {point['spectrum']}")
     c = next(iter(runs["sweep"].views)).config
-    plots.finish(ax, "excess risk of the min-norm interpolant",
+    plots.finish(ax, "excess risk of the min-norm interpolant (squared label units)",
                  title=f"benign-regression, d={c.d}, sigma={c.sigma:g} (dashed: bound terms, constants 1)")
     return plots.save(fig, path)
 
@@ -222,13 +222,13 @@ def flip_figure(runs, path):
         ax.plot(rates, np.maximum(err - shift * rates, floor), "o", ms=6, mfc="none", label="GD, last step (each seed)")
         ax.plot(rates, np.maximum(mm - shift * rates, floor), "x", color=style.color(3),
                 label="l2 max-margin classifier")
-        ax.set_xlabel("flip rate eta")
+        ax.set_xlabel("flip rate eta (fraction)")
     grid = np.array([0.0, max(FLIP_RATES)])
     axes[0, 0].plot(grid, grid, label="test error = eta (Bayes)", **style.reference_style(axes[0, 0]))
     style.reference(axes[0, 1], f"{NEAR} (the claim's tolerance)", y=NEAR)
     c = next(iter(runs["sweep"].views)).config
-    plots.finish(axes[0, 0], "test error on noisy labels (exact)")
-    plots.finish(axes[0, 1], "test error - eta (floored at 1e-16)", log=True)
+    plots.finish(axes[0, 0], "exact test error on noisy labels (fraction)")
+    plots.finish(axes[0, 1], "test error - eta, floored at 1e-16 (fraction)", log=True)
     return plots.save(fig, path, title=f"benign-max-margin: n={c.n}, d={c.d}, ||mu||={c.mu_norm:g}")
 
 

@@ -91,9 +91,9 @@ def kernel_gap_figure(runs, path):
     ax.plot(d, gaps.mean(axis=1)[0] * np.sqrt(d[0] / d), "k:", lw=1, label="d^-1/2 (from the first point)")
     ax.set_xscale("log")
     plots.value_ticks(ax, d)
-    ax.set_xlabel("input dimension d")
+    ax.set_xlabel("input dimension d (count)")
     c = next(iter(runs.values())).config
-    plots.finish(ax, "relative kernel gap at init", log=True,
+    plots.finish(ax, "kernel gap at init (relative, unitless)", log=True,
                  title=f"early-time: n = {N_PER_D} d, m={c.width}, layers={c.layers}, kappa={c.init_scale:g}")
     return plots.save(fig, path)
 

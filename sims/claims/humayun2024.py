@@ -239,16 +239,16 @@ def _lc_figure(runs, path):
         plots.band(ax2, r.steps, r.metric("test_acc"), "test accuracy (right)", color="k", ls="--")
         plots.band(ax2, r.steps, r.metric("train_acc"), "train accuracy (right)", color="0.5", ls=":")
         ax2.set_ylim(0, 1.02)
-        ax2.set_ylabel("accuracy (fraction correct; black and grey lines)")
+        ax2.set_ylabel("accuracy, black and grey lines (fraction)")
         ax2.legend(fontsize=7, loc="center right")
-        plots.finish(axes[0, col], f"LC (mean crossed units), r = {r.config.lc_radius:g}", steps=r.steps,
+        plots.finish(axes[0, col], f"LC at r = {r.config.lc_radius:g} (crossed units per neighbourhood)", steps=r.steps,
                      title=f"{name}: {r.n_members} seeds")
         for s in plots.LC_SETS:
             other = [k for k in lc_keys(r.metric_names, total=True)
                      if k.points == s and k.radius is not None and str(k) != lc_name(r.config, s)]
             for k in other:
                 plots.band(axes[1, col], r.steps, r.metric(str(k)), f"{s}, r = {k.radius:g}")
-        plots.finish(axes[1, col], "LC at the larger radius (mean crossed units)", steps=r.steps)
+        plots.finish(axes[1, col], "LC at the larger radius (crossed units per neighbourhood)", steps=r.steps)
     return plots.save(fig, path, title="image-grokking: LC through training with the accuracies (mean, min-max over seeds)")
 
 
@@ -260,11 +260,12 @@ def _ablation_figure(runs, path):
                            (f"{name}-bn", "batch norm")):
             r = runs[key]
             plots.band(ax, r.steps, r.metric(lc_name(r.config)), label)
-        plots.finish(ax, "LC at train points", steps=runs[name].steps, title=name)
+        plots.finish(ax, "LC at train points (crossed units per neighbourhood)", steps=runs[name].steps, title=name)
     for key, label in (("cnn", "CNN"), ("cnn-bn", "CNN + batch norm")):
         r = runs[key]
         plots.band(axes[0, 2], r.steps, r.metric(lc_name(r.config)), label)
-    plots.finish(axes[0, 2], "LC at train points (conv units)", steps=runs["cnn"].steps, title="digits, small CNN")
+    plots.finish(axes[0, 2], "LC at train points (crossed conv units per neighbourhood)", steps=runs["cnn"].steps,
+                 title="digits, small CNN")
     return plots.save(fig, path, title="ablations: weight decay, batch norm, a small CNN")
 
 
@@ -279,13 +280,14 @@ def _migration_figure(runs, path):
                 for key, mark in (("boundary_ratio", "o-"), ("points_ratio", "s--")):
                     axes[0, col].plot(["LC peak", "end"], [migration_at(rec, p)[key] for p in ("peak", "end")], mark,
                                       label=f"seed {seed}, {key.split('_')[0]}")
-        plots.finish(axes[0, col], "length share / area share", title=f"{name}: every seed")
+        plots.finish(axes[0, col], "length share / area share (unitless)", title=f"{name}: every seed")
+        axes[0, col].set_xlabel("point of training (phase)")
         if recs and recs[0]:
             steps = sorted(int(s) for s in recs[0]["series"])
             for key in ("boundary_ratio", "points_ratio"):
                 vals = [recs[0]["series"][str(s)][key] for s in steps]
                 axes[1, col].plot(steps, [math.nan if v is None else v for v in vals], "o-", label=key)
-            plots.finish(axes[1, col], "length share / area share", steps=steps, title=f"{name}: seed "
+            plots.finish(axes[1, col], "length share / area share (unitless)", steps=steps, title=f"{name}: seed "
                          f"{runs[name].seeds[0]}, every snapshot")
     for ax in axes.flat:
         style.reference(ax, "length share = area share", y=1.0)
@@ -300,16 +302,17 @@ def _random_figure(runs, path):
     for key, label in (("random-small", "250 points"), ("random-large", "1000 points")):
         r = runs[key]
         plots.band(axes[0, 0], r.steps, r.metric(lc_name(r.config)), label)
-    plots.finish(axes[0, 0], "LC at train points (all labels random)", steps=runs["random-large"].steps)
+    plots.finish(axes[0, 0], "LC at train points, all labels random (crossed units per neighbourhood)",
+                 steps=runs["random-large"].steps)
     noise, steps = _fit_steps(runs)
     axes[0, 1].plot(noise, steps, "o")
-    axes[0, 1].set_xlabel("label noise fraction")
-    plots.finish(axes[0, 1], "steps until every training label is fitted")
+    axes[0, 1].set_xlabel("label noise (fraction)")
+    plots.finish(axes[0, 1], "steps until every training label is fitted (optimiser steps)")
     r = runs["flip"]
     plots.band(axes[0, 2], r.steps, r.metric("flip_test"), "class-1 test points predicted 7")
     plots.band(axes[0, 2], r.steps, r.metric("flip_train"), "flipped training points predicted 7")
     style.reference(axes[0, 2], "flip fraction", y=r.config.flip_fraction)
-    plots.finish(axes[0, 2], "share", steps=r.steps)
+    plots.finish(axes[0, 2], "share of points (fraction)", steps=r.steps)
     return plots.save(fig, path, title="random labels (Zhang et al. 2017) and a class flip (Nakkiran and Bansal 2021)")
 
 

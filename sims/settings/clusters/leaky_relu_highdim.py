@@ -63,7 +63,7 @@ def init_scale_figure(runs: list, path):
         plots.band(ax, r.steps, r.metric("stable_rank"), f"init scale {r.config.init_scale:g}")
     style.reference(ax, "rank 2 (KKT points)", y=2.0)
     c = runs[0].config
-    plots.finish(ax, "stable rank ||W||_F^2 / ||W||_2^2", steps=runs[0].steps, log=True,
+    plots.finish(ax, "stable rank ||W||_F^2 / ||W||_2^2 (unitless)", steps=runs[0].steps, log=True,
                  title=f"leaky-relu-highdim: n={c.n}, d={c.d}, m={c.width}, gamma={c.slope}")
     return plots.save(fig, path)
 
@@ -75,9 +75,11 @@ def figures(run) -> list:
     title = f"leaky-relu-highdim: n={c.n}, d={c.d}, m={c.width}, gamma={c.slope}, {init}"
     out = [plots.curves_figure(
         run,
-        [("agreement with l2 max margin", [("mm_agreement", "sign f = sign <w_mm, x> (test points)"),
+        [("agreement with l2 max margin: share or cosine (unitless)",
+          [("mm_agreement", "sign f = sign <w_mm, x> (test points)"),
                                            ("mm_cosine", "cos(sum_j a_j w_j, w_mm)")]),
-         ("accuracy", [("train_acc", "train"), ("test_acc", "test"), ("test_acc_clean", "test (clean labels)")])],
+         ("accuracy (fraction)",
+          [("train_acc", "train"), ("test_acc", "test"), ("test_acc_clean", "test (clean labels)")])],
         run.dir / "figures" / "agreement.png", title=title)]
     fig, axes = plots.figure(3)
     steps = run.steps
@@ -85,11 +87,11 @@ def figures(run) -> list:
     for k in (2, 3):
         plots.run_band(axes[0, 0], run, run.metric(f"sv{k}") / run.metric("sv1"), f"s_{k} / s_1", ls=":")
     style.reference(axes[0, 0], "2", y=2.0)
-    plots.finish(axes[0, 0], "stable rank of W", steps=steps, log=True)
+    plots.finish(axes[0, 0], "stable rank of W; s_k / s_1 (unitless)", steps=steps, log=True)
     plots.run_band(axes[0, 1], run, "kkt_residual", "KKT residual (theory.kkt)")
-    plots.finish(axes[0, 1], "relative KKT residual", steps=steps, log=True)
+    plots.finish(axes[0, 1], "KKT residual (relative, unitless)", steps=steps, log=True)
     plots.run_band(axes[0, 2], run, "normalized_margin", "min_i y_i f(x_i) / ||W||_F")
-    plots.finish(axes[0, 2], "normalised margin", steps=steps)
+    plots.finish(axes[0, 2], "normalised margin (output units per weight norm)", steps=steps)
     out.append(plots.save(fig, run.dir / "figures" / "rank_kkt.png", title=title))
     out.append(plots.lc_figure(run, run.dir / "figures" / "lc.png",
                                title=f"leaky-relu-highdim local complexity (r={c.lc_radius}, P={c.lc_dirs})"))

@@ -172,12 +172,13 @@ def figures(run) -> list:
     title = f"xor-cluster: n={c.n}, d={c.d}, ||mu||={c.mu_norm}, eta={c.noise_rate}, m={c.width}, lr={c.lr}"
     out = [plots.curves_figure(
         run,
-        [("accuracy", [("train_acc", "train (noisy labels)"), ("test_acc", "test (noisy labels)"),
+        [("accuracy (fraction)", [("train_acc", "train (noisy labels)"), ("test_acc", "test (noisy labels)"),
                        ("test_acc_clean", "test (clean labels)")]),
-         ("logistic loss", [("train_loss", "train"), ("test_loss", "test")]),
-         ("KKT residual", [("kkt_residual", "parameter max-margin problem (theory.kkt)")])],
-        run.dir / "figures" / "accuracy.png", title=title, log=("logistic loss", "KKT residual"),
-        hlines={"accuracy": [(1 - c.noise_rate, "1 - eta (Bayes, noisy)"), (0.5, "chance")]}),
+         ("logistic loss (nats)", [("train_loss", "train"), ("test_loss", "test")]),
+         ("KKT residual (relative, unitless)", [("kkt_residual", "parameter max-margin problem (theory.kkt)")])],
+        run.dir / "figures" / "accuracy.png", title=title,
+        log=("logistic loss (nats)", "KKT residual (relative, unitless)"),
+        hlines={"accuracy (fraction)": [(1 - c.noise_rate, "1 - eta (Bayes, noisy)"), (0.5, "chance")]}),
         plots.lc_figure(run, run.dir / "figures" / "lc.png",
                         title=f"xor-cluster local complexity (r={c.lc_radius}, P={c.lc_dirs})")]
     if run.snapshots() and transition_steps(run):

@@ -101,12 +101,14 @@ def figures(run) -> list:
     lines = transition_lines(run, extra={"(alpha sqrt(2d))": c.alpha * np.sqrt(2 * c.d)})
     return [curves_figure(
         run,
-        [("mean squared error", [("train_loss", "train (observed entries)"), ("test_loss", "test (unobserved)")]),
-         ("ratio / distance", [("nuclear_ratio", "||W||_* / min-nuclear-norm completion's"),
-                               ("dist_late", "||W - W_late||_F / ||W_late||_F (min nuclear norm)"),
-                               ("dist_early", "||W - W_early||_F / ||W_early||_F (kernel fit)")]),
-         ("effective rank", [("effective_rank", "effective rank of W")])],
-        run.dir / "figures" / "completion.png", log=("mean squared error", "effective rank"), vlines=lines,
+        [("mean squared error (squared entry units)",
+          [("train_loss", "train (observed entries)"), ("test_loss", "test (unobserved)")]),
+         ("ratio / relative distance (unitless)", [("nuclear_ratio", "||W||_* / min-nuclear-norm completion's"),
+                                                   ("dist_late", "||W - W_late||_F / ||W_late||_F (min nuclear norm)"),
+                                                   ("dist_early", "||W - W_early||_F / ||W_early||_F (kernel fit)")]),
+         ("effective rank (unitless)", [("effective_rank", "effective rank of W")])],
+        run.dir / "figures" / "completion.png", vlines=lines,
+        log=("mean squared error (squared entry units)", "effective rank (unitless)"),
         title=f"dichotomy-completion: d={c.d}, {c.n_obs} observed entries, alpha={c.alpha:g}, "
               f"lambda={c.weight_decay:g}, lr={c.lr:g}")]
 

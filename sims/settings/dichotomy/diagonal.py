@@ -225,11 +225,13 @@ def figures(run) -> list:
     title = f"{run.sim_name}: d={c.d}, n={c.n}, {task}, alpha={c.alpha:g}, lambda={c.weight_decay:g}, lr={c.lr:g}"
     return [plots.curves_figure(
         run,
-        [("accuracy", [("train_acc", "train"), ("test_acc", "test")]),
-         ("cosine / share", [("cos_l2", "cos(w, l2 max margin)"), ("cos_l1", "cos(w, l1 max margin)"),
-                             ("cos_truth", "cos(w, w*)"), ("l1_share", "share of ||w||_1 on the k true coordinates")]),
-         ("norm and margin", [("theta_norm", "||theta||"), ("margin", "min_i y_i f(x_i) / ||theta||^2")])],
-        run.dir / "figures" / "accuracy.png", title=title, hlines={"accuracy": hl}, log=("norm and margin",),
+        [("accuracy (fraction)", [("train_acc", "train"), ("test_acc", "test")]),
+         ("cosine / share (unitless)", [("cos_l2", "cos(w, l2 max margin)"), ("cos_l1", "cos(w, l1 max margin)"),
+                                        ("cos_truth", "cos(w, w*)"), ("l1_share", "share of ||w||_1 on the k true coordinates")]),
+         ("norm and margin (parameter units; output units per squared parameter norm)",
+          [("theta_norm", "||theta||"), ("margin", "min_i y_i f(x_i) / ||theta||^2")])],
+        run.dir / "figures" / "accuracy.png", title=title, hlines={"accuracy (fraction)": hl},
+        log=("norm and margin (parameter units; output units per squared parameter norm)",),
         vlines=transition_lines(run))]
 
 
@@ -344,14 +346,15 @@ def sweep_figure(points, path):
         right.plot(la, lam * np.array([r["t"] for r in sel]), "o", color=style.color(k), label=f"lambda = {lam:g}")
     top = max(r["t_star"] for r in rows)
     left.plot([0, top], [0, top], label="t = (1/lambda) log alpha", **style.reference_style(left))
-    left.set_xlabel("predicted t* = (1/lambda) log alpha (continuous time)")
-    plots.finish(left, "measured transition time t = lr * step", title="lines: t = (log alpha - c) / lambda, "
+    left.set_xlabel("predicted t* = (1/lambda) log alpha (continuous time: lr x steps)")
+    plots.finish(left, "measured transition time t = lr * step (continuous time: lr x steps)",
+                 title="lines: t = (log alpha - c) / lambda, "
                  f"c = {-icpt:.2f} fitted")
     la = np.linspace(min(math.log(r["alpha"]) for r in rows), max(math.log(r["alpha"]) for r in rows), 2)
     right.plot(la, la + icpt, label="theory: slope 1 (through the fitted offset)", **style.reference_style(right))
     right.plot(la, slope * la + icpt, "k-", lw=0.8, label=f"fit: slope {slope:.3f}, R^2 {r2:.4f}")
-    right.set_xlabel("log alpha")
-    plots.finish(right, "lambda * t (measured)")
+    right.set_xlabel("log alpha (unitless)")
+    plots.finish(right, "lambda * t, measured (unitless)")
     c = points[0][1].config
     return plots.save(fig, path, title=f"dichotomy-sparse: transition time over alpha x lambda (d={c.d}, n={c.n}, "
                       f"lr={c.lr:g}; t at half the test-accuracy rise from memorisation)")

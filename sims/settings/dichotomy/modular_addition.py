@@ -196,11 +196,12 @@ def figures(run) -> list:
              f"lambda={c.weight_decay:g}, lr={c.lr:g}")
     out = [plots.curves_figure(
         run,
-        [("accuracy", [("train_acc", "train"), ("test_acc", "test")]),
-         ("cross-entropy", [("train_loss", "train"), ("test_loss", "test")]),
-         ("parameter norm", [("theta_norm", "||theta||")])],
-        run.dir / "figures" / "accuracy.png", title=title, log=("cross-entropy", "parameter norm"),
-        hlines={"accuracy": [(1 / c.p, "chance 1/p")]}, vlines=lines),
+        [("accuracy (fraction)", [("train_acc", "train"), ("test_acc", "test")]),
+         ("cross-entropy (nats)", [("train_loss", "train"), ("test_loss", "test")]),
+         ("parameter norm (parameter units)", [("theta_norm", "||theta||")])],
+        run.dir / "figures" / "accuracy.png", title=title,
+        log=("cross-entropy (nats)", "parameter norm (parameter units)"),
+        hlines={"accuracy (fraction)": [(1 / c.p, "chance 1/p")]}, vlines=lines),
         plots.lc_figure(run, run.dir / "figures" / "lc.png", vlines=lines,
                         title=f"modular-addition local complexity (P={c.lc_dirs}, {c.lc_points} points per set)")]
     if slice_phases(run):

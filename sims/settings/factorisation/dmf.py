@@ -226,7 +226,7 @@ def plot_singular_values(ax, run, *, k: int | None = None, member: int = 0) -> N
     for i, name in enumerate(names):
         ax.plot(run.steps, run.metric(name)[:, member], color=cmap(i / max(1, len(names) - 1)),
                 lw=1.2, label=f"sigma_{i + 1}")
-    plots.finish(ax, "singular value of W (entry scale)", steps=run.steps)
+    plots.finish(ax, "singular value of W (entry units)", steps=run.steps)
     if names:
         ax.legend(fontsize=6, ncol=2)
 
@@ -247,11 +247,11 @@ def figures(run) -> list:
     base = baseline_errors(run)
     if base is not None:
         style.reference(ax, "nuclear norm (reconstruction)", y=float(np.mean(base)))
-    plots.finish(ax, "loss / error", steps=run.steps, log=True)
+    plots.finish(ax, "training MSE (squared entry units); reconstruction error (relative)", steps=run.steps, log=True)
     plot_singular_values(axes[0, 1], run, k=cfg.n_sv)
     axes[0, 1].set_title("top singular values (member 0)", fontsize=9)
     plots.run_band(axes[0, 2], run, "effective_rank", "effective rank")
-    plots.finish(axes[0, 2], "effective rank", steps=run.steps, log=True)
+    plots.finish(axes[0, 2], "effective rank (unitless)", steps=run.steps, log=True)
     task = run.summary.get("task", "completion")
     return [plots.save(fig, run.dir / "figures" / "training.png",
                        title=f"{run.sim_name}: {task}, n={cfg.n}, rank {cfg.rank}, {cfg.n_obs} observations, depth "
@@ -272,8 +272,8 @@ def dynamics_figures(run) -> list:
         ax.loglog(p[check["used"]], m[check["used"]], "o", ms=3, color=style.color(3), label="checked")
         lim = [max(1e-12, p.min()), p.max()]
         ax.loglog(lim, lim, label="measured = predicted", **style.reference_style(ax))
-        ax.set_xlabel("|d sigma/dt| predicted (Arora et al. 2019, Thm 3)")
-        plots.finish(ax, "|d sigma/dt| measured (one GD step / lr)",
+        ax.set_xlabel("|d sigma/dt| predicted by Arora et al. 2019, Thm 3 (entry units per unit time)")
+        plots.finish(ax, "|d sigma/dt| measured: one GD step / lr (entry units per unit time)",
                      title=f"max relative error {check['max_rel_error']:.2g} over the checked")
     return [plots.save(fig, run.dir / "figures" / "dynamics.png",
                        title=f"{run.sim_name}: n={cfg.n}, rank {cfg.rank}, {cfg.n_obs} observations, depth "

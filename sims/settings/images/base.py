@@ -263,13 +263,14 @@ def curves_figure(run, path, *, accuracies=(("train_acc", "train"), ("test_acc",
     fig, axes = plots.figure(3)
     for metric, label in accuracies:
         plots.run_band(axes[0, 0], run, metric, label)
-    plots.finish(axes[0, 0], "accuracy", steps=run.steps)
+    plots.finish(axes[0, 0], "accuracy (fraction)", steps=run.steps)
     for s in plots.LC_SETS:
         if lc_name(c, s) in run.metric_names:
             plots.run_band(axes[0, 1], run, lc_name(c, s), s)
-    plots.finish(axes[0, 1], f"LC (crossed units, r = {c.lc_radius:g}, P = {c.lc_dirs})", steps=run.steps)
+    plots.finish(axes[0, 1], f"LC at r = {c.lc_radius:g}, P = {c.lc_dirs} (crossed units per neighbourhood)",
+                 steps=run.steps)
     plots.run_band(axes[0, 2], run, "weight_norm", "||theta||")
-    plots.finish(axes[0, 2], "parameter norm", steps=run.steps)
+    plots.finish(axes[0, 2], "parameter norm (parameter units)", steps=run.steps)
     model = f"{c.arch} depth {c.depth} width {c.width}" if c.arch == "mlp" else "small CNN"
     return plots.save(fig, path, title=f"{run.sim_name}: {c.dataset}, {c.n_train} images, {model}"
                       f"{', batch norm' if c.batch_norm else ''}, alpha {c.init_scale:g}, lr {c.lr:g}, "

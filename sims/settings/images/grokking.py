@@ -198,7 +198,7 @@ def migration_figure(run, path):
     plots.band(axes[0, 0], snaps, col("boundary_ratio"), "near the decision boundary", marker="o")
     plots.band(axes[0, 0], snaps, col("points_ratio"), "near the three points", marker="o")
     style.reference(axes[0, 0], "spread evenly", y=1.0)
-    plots.finish(axes[0, 0], "share of boundary length / share of area (ratio)", steps=snaps)
+    plots.finish(axes[0, 0], "share of boundary length / share of area (unitless)", steps=snaps)
     for k, label in (("boundary_share", "length share, boundary"), ("boundary_area", "area share, boundary"),
                      ("points_share", "length share, points"), ("points_area", "area share, points")):
         plots.band(axes[0, 1], snaps, col(k), label, marker=".")
@@ -207,7 +207,7 @@ def migration_figure(run, path):
     plots.band(axes[0, 2], run.steps, lc, "LC at train points")
     axes[0, 2].plot(snaps, col("regions") / col("regions")[0] * lc[0], "o", label="regions on the slice (x LC(0) / "
                     "regions(0))")
-    plots.finish(axes[0, 2], "LC at train points, member 0 (mean crossed units)", steps=run.steps)
+    plots.finish(axes[0, 2], "LC at train points, member 0 (crossed units per neighbourhood)", steps=run.steps)
     return plots.save(fig, path, title=f"{run.sim_name} ({run.config.dataset}), member 0: where the region "
                       f"boundaries are on the plane through training points {rec['points']}")
 
@@ -220,8 +220,9 @@ def exact_figure(run, path):
     for ax, key, what in ((axes[0, 0], "plane", "P = 2, the plane's directions"),
                           (axes[0, 1], "full", f"P = {run.config.lc_dirs} random directions in input space")):
         ax.scatter(ex["exact"], ex[f"lc_{key}"], s=8, alpha=0.6)
-        ax.set_xlabel(f"regions meeting the disc (exact, radius rho = {ex['rho']:.3g})")
-        plots.finish(ax, "LC at radius rho (crossed units)", title=f"{what}: Spearman {ex[f'spearman_{key}']:.3f}")
+        ax.set_xlabel(f"regions meeting the disc of radius rho = {ex['rho']:.3g} (count, exact)")
+        plots.finish(ax, "LC at radius rho (crossed units per neighbourhood)",
+                     title=f"{what}: Spearman {ex[f'spearman_{key}']:.3f}")
     return plots.save(fig, path, title=f"{run.sim_name} ({run.config.dataset}), member 0, step {run.steps[-1]}: LC "
                       f"against the exact number of linear regions at {ex['n']} points of the slice")
 

@@ -70,7 +70,7 @@ def figures(run) -> list:
     fig, axes = plots.figure(3)
     plots.band(axes[0, 0], run.steps, 1 - run.metric("mm_cosine"), "1 - cos(w_t, w_mm)")
     style.reference(axes[0, 0], "cosine 0.99", y=0.01)
-    plots.finish(axes[0, 0], "1 - cosine with the max-margin direction", steps=run.steps, log=True)
+    plots.finish(axes[0, 0], "1 - cosine with the max-margin direction (unitless)", steps=run.steps, log=True)
     for k, (_, cols) in enumerate(run.members.configurations()):
         eta, mu = run.members[cols[0]].noise_rate, run.members[cols[0]].mu_norm
         plots.band(axes[0, 1], run.steps, run.metric("test_error")[:, cols], f"eta = {eta:g}, ||mu|| = {mu:g}",
@@ -81,7 +81,7 @@ def figures(run) -> list:
     axes[0, 1].legend(fontsize=7, loc="upper right", ncol=2)
     plots.band(axes[0, 2], run.steps, run.metric("train_acc"), "train accuracy (noisy labels)")
     plots.band(axes[0, 2], run.steps, run.metric("margin_ratio"), "min_i y_i <w, x_i> / ||w|| / max margin")
-    plots.finish(axes[0, 2], "fit of the noisy labels", steps=run.steps)
+    plots.finish(axes[0, 2], "fit of the noisy labels (fraction; unitless ratio)", steps=run.steps)
     mus = sorted(set(run.members.values("mu_norm")))
     title = f"benign-max-margin: n={c.n}, d={c.d}, ||mu|| in {mus}, lr={c.lr:g}"
     return [plots.save(fig, run.dir / "figures" / "gd.png", title=title)]

@@ -107,7 +107,7 @@ def risk_axes(ax, run, label: str | None = None, **kw):
     ax.set_xscale("log")
     ax.set_yscale("log")
     plots.value_ticks(ax, n)
-    ax.set_xlabel("number of samples n")
+    ax.set_xlabel("number of samples n (count)")
     return line
 
 
@@ -126,7 +126,8 @@ def figures(run) -> list:
     if "closed_form" in run.metric_names:
         ax.plot(n, run.metric("closed_form")[:, 0], "s", mfc="none", color=style.color(3),
                 label="closed form (Sigma = I)")
-    plots.finish(ax, "excess risk", title=f"benign-regression: {c.spectrum}, d={c.d}, sigma={c.sigma:g}")
+    plots.finish(ax, "excess risk (squared label units)",
+                 title=f"benign-regression: {c.spectrum}, d={c.d}, sigma={c.sigma:g}")
     return [plots.save(fig, run.dir / "figures" / "risk.png")]
 
 

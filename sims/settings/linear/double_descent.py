@@ -119,16 +119,16 @@ def figures(run) -> list:
     plots.band(ax, p / c.n, run.metric("risk_tuned"), "ridge, penalty tuned on held-out data", marker="s", ms=3)
     style.reference(ax, "p = n", x=1.0)
     ax.set_xscale("log")
-    ax.set_xlabel("features / samples, p / n")
-    plots.finish(ax, "test risk E (f(x) - <beta*, x>)^2", log=True,
+    ax.set_xlabel("features / samples, p / n (unitless)")
+    plots.finish(ax, "test risk E (f(x) - <beta*, x>)^2 (squared label units)", log=True,
                  title=f"double-descent: n={c.n}, d={c.d}, sigma={c.sigma:g}, {run.n_members} members")
     ax.legend(fontsize=8, loc="lower left")
     ax = axes[0, 1]
     plots.band(ax, p / c.n, np.maximum(run.metric("lam_tuned"), c.lam_min / 10), "tuned penalty", marker="o", ms=3)
     style.reference(ax, "p = n", x=1.0)
     ax.set_xscale("log")
-    ax.set_xlabel("features / samples, p / n")
-    plots.finish(ax, f"chosen lam (0 drawn at {c.lam_min / 10:g})", log=True)
+    ax.set_xlabel("features / samples, p / n (unitless)")
+    plots.finish(ax, f"chosen lam, 0 drawn at {c.lam_min / 10:g} (penalty units)", log=True)
     return [plots.save(fig, run.dir / "figures" / "risk.png")]
 
 

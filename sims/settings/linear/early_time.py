@@ -182,12 +182,12 @@ def figures(run) -> list:
     if half is not None:
         for a in axes[0]:
             style.reference(a, "linear model's loss halved", x=half.step)
-    plots.finish(ax, "||f_net - f_lin|| / ||y||", steps=run.steps, log=True)
+    plots.finish(ax, "||f_net - f_lin|| / ||y|| (relative, unitless)", steps=run.steps, log=True)
     ax = axes[0, 1]
     for name, label in (("loss_train", "network, train"), ("loss_test", "network, test"),
                         ("loss_lin", "linear model, train"), ("loss_lin_test", "linear model, test")):
         plots.band(ax, run.steps, run.metric(name), label, ls="-" if "lin" not in name else "--")
-    plots.finish(ax, "(1/2) mean squared error", steps=run.steps, log=True)
+    plots.finish(ax, "(1/2) mean squared error (squared output units)", steps=run.steps, log=True)
     title = (f"early-time: n={c.n}, d={c.d}, m={c.width}, layers={c.layers}, kappa={c.init_scale:g}, lr={c.lr:g}")
     return [plots.save(fig, run.dir / "figures" / "gap.png", title=title)]
 

@@ -68,8 +68,9 @@ def figures(run) -> list:
     ax.plot(d / c.n, np.nanmean(run.metric("proliferation"), axis=1), "s--", label="P(every point a support vector)")
     style.reference(ax, "d = 2 n log n", x=threshold(c.n) / c.n)
     ax.set_xscale("log")
-    ax.set_xlabel("d / n")
-    plots.finish(ax, "fraction", title=f"svm-proliferation: n={c.n}, {run.n_members} repetitions per d")
+    ax.set_xlabel("dimension / samples, d / n (unitless)")
+    plots.finish(ax, "share of runs or points (fraction)",
+                 title=f"svm-proliferation: n={c.n}, {run.n_members} repetitions per d")
     return [plots.save(fig, run.dir / "figures" / "proliferation.png")]
 
 
