@@ -19,6 +19,8 @@ from .threads import limited
 
 __all__ = ["Run", "RunView", "RunFailed", "run", "run_members", "load", "resume", "default_root"]
 
+FIGURES_STAMP = ".drawn.json"  # in figures/: the output format, dpi and files of the last drawing (Run.figures)
+
 
 class RunFailed(RuntimeError):
     """A run crashed after its directory was created; summary.json says status 'failed' and why."""
@@ -120,14 +122,41 @@ class Run:
             raise store.RunDirError(f"{path} holds no model state; delete it or run again")
         return state
 
-    def figures(self) -> list[Path]:
-        """(Re)draw the setting's standard figures into figures/."""
+    def figures(self, *, redraw: bool = True) -> list[Path]:
+        """(Re)draw the setting's standard figures into figures/, in the output format of `sims.style.output`.
+
+        With `redraw=False` figures that are up to date (`current_figures`) are returned as they are."""
         if self.simulation.figures is None:
             return []
+        if not redraw:
+            current = self.current_figures()
+            if current is not None:
+                return current
+        from . import style
         from .plots import saved_path
 
         (self.dir / "figures").mkdir(exist_ok=True)
-        return [saved_path(f) for f in self.simulation.figures(self) if f is not None]
+        paths = [saved_path(f) for f in self.simulation.figures(self) if f is not None]
+        store.write_json(self.dir / "figures" / FIGURES_STAMP, dict(style.current(), files=[p.name for p in paths]))
+        return paths
+
+    def current_figures(self) -> list[Path] | None:
+        """The figures last drawn, if they need no redrawing: drawn in the output format and dpi now in force
+        (`sims.style.output`), every file still there, and written after the run's results (metrics.jsonl,
+        summary.json, config.json, snapshots/) last changed; else None."""
+        from . import style
+
+        stamp_path = self.dir / "figures" / FIGURES_STAMP
+        if not stamp_path.exists():
+            return None
+        stamp = store.read_json(stamp_path)
+        paths = [self.dir / "figures" / name for name in stamp.get("files", [])]
+        out = style.current()
+        if (stamp.get("format"), stamp.get("dpi")) != (out["format"], out["dpi"]) or not all(map(Path.exists, paths)):
+            return None
+        inputs = [self.dir / n for n in ("metrics.jsonl", "summary.json", "config.json", "snapshots")]
+        drawn = min([stamp_path.stat().st_mtime_ns] + [p.stat().st_mtime_ns for p in paths])
+        return paths if all(p.stat().st_mtime_ns <= drawn for p in inputs if p.exists()) else None
 
     def __repr__(self) -> str:
         return f"Run({str(self.dir)!r}, sim={self.sim_name!r}, status={self.summary.get('status')!r})"
@@ -224,7 +253,7 @@ def run_members(sim, preset: str, members: Members, *, device: str = "auto", out
     if run_dir is not None and Path(run_dir).exists():
         raise ConfigError(f"run directory {run_dir} already exists; results are never overwritten")
     if run_dir is None:  # a root of runs: refused when it holds what this package did not write (sims.outdir)
-        outdir.check_runs_root(out if out is not None else default_root(), registry.names())
+        outdir.check_runs_root(out if out is not None else default_root(), _simulation_names(sim.name))
     else:
         store.check_root(Path(run_dir).parent)
     memory.check(sim, members, dev, torch.empty(0, dtype=env.dtype).element_size())
@@ -275,6 +304,14 @@ def resume(run_dir: str | Path, *, device: str = "auto", quiet: bool = True, fig
     return _execute(r.simulation, r.members, task, r.dir, ckpt, quiet, figures, log, n_threads)
 
 
+def _simulation_names(name: str) -> set[str]:
+    """The names a root of runs may hold folders of: the shipped index's, those registered so far and `name`
+    (without importing every setting, which `registry.names()` would)."""
+    from .index import load as load_index
+
+    return set(load_index()) | set(registry.registered()) | {name}
+
+
 def _members_hash(members: Members) -> str:
     return config_hash([dataclasses.asdict(m) for m in members])
 
@@ -317,14 +354,15 @@ def _execute(sim, members, task, run_dir, ckpt, quiet, figures, log, n_threads) 
         _write_status(run_dir, "failed", error=f"{type(exc).__name__}: {exc}")
         raise RunFailed(f"run {run_dir} failed: {type(exc).__name__}: {exc}") from exc
     r = Run(run_dir)
-    if sim.transitions is not None and r.summary.get("status") == "completed":
-        summary = r.summary
-        summary["transitions"] = sim.transitions(r)
-        store.write_json(run_dir / "summary.json", summary)
-    if figures:
-        try:
-            r.figures()
-        except Exception as exc:  # the run is complete and kept; a figure that cannot be drawn is reported
-            warnings.warn(f"figures of {run_dir} could not be drawn ({type(exc).__name__}: {exc}); redraw with "
-                          f"`sims plot {run_dir}`")
+    with limited(n_threads):  # transitions and figures (exact regions, BLAS) at the run's thread count too
+        if sim.transitions is not None and r.summary.get("status") == "completed":
+            summary = r.summary
+            summary["transitions"] = sim.transitions(r)
+            store.write_json(run_dir / "summary.json", summary)
+        if figures:
+            try:
+                r.figures()
+            except Exception as exc:  # the run is complete and kept; a figure that cannot be drawn is reported
+                warnings.warn(f"figures of {run_dir} could not be drawn ({type(exc).__name__}: {exc}); redraw "
+                              f"with `sims plot {run_dir}`")
     return r
