@@ -73,7 +73,8 @@ def main() -> None:
     p.add_argument("--json", help="also write the results to this JSON file")
     args = p.parse_args()
     load_before, started = os.getloadavg(), time.perf_counter()
-    cases = [(name, figures) for name in RUNS for figures in (True, False)]
+    no_figures = "--no-figures" in (args.checkout / "sims" / "cli.py").read_text()  # older checkouts lack it
+    cases = [(name, figures) for name in RUNS for figures in ((True, False) if no_figures else (True,))]
     torch_s: list[float] = []
     walls: dict = {c: [] for c in cases}
     trains: dict = {c: [] for c in cases}
