@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import warnings
@@ -257,7 +258,8 @@ def run_members(sim, preset: str, members: Members, *, device: str = "auto", out
     else:
         store.check_root(Path(run_dir).parent)
     memory.check(sim, members, dev, torch.empty(0, dtype=env.dtype).element_size())
-    task = sim.build(members, env)
+    with _threads(threads):
+        task = sim.build(members, env)
     n_threads, how = kind_of(sim).threads(task, threads)
     meta = dict(sim=sim.name, preset=preset, seeds=members.seeds, config=to_dict(members[0]),
                 members=members.overrides(), config_hash=_members_hash(members),
@@ -299,9 +301,16 @@ def resume(run_dir: str | Path, *, device: str = "auto", quiet: bool = True, fig
     else:  # stopped before its first checkpoint: train again from step 0
         say(f"{r.dir} has no checkpoint yet (stopped before the first one); training starts again from step 0")
         store.MetricsWriter(r.dir / "metrics.jsonl").truncate_after(-1)
-    task = r.simulation.build(r.members, env)
+    with _threads(threads):
+        task = r.simulation.build(r.members, env)
     n_threads, _ = kind_of(r.simulation).threads(task, threads)
     return _execute(r.simulation, r.members, task, r.dir, ckpt, quiet, figures, log, n_threads)
+
+
+def _threads(threads: int | None):
+    """The block at `threads` CPU threads (torch and BLAS) when given (a build's baselines solve with numpy, whose
+    BLAS threads stall on a shared machine), else as it is (the count is chosen by timing the built task)."""
+    return limited(threads) if threads is not None else contextlib.nullcontext()
 
 
 def _simulation_names(name: str) -> set[str]:

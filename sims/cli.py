@@ -90,6 +90,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_show(args) -> int:
+    from . import costs
     from .catalog import unknown
     from .index import load
 
@@ -106,6 +107,11 @@ def cmd_show(args) -> int:
     print("\npresets:")
     for p, over in sim["presets"].items():
         print(f"  {p}: {dict(over) if over else '(the defaults)'}")
+    if args.preset is not None:
+        if args.preset not in sim["presets"]:
+            raise ConfigError(f"unknown preset {args.preset!r} for {args.name}; valid presets: "
+                              f"{', '.join(sim['presets'])}")
+        print(f"\ncost of preset {args.preset}: {costs.describe(args.name, args.preset)}")
     metrics = sim.get("metrics") or {}
     print("\nmetrics:" if metrics else "\nmetrics: not declared")
     w = max((len(k) for k in metrics), default=0)
@@ -288,6 +294,8 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="names, CPU runtime of the default preset, one-line description")
     s = sub.add_parser("show", help="fields, types, defaults, meanings and presets of a simulation")
     s.add_argument("name")
+    s.add_argument("--preset", help="also state what this preset costs: its measured time per step on the "
+                   "development CPU and the estimated total (paper presets; sims/costs.json)")
     r = sub.add_parser("run", help="run a named simulation")
     r.add_argument("name", nargs="?", help="simulation name (see `sims list`)")
     r.add_argument("--preset", default="default", help="ci | default | paper (default: default)")
