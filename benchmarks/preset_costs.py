@@ -33,6 +33,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 COSTS = ROOT / "sims" / "costs.json"
 PRESET = "paper"
+# Measured at a smaller size when asked (--shrink NAME): the overrides and the factor by which time per step, time
+# per evaluation and FLOPs are scaled back to the paper size (the diagonal net's step is linear in d: X [n, d]).
+SHRINK = {"dichotomy-sparse": ({"d": 10000}, 10.0), "dichotomy-misgrokking": ({"d": 10000}, 10.0)}
 
 
 def _mnist_npz(folder: Path) -> Path:
@@ -48,12 +51,12 @@ def _mnist_npz(folder: Path) -> Path:
     return path
 
 
-def _members(sim, data: Path | None):
-    """The paper preset's members (one seed), reading MNIST from `data` when given."""
+def _members(sim, data: Path | None, shrink: dict):
+    """The paper preset's members (one seed), reading MNIST from `data` when given, with the `shrink` overrides."""
     from sims import registry
 
     over = {"data_dir": str(data)} if data is not None else {}
-    return registry.members(sim, PRESET, over, seeds=1)
+    return registry.members(sim, PRESET, {**over, **shrink}, seeds=1)
 
 
 def _flops(task, batch) -> int:
@@ -68,7 +71,7 @@ def _flops(task, batch) -> int:
     return int(counter.get_total_flops())
 
 
-def _trained(sim, members, task, budget: float, max_steps: int, out: dict) -> None:
+def _trained(sim, members, task, budget: float, max_steps: int, out: dict, factor: float = 1.0) -> None:
     import torch
 
     from sims import engine
@@ -86,9 +89,9 @@ def _trained(sim, members, task, budget: float, max_steps: int, out: dict) -> No
         while k < max_steps and (time.perf_counter() - t0 < budget or k < 3):
             engine._train_step(task, cfg, state)
             k += 1
-        step_s = (time.perf_counter() - t0) / k
+        step_s = factor * (time.perf_counter() - t0) / k
         out.update(step_s=step_s, steps_timed=k, steps=cfg.steps, n_evals=len(engine.eval_schedule(cfg.steps, cfg.n_evals)))
-        out.update(flops_per_step=_flops(task, engine._batch(task, cfg, state)))
+        out.update(flops_per_step=int(factor * _flops(task, engine._batch(task, cfg, state))))
         print(json.dumps(out), flush=True)  # kept if the evaluation below runs past the limit
         task.model.eval()
         t0 = time.perf_counter()
@@ -97,7 +100,7 @@ def _trained(sim, members, task, budget: float, max_steps: int, out: dict) -> No
             probe, _ = engine._lc_note(task)
             if probe is not None:
                 probe(task.model)
-        out["eval_s"] = time.perf_counter() - t0
+        out["eval_s"] = factor * (time.perf_counter() - t0)
 
 
 def _grid(task, budget: float, out: dict) -> None:
@@ -112,8 +115,8 @@ def _grid(task, budget: float, out: dict) -> None:
                complete=done == len(task.points))
 
 
-def measure_one(name: str, budget: float, max_steps: int) -> dict:
-    """The cost record of `name`'s paper preset, measured in this process."""
+def measure_one(name: str, budget: float, max_steps: int, shrink: bool = False) -> dict:
+    """The cost record of `name`'s paper preset, measured in this process (at SHRINK[name]'s size with `shrink`)."""
     import torch
 
     from sims import engine, memory, registry
@@ -123,8 +126,11 @@ def measure_one(name: str, budget: float, max_steps: int) -> dict:
     out: dict = dict(name=name, kind=sim.kind)
     with tempfile.TemporaryDirectory() as tmp:
         synthetic = _uses_mnist(sim)
-        members = _members(sim, _mnist_npz(Path(tmp)) if synthetic else None)
+        over, factor = SHRINK[name] if shrink else ({}, 1.0)
+        members = _members(sim, _mnist_npz(Path(tmp)) if synthetic else None, over)
         out["synthetic_mnist"] = synthetic
+        if shrink:
+            out.update(measured_at=over, extrapolated_by=factor)
         env = engine.Env(torch.device("cpu"), engine.resolve_dtype(members[0].dtype))
         if sim.memory is not None:
             need = sum(sim.memory(members, torch.empty(0, dtype=env.dtype).element_size()).values())
@@ -136,7 +142,7 @@ def measure_one(name: str, budget: float, max_steps: int) -> dict:
         task = sim.build(members, env)
         out["build_s"] = time.perf_counter() - t0
         if kind_of(sim).trained:
-            _trained(sim, members, task, budget, max_steps, out)
+            _trained(sim, members, task, budget, max_steps, out, factor)
         else:
             _grid(task, budget, out)
     return out
@@ -157,11 +163,11 @@ def total_s(rec: dict) -> float | None:
     return None
 
 
-def run_all(names: list[str], budget: float, max_steps: int, limit: float) -> dict[str, dict]:
+def run_all(names: list[str], budget: float, max_steps: int, limit: float, shrink: list[str]) -> dict[str, dict]:
     records = {}
     for name in names:
         cmd = [sys.executable, "-m", "benchmarks.preset_costs", "--one", name,  # -m: benchmarks/lc.py would shadow lc
-               "--budget", str(budget), "--max-steps", str(max_steps)]
+               "--budget", str(budget), "--max-steps", str(max_steps)] + (["--shrink", name] if name in shrink else [])
         t0 = time.perf_counter()
         try:
             res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=limit)
@@ -223,15 +229,17 @@ def main() -> None:
     p.add_argument("--limit", type=float, default=40.0, help="hard limit in seconds per setting (build included)")
     p.add_argument("--only", nargs="*", help="these settings only (default: every setting)")
     p.add_argument("--no-write", action="store_true", help=f"do not write {COSTS}")
+    p.add_argument("--shrink", nargs="*", default=[], choices=sorted(SHRINK),
+                   help="measure these at a smaller size (SHRINK) and scale the times back to the paper size")
     p.add_argument("--one", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
-        print(json.dumps(measure_one(args.one, args.budget, args.max_steps)))
+        print(json.dumps(measure_one(args.one, args.budget, args.max_steps, args.one in args.shrink)))
         return
     from sims.index import load
 
     load_before, t0 = os.getloadavg(), time.perf_counter()
-    records = run_all(args.only or sorted(load()), args.budget, args.max_steps, args.limit)
+    records = run_all(args.only or sorted(load()), args.budget, args.max_steps, args.limit, args.shrink)
     load_after = os.getloadavg()
     meta = dict(machine=machine(), date=datetime.date.today().isoformat(), preset=PRESET,
                 load=[round(load_before[0], 2), round(load_after[0], 2)])

@@ -65,3 +65,38 @@ def test_run_imports_only_its_setting(tmp_path):
     assert code == "0" and stats == "False"
     assert "sims.settings.clusters.xor_cluster" in modules
     assert "images" not in modules and "dichotomy" not in modules
+
+
+TABLE = {"machine": "test CPU", "date": "2026-12-06", "settings": {
+    "xor-cluster": {"paper": dict(kind="trained", step_s=0.002, steps=1000, n_evals=10, eval_s=0.5, build_s=1.0,
+                                  total_s=8.0, threads=1, flops_per_step=3e9)},
+    "svm-proliferation": {"paper": dict(kind="grid", point_s=0.5, points=20, points_timed=5, grid_s=2.5,
+                                        complete=False, build_s=0.0, total_s=10.0)}}}
+
+
+def test_show_states_the_measured_cost_of_a_preset(capsys, monkeypatch):
+    from sims import costs
+
+    monkeypatch.setattr(costs, "load", lambda: TABLE)
+    code, out, _ = _run(["show", "xor-cluster", "--preset", "paper"], capsys)
+    line = next(x for x in out.splitlines() if x.startswith("cost of preset paper:"))
+    assert code == 0 and "2 ms per step" in line and "1,000 steps + 10 evaluations" in line
+    assert "about 8 s in all" in line and "3 GFLOP per step" in line and "test CPU" in line
+    code, out, _ = _run(["show", "svm-proliferation", "--preset", "paper"], capsys)
+    assert code == 0 and "5 of 20 points timed" in out and "at least 10 s in all" in out
+    code, out, _ = _run(["show", "xor-cluster", "--preset", "ci"], capsys)
+    assert code == 0 and "cost of preset ci: not measured" in out
+    code, _, err = _run(["show", "xor-cluster", "--preset", "huge"], capsys)
+    assert code == 2 and "valid presets: ci, default, paper" in err
+
+
+def test_shipped_cost_table_covers_every_paper_preset_without_torch():
+    """Every setting of the index has a paper-preset record (measured, or why not), read without torch."""
+    code = ("import sys; from sims import costs; from sims.index import load; "
+            "missing = [n for n in load() if costs.record(n, 'paper') is None]; "
+            "bad = [n for n in load() if n not in missing and not {'step_s', 'point_s', 'skipped'} & "
+            "set(costs.record(n, 'paper'))]; "
+            "text = [costs.describe(n, 'paper') for n in load()]; "
+            "print(missing, bad, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["[]", "[]", "False"]
