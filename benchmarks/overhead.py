@@ -8,9 +8,10 @@ Each command runs in a fresh interpreter (`python -m sims ...` from a checkout, 
 interleaved with `python -c "import torch"`, `--repeats` times, with and without figures (`--no-figures`); the
 median of each is reported with the ratio, the machine (CPU model, cores, torch) and the load average before
 and after. On a shared machine the times swing; the ratio from one run is what counts. `--checkout DIR` times
-another checkout of the package (e.g. the main branch, for a before/after in one run).
+another checkout of the package; `--baseline DIR` times a second checkout (e.g. the commit before, from `git
+archive`) interleaved in the same run, for a before/after under the same load.
 
-Run: python benchmarks/overhead.py [--repeats 3] [--checkout DIR] [--json PATH]
+Run: python benchmarks/overhead.py [--repeats 3] [--checkout DIR] [--baseline DIR] [--json PATH]
 """
 
 from __future__ import annotations
@@ -66,40 +67,49 @@ def sims_run(checkout: Path, argv: list[str], out: Path, figures: bool) -> tuple
     return wall, float(json.loads(summary.read_text())["elapsed_s"])
 
 
+def _has_no_figures(checkout: Path) -> bool:
+    """Whether the checkout's `sims run` takes --no-figures (older ones lack it)."""
+    return "--no-figures" in (checkout / "sims" / "cli.py").read_text()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--checkout", type=Path, default=ROOT, help="the checkout whose `python -m sims` is timed")
+    p.add_argument("--baseline", type=Path, help="another checkout timed in the same run, interleaved (before/after)")
     p.add_argument("--json", help="also write the results to this JSON file")
     args = p.parse_args()
     load_before, started = os.getloadavg(), time.perf_counter()
-    no_figures = "--no-figures" in (args.checkout / "sims" / "cli.py").read_text()  # older checkouts lack it
-    cases = [(name, figures) for name in RUNS for figures in ((True, False) if no_figures else (True,))]
+    checkouts = [args.checkout] + ([args.baseline] if args.baseline else [])
+    cases = [(c, name, figures) for c in checkouts for name in RUNS
+             for figures in ((True, False) if _has_no_figures(c) else (True,))]
     torch_s: list[float] = []
     walls: dict = {c: [] for c in cases}
     trains: dict = {c: [] for c in cases}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.repeats):  # interleaved, so a change of load hits every command alike
             torch_s.append(import_torch())
-            for name, figures in cases:
-                wall, train = sims_run(args.checkout, RUNS[name], Path(tmp) / "runs", figures)
-                walls[(name, figures)].append(wall)
-                trains[(name, figures)].append(train)
+            for c, name, figures in cases:
+                wall, train = sims_run(c, RUNS[name], Path(tmp) / "runs", figures)
+                walls[(c, name, figures)].append(wall)
+                trains[(c, name, figures)].append(train)
     load_after = os.getloadavg()
     t_torch = statistics.median(torch_s)
-    print(f"machine: {machine()}; checkout {args.checkout}")
+    print(f"machine: {machine()}; checkout {args.checkout}" + (f", baseline {args.baseline}" if args.baseline else ""))
     print(f"load average (1, 5, 15 min): before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
           f"after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}; median of {args.repeats}; "
           f"{time.perf_counter() - started:.0f} s in all")
     print(f"python -c 'import torch': {t_torch:.2f} s")
     print(f"{'command':<48} {'wall s':>7} {'train s':>8} {'ratio':>6}  target <= {TARGET:g}")
     rows = []
-    for name, figures in cases:
-        wall, train = statistics.median(walls[(name, figures)]), statistics.median(trains[(name, figures)])
+    for case in cases:
+        c, name, figures = case
+        wall, train = statistics.median(walls[case]), statistics.median(trains[case])
         ratio = wall / (train + t_torch)
-        label = f"sims run {' '.join(RUNS[name])}" + ("" if figures else " --no-figures")
+        label = ("(baseline) " if c != args.checkout else "") + f"sims run {' '.join(RUNS[name])}"
+        label += "" if figures else " --no-figures"
         print(f"{label:<48} {wall:>7.2f} {train:>8.2f} {ratio:>6.2f}  {'met' if ratio <= TARGET else 'NOT met'}")
-        rows.append(dict(command=label, wall_s=walls[(name, figures)], train_s=trains[(name, figures)],
+        rows.append(dict(command=label, checkout=str(c), wall_s=walls[case], train_s=trains[case],
                          ratio=ratio, met=ratio <= TARGET))
     if args.json:
         Path(args.json).write_text(json.dumps(dict(machine=machine(), load_before=load_before, load_after=load_after,

@@ -205,20 +205,33 @@ def _fmt_s(s: float | None) -> str:
     return f"{s / 3600:.2f} h" if s >= 360 else f"{s / 60:.1f} min" if s >= 60 else f"{s:.0f} s"
 
 
+def _under_hour(name: str, r: dict) -> str:
+    """The largest preset of `name` that runs in under an hour on this CPU: paper when its estimate says so, else
+    the default preset with its stated CPU runtime (sims/index.json)."""
+    from sims.index import load
+
+    if r.get("total_s") is not None and r["total_s"] < 3600 and ("eval_s" in r or "point_s" in r):
+        return "paper"
+    return f"default ({load()[name]['cpu_runtime']})"
+
+
 def table(records: dict[str, dict]) -> str:
-    rows = ["| setting | kind | time per step (point) | timed | total steps (points) + evals | build | est. total on "
-            "this CPU | GFLOP per step (fwd+bwd) |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| setting | time per step (point) | timed | total steps (points) + evals | build | est. total, 2 cores "
+            "| GFLOP per step (fwd+bwd) | largest preset < 1 h |", "|---|---:|---:|---:|---:|---:|---:|---|"]
     for name, r in records.items():
+        at = (" (at " + ", ".join(f"{k}={v:,}" for k, v in r["measured_at"].items()) + f", x {r['extrapolated_by']:g})"
+              if "measured_at" in r else "")
         if "step_s" in r:
             ev = f" + {r['n_evals']} x {r['eval_s']:.2g} s" if "eval_s" in r else " (evals not timed)"
-            rows.append(f"| {name} | trained | {r['step_s'] * 1e3:.3g} ms | {r['steps_timed']} steps | {r['steps']:,}"
-                        f"{ev} | {r['build_s']:.1f} s | {_fmt_s(r['total_s'])} | {r['flops_per_step'] / 1e9:.3g} |")
+            rows.append(f"| {name} | {r['step_s'] * 1e3:.3g} ms{at} | {r['steps_timed']} steps | {r['steps']:,}{ev} | "
+                        f"{r['build_s']:.1f} s | {'' if 'eval_s' in r else '>= '}{_fmt_s(r['total_s'])} | "
+                        f"{r['flops_per_step'] / 1e9:.3g} | {_under_hour(name, r)} |")
         elif "point_s" in r:
-            how = "all" if r["complete"] else f"{r['points_timed']} of {r['points']}: lower bound"
-            rows.append(f"| {name} | grid | {r['point_s']:.3g} s | {how} | {r['points']} points | {r['build_s']:.1f} s"
-                        f" | {'' if r['complete'] else '>= '}{_fmt_s(r['total_s'])} | - |")
+            how = "all" if r["complete"] else f"{r['points_timed']} of {r['points']}"
+            rows.append(f"| {name} (grid) | {r['point_s']:.3g} s | {how} | {r['points']} points | {r['build_s']:.1f} s"
+                        f" | {'' if r['complete'] else '>= '}{_fmt_s(r['total_s'])} | - | {_under_hour(name, r)} |")
         else:
-            rows.append(f"| {name} | | | | | | {r.get('skipped', 'n/a')} | |")
+            rows.append(f"| {name} | {r.get('skipped', 'n/a')} | | | | | | {_under_hour(name, r)} |")
     return "\n".join(rows)
 
 
@@ -231,8 +244,12 @@ def main() -> None:
     p.add_argument("--no-write", action="store_true", help=f"do not write {COSTS}")
     p.add_argument("--shrink", nargs="*", default=[], choices=sorted(SHRINK),
                    help="measure these at a smaller size (SHRINK) and scale the times back to the paper size")
+    p.add_argument("--table", action="store_true", help=f"print the table of {COSTS.name} and exit (no measuring)")
     p.add_argument("--one", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.table:
+        print(table({n: r[PRESET] for n, r in json.loads(COSTS.read_text())["settings"].items() if PRESET in r}))
+        return
     if args.one:
         print(json.dumps(measure_one(args.one, args.budget, args.max_steps, args.one in args.shrink)))
         return

@@ -45,10 +45,13 @@ def describe(name: str, preset: str) -> str:
         return f"{rec['skipped']} ({where})"
     total = rec.get("total_s")
     if "step_s" in rec:
-        evals = (f" + {rec['n_evals']} evaluations of {rec['eval_s']:.2g} s" if "eval_s" in rec
-                 else " (evaluations not timed)")
-        return (f"{rec['step_s'] * 1e3:.3g} ms per step at this size ({rec['threads']} thread(s), {where}); "
-                f"{rec['steps']:,} steps{evals} + {rec['build_s']:.0f} s set-up: about {_duration(total)} in all; "
+        timed = "eval_s" in rec
+        evals = f" + {rec['n_evals']} evaluations of {rec['eval_s']:.2g} s" if timed else ""
+        scaled = (f" (measured at {rec['measured_at']} and scaled by {rec['extrapolated_by']:g})"
+                  if "measured_at" in rec else "")
+        return (f"{rec['step_s'] * 1e3:.3g} ms per step at this size{scaled} ({rec['threads']} thread(s), {where}); "
+                f"{rec['steps']:,} steps{evals} + {rec['build_s']:.0f} s set-up: "
+                f"{'about' if timed else 'at least (evaluations not timed)'} {_duration(total)} in all; "
                 f"{rec['flops_per_step'] / 1e9:.3g} GFLOP per step (matmuls, forward + backward)")
     bound = "" if rec["complete"] else "at least "
     return (f"{rec['point_s']:.3g} s per grid point on average ({rec['points_timed']} of {rec['points']} points "
