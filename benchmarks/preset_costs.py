@@ -90,7 +90,8 @@ def _trained(sim, members, task, budget: float, max_steps: int, out: dict, facto
             engine._train_step(task, cfg, state)
             k += 1
         step_s = factor * (time.perf_counter() - t0) / k
-        out.update(step_s=step_s, steps_timed=k, steps=cfg.steps, n_evals=len(engine.eval_schedule(cfg.steps, cfg.n_evals)))
+        out.update(step_s=step_s, steps_timed=k, steps=cfg.steps,
+                   n_evals=len(engine.eval_schedule(cfg.steps, cfg.n_evals)))
         out.update(flops_per_step=int(factor * _flops(task, engine._batch(task, cfg, state))))
         print(json.dumps(out), flush=True)  # kept if the evaluation below runs past the limit
         task.model.eval()

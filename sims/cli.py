@@ -90,11 +90,10 @@ def cmd_list(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from . import costs
+    from . import costs, index as light_index
     from .catalog import unknown
-    from .index import load
 
-    index = load()
+    index = light_index.load()
     if args.name not in index:
         raise unknown("simulation", args.name, index)
     sim = index[args.name]
@@ -108,10 +107,7 @@ def cmd_show(args) -> int:
     for p, over in sim["presets"].items():
         print(f"  {p}: {dict(over) if over else '(the defaults)'}")
     if args.preset is not None:
-        if args.preset not in sim["presets"]:
-            raise ConfigError(f"unknown preset {args.preset!r} for {args.name}; valid presets: "
-                              f"{', '.join(sim['presets'])}")
-        print(f"\ncost of preset {args.preset}: {costs.describe(args.name, args.preset)}")
+        print(f"\ncost of preset {args.preset}: {costs.describe(args.name, args.preset, sim['presets'])}")
     metrics = sim.get("metrics") or {}
     print("\nmetrics:" if metrics else "\nmetrics: not declared")
     w = max((len(k) for k in metrics), default=0)
@@ -191,10 +187,9 @@ def _plot(args) -> int:
 
         print(f"movie: {partition_movie(run)}")
         return EXIT_OK
-    drawn = run.current_figures() if not args.redraw else None
+    drawn = None if args.redraw else run.current_figures()
     if drawn is not None:
-        print(f"sims plot: the figures are newer than the run's results and in this format; left as they are "
-              "(--redraw draws them again)", file=sys.stderr)
+        print("sims plot: figures newer than the results, in this format: left as they are (--redraw)", file=sys.stderr)
     for f in drawn if drawn is not None else run.figures():
         print(f"figure: {f}")
     return EXIT_OK
@@ -294,8 +289,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="names, CPU runtime of the default preset, one-line description")
     s = sub.add_parser("show", help="fields, types, defaults, meanings and presets of a simulation")
     s.add_argument("name")
-    s.add_argument("--preset", help="also state what this preset costs: its measured time per step on the "
-                   "development CPU and the estimated total (paper presets; sims/costs.json)")
+    s.add_argument("--preset", help="also state its measured time per step and estimated total (sims/costs.json)")
     r = sub.add_parser("run", help="run a named simulation")
     r.add_argument("name", nargs="?", help="simulation name (see `sims list`)")
     r.add_argument("--preset", default="default", help="ci | default | paper (default: default)")
@@ -350,8 +344,7 @@ def _plot_and_reproduce(sub) -> None:
     pl.add_argument("--hue", help="sweep: one line per value of this parameter")
     pl.add_argument("--format", default="png", help="file format of the figures: png, pdf or svg (default png)")
     pl.add_argument("--dpi", default="120", help="resolution of raster output in dots per inch, 20-1200 (default 120)")
-    pl.add_argument("--redraw", action="store_true", help="draw the figures even when they are newer than the run's "
-                    "results and in the asked format and dpi (by default such figures are left as they are)")
+    pl.add_argument("--redraw", action="store_true", help="draw even figures newer than the results, in this format")
     pl.add_argument("--movie", action="store_true", help="instead of the figures, write figures/partition-movie.gif: "
                     "the exact linear regions on the run's slice at every snapshot (xor-cluster, modular-addition, "
                     "image-grokking)")

@@ -35,8 +35,13 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
-def describe(name: str, preset: str) -> str:
-    """One or two sentences: the measured time per step (or grid point) and the estimated total, or why not."""
+def describe(name: str, preset: str, presets=None) -> str:
+    """One or two sentences: the measured time per step (or grid point) and the estimated total, or why not.
+    `presets`: the setting's preset names, when given `preset` must be one of them (else ConfigError)."""
+    if presets is not None and preset not in presets:
+        from .config import ConfigError
+
+        raise ConfigError(f"unknown preset {preset!r} for {name}; valid presets: {', '.join(presets)}")
     rec = record(name, preset)
     if rec is None:
         return "not measured (benchmarks/preset_costs.py measures the paper presets)"

@@ -59,7 +59,8 @@ def test_run_imports_only_its_setting(tmp_path):
     (tmp_path / "runs" / "dmf-completion").mkdir(parents=True)
     code = ("import sys; from sims.cli import main; "
             f"code = main(['run', 'xor-cluster', *{SMALL!r}, '--no-figures', '--out', {str(tmp_path / 'runs')!r}]); "
-            "print(code, 'scipy.stats' in sys.modules, sorted(m for m in sys.modules if m.startswith('sims.settings.')))")
+            "print(code, 'scipy.stats' in sys.modules, "
+            "sorted(m for m in sys.modules if m.startswith('sims.settings.')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     code, stats, modules = out.stdout.strip().splitlines()[-1].split(" ", 2)
     assert code == "0" and stats == "False"
