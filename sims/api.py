@@ -123,16 +123,11 @@ class Run:
             raise store.RunDirError(f"{path} holds no model state; delete it or run again")
         return state
 
-    def figures(self, *, redraw: bool = True) -> list[Path]:
-        """(Re)draw the setting's standard figures into figures/, in the output format of `sims.style.output`.
-
-        With `redraw=False` figures that are up to date (`current_figures`) are returned as they are."""
+    def figures(self) -> list[Path]:
+        """(Re)draw the setting's standard figures into figures/, in the output format of `sims.style.output`, and
+        record what was drawn in figures/.drawn.json (`current_figures`)."""
         if self.simulation.figures is None:
             return []
-        if not redraw:
-            current = self.current_figures()
-            if current is not None:
-                return current
         from . import style
         from .plots import saved_path
 
