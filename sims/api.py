@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import warnings
@@ -18,6 +19,8 @@ from .kinds import kind_of
 from .threads import limited
 
 __all__ = ["Run", "RunView", "RunFailed", "run", "run_members", "load", "resume", "default_root"]
+
+FIGURES_STAMP = ".drawn.json"  # in figures/: the output format, dpi and files of the last drawing (Run.figures)
 
 
 class RunFailed(RuntimeError):
@@ -121,13 +124,35 @@ class Run:
         return state
 
     def figures(self) -> list[Path]:
-        """(Re)draw the setting's standard figures into figures/."""
+        """(Re)draw the setting's standard figures into figures/, in the output format of `sims.style.output`, and
+        record what was drawn in figures/.drawn.json (`current_figures`)."""
         if self.simulation.figures is None:
             return []
+        from . import style
         from .plots import saved_path
 
         (self.dir / "figures").mkdir(exist_ok=True)
-        return [saved_path(f) for f in self.simulation.figures(self) if f is not None]
+        paths = [saved_path(f) for f in self.simulation.figures(self) if f is not None]
+        store.write_json(self.dir / "figures" / FIGURES_STAMP, dict(style.current(), files=[p.name for p in paths]))
+        return paths
+
+    def current_figures(self) -> list[Path] | None:
+        """The figures last drawn, if they need no redrawing: drawn in the output format and dpi now in force
+        (`sims.style.output`), every file still there, and written after the run's results (metrics.jsonl,
+        summary.json, config.json, snapshots/) last changed; else None."""
+        from . import style
+
+        stamp_path = self.dir / "figures" / FIGURES_STAMP
+        if not stamp_path.exists():
+            return None
+        stamp = store.read_json(stamp_path)
+        paths = [self.dir / "figures" / name for name in stamp.get("files", [])]
+        out = style.current()
+        if (stamp.get("format"), stamp.get("dpi")) != (out["format"], out["dpi"]) or not all(map(Path.exists, paths)):
+            return None
+        inputs = [self.dir / n for n in ("metrics.jsonl", "summary.json", "config.json", "snapshots")]
+        drawn = min([stamp_path.stat().st_mtime_ns] + [p.stat().st_mtime_ns for p in paths])
+        return paths if all(p.stat().st_mtime_ns <= drawn for p in inputs if p.exists()) else None
 
     def __repr__(self) -> str:
         return f"Run({str(self.dir)!r}, sim={self.sim_name!r}, status={self.summary.get('status')!r})"
@@ -224,11 +249,12 @@ def run_members(sim, preset: str, members: Members, *, device: str = "auto", out
     if run_dir is not None and Path(run_dir).exists():
         raise ConfigError(f"run directory {run_dir} already exists; results are never overwritten")
     if run_dir is None:  # a root of runs: refused when it holds what this package did not write (sims.outdir)
-        outdir.check_runs_root(out if out is not None else default_root(), registry.names())
+        outdir.check_runs_root(out if out is not None else default_root(), _simulation_names(sim.name))
     else:
         store.check_root(Path(run_dir).parent)
     memory.check(sim, members, dev, torch.empty(0, dtype=env.dtype).element_size())
-    task = sim.build(members, env)
+    with _threads(threads):
+        task = sim.build(members, env)
     n_threads, how = kind_of(sim).threads(task, threads)
     meta = dict(sim=sim.name, preset=preset, seeds=members.seeds, config=to_dict(members[0]),
                 members=members.overrides(), config_hash=_members_hash(members),
@@ -270,9 +296,24 @@ def resume(run_dir: str | Path, *, device: str = "auto", quiet: bool = True, fig
     else:  # stopped before its first checkpoint: train again from step 0
         say(f"{r.dir} has no checkpoint yet (stopped before the first one); training starts again from step 0")
         store.MetricsWriter(r.dir / "metrics.jsonl").truncate_after(-1)
-    task = r.simulation.build(r.members, env)
+    with _threads(threads):
+        task = r.simulation.build(r.members, env)
     n_threads, _ = kind_of(r.simulation).threads(task, threads)
     return _execute(r.simulation, r.members, task, r.dir, ckpt, quiet, figures, log, n_threads)
+
+
+def _threads(threads: int | None):
+    """The block at `threads` CPU threads (torch and BLAS) when given (a build's baselines solve with numpy, whose
+    BLAS threads stall on a shared machine), else as it is (the count is chosen by timing the built task)."""
+    return limited(threads) if threads is not None else contextlib.nullcontext()
+
+
+def _simulation_names(name: str) -> set[str]:
+    """The names a root of runs may hold folders of: the shipped index's, those registered so far and `name`
+    (without importing every setting, which `registry.names()` would)."""
+    from .index import load as load_index
+
+    return set(load_index()) | set(registry.registered()) | {name}
 
 
 def _members_hash(members: Members) -> str:
@@ -317,14 +358,15 @@ def _execute(sim, members, task, run_dir, ckpt, quiet, figures, log, n_threads) 
         _write_status(run_dir, "failed", error=f"{type(exc).__name__}: {exc}")
         raise RunFailed(f"run {run_dir} failed: {type(exc).__name__}: {exc}") from exc
     r = Run(run_dir)
-    if sim.transitions is not None and r.summary.get("status") == "completed":
-        summary = r.summary
-        summary["transitions"] = sim.transitions(r)
-        store.write_json(run_dir / "summary.json", summary)
-    if figures:
-        try:
-            r.figures()
-        except Exception as exc:  # the run is complete and kept; a figure that cannot be drawn is reported
-            warnings.warn(f"figures of {run_dir} could not be drawn ({type(exc).__name__}: {exc}); redraw with "
-                          f"`sims plot {run_dir}`")
+    with limited(n_threads):  # transitions and figures (exact regions, BLAS) at the run's thread count too
+        if sim.transitions is not None and r.summary.get("status") == "completed":
+            summary = r.summary
+            summary["transitions"] = sim.transitions(r)
+            store.write_json(run_dir / "summary.json", summary)
+        if figures:
+            try:
+                r.figures()
+            except Exception as exc:  # the run is complete and kept; a figure that cannot be drawn is reported
+                warnings.warn(f"figures of {run_dir} could not be drawn ({type(exc).__name__}: {exc}); redraw "
+                              f"with `sims plot {run_dir}`")
     return r

@@ -90,10 +90,10 @@ def cmd_list(args) -> int:
 
 
 def cmd_show(args) -> int:
+    from . import costs, index as light_index
     from .catalog import unknown
-    from .index import load
 
-    index = load()
+    index = light_index.load()
     if args.name not in index:
         raise unknown("simulation", args.name, index)
     sim = index[args.name]
@@ -106,6 +106,8 @@ def cmd_show(args) -> int:
     print("\npresets:")
     for p, over in sim["presets"].items():
         print(f"  {p}: {dict(over) if over else '(the defaults)'}")
+    if args.preset is not None:
+        print(f"\ncost of preset {args.preset}: {costs.describe(args.name, args.preset, sim['presets'])}")
     metrics = sim.get("metrics") or {}
     print("\nmetrics:" if metrics else "\nmetrics: not declared")
     w = max((len(k) for k in metrics), default=0)
@@ -124,7 +126,8 @@ def cmd_run(args) -> int:
                 raise ConfigError("--resume continues a run with its own config; drop NAME/--preset/--set/--seeds/"
                                   "--dtype/--out")
             status = api.Run(Path(args.resume)).summary.get("status")
-            run = api.resume(args.resume, device=args.device, quiet=args.quiet, log=log, threads=args.threads)
+            run = api.resume(args.resume, device=args.device, quiet=args.quiet, log=log, threads=args.threads,
+                             figures=not args.no_figures)
             if status in ("completed", "diverged"):
                 print(f"{run.dir} had already ended ({status}); it is left as it is")
         else:
@@ -134,7 +137,8 @@ def cmd_run(args) -> int:
                     raise ConfigError("give the dtype once: --dtype or --set dtype=..., not both")
                 overrides["dtype"] = args.dtype
             run = api.run(args.name, preset=args.preset, seeds=args.seeds, device=args.device, out=args.out,
-                          quiet=args.quiet, log=log, threads=args.threads, **{**args.file_set, **overrides})
+                          quiet=args.quiet, log=log, threads=args.threads, figures=not args.no_figures,
+                          **{**args.file_set, **overrides})
     except engine.Interrupted as exc:
         print(f"sims: interrupted: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -183,7 +187,10 @@ def _plot(args) -> int:
 
         print(f"movie: {partition_movie(run)}")
         return EXIT_OK
-    for f in run.figures():
+    drawn = None if args.redraw else run.current_figures()
+    if drawn is not None:
+        print("sims plot: figures newer than the results, in this format: left as they are (--redraw)", file=sys.stderr)
+    for f in drawn if drawn is not None else run.figures():
         print(f"figure: {f}")
     return EXIT_OK
 
@@ -282,6 +289,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="names, CPU runtime of the default preset, one-line description")
     s = sub.add_parser("show", help="fields, types, defaults, meanings and presets of a simulation")
     s.add_argument("name")
+    s.add_argument("--preset", help="also state its measured time per step and estimated total (sims/costs.json)")
     r = sub.add_parser("run", help="run a named simulation")
     r.add_argument("name", nargs="?", help="simulation name (see `sims list`)")
     r.add_argument("--preset", default="default", help="ci | default | paper (default: default)")
@@ -294,6 +302,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
     r.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     r.add_argument("--threads", type=int, help="CPU threads (default: the faster of 1 and all, timed at the start)")
+    r.add_argument("--no-figures", action="store_true", help="draw no figures (`sims plot RUN_DIR` draws them later)")
     _sweep_and_atlas(sub)
     _plot_and_reproduce(sub)
     return p
@@ -335,6 +344,7 @@ def _plot_and_reproduce(sub) -> None:
     pl.add_argument("--hue", help="sweep: one line per value of this parameter")
     pl.add_argument("--format", default="png", help="file format of the figures: png, pdf or svg (default png)")
     pl.add_argument("--dpi", default="120", help="resolution of raster output in dots per inch, 20-1200 (default 120)")
+    pl.add_argument("--redraw", action="store_true", help="draw even figures newer than the results, in this format")
     pl.add_argument("--movie", action="store_true", help="instead of the figures, write figures/partition-movie.gif: "
                     "the exact linear regions on the run's slice at every snapshot (xor-cluster, modular-addition, "
                     "image-grokking)")

@@ -145,13 +145,15 @@ def _has_positive_data(ax) -> bool:
 def save(fig, path, *, title: str | None = None, dpi: int | None = None):
     """Write `fig` (with `title` as its suptitle) to `path` with its suffix set to the format of `style.output`
     (png unless set), at `dpi` (default: the style's), creating the folder; returns the Figure, with the path
-    written in `saved_path(fig)`. Constrained layout and a tight bounding box keep every label inside."""
+    written in `saved_path(fig)`. Constrained layout keeps every label inside; a figure without a layout engine
+    is cut to its tight bounding box instead (which costs a second drawing pass, so laid-out figures skip it)."""
     if title:
         fig.suptitle(title, fontsize=10)
     out = house.current()
     path = Path(path).with_suffix("." + out["format"])
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi or out["dpi"], bbox_inches="tight")
+    tight = None if fig.get_layout_engine() is not None else "tight"
+    fig.savefig(path, dpi=dpi or out["dpi"], bbox_inches=tight)
     fig.sims_path = path
     return fig
 

@@ -134,6 +134,11 @@ def names() -> list[str]:
     return _CATALOG.names()
 
 
+def registered() -> list[str]:
+    """The names registered so far, without importing the setting modules (`names` imports them all)."""
+    return sorted(_CATALOG.entries)
+
+
 def get(name: str) -> Simulation:
     return _CATALOG.get(name)
 

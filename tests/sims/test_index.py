@@ -131,5 +131,5 @@ def test_packages_ship_py_typed_and_the_index():
     pyproject = (ROOT / "pyproject.toml").read_text()
     for package in ("sims", "lc", "theory"):
         assert (ROOT / package / "py.typed").is_file()
-    assert 'sims = ["py.typed", "index.json"]' in pyproject
+    assert 'sims = ["py.typed", "index.json", "costs.json"]' in pyproject  # costs.json: sims show --preset
     assert 'lc = ["py.typed"]' in pyproject and 'theory = ["py.typed"]' in pyproject

@@ -29,7 +29,6 @@ import math
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
 
 MARGIN = 0.3  # the slice's box: the three points' box widened by MARGIN * extent on every side
 DELTA_BOUNDARY = 0.05  # delta near the decision boundary, in units of the extent
@@ -93,6 +92,8 @@ def centres(sl: dict, rho: float, n: int, generator: torch.Generator) -> np.ndar
 def lc_vs_exact(model: torch.nn.Module, part, sl: dict, *, n_dirs: int, generator: torch.Generator) -> dict:
     """Exact region counts in discs of radius rho = DISC * extent at N_CENTRES points of the slice against LC
     there (module docstring): per-point arrays and the two Spearman correlations."""
+    from scipy.stats import spearmanr  # scipy.stats takes ~1 s to import: only where it is used
+
     import lc
 
     rho = DISC * sl["extent"]
