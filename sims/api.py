@@ -139,7 +139,7 @@ class Run:
     def current_figures(self) -> list[Path] | None:
         """The figures last drawn, if they need no redrawing: drawn in the output format and dpi now in force
         (`sims.style.output`), every file still there, and written after the run's results (metrics.jsonl,
-        summary.json, config.json, snapshots/) last changed; else None."""
+        summary.json, config.json, every file in snapshots/ and cache/) last changed; else None."""
         from . import style
 
         stamp_path = self.dir / "figures" / FIGURES_STAMP
@@ -150,7 +150,8 @@ class Run:
         out = style.current()
         if (stamp.get("format"), stamp.get("dpi")) != (out["format"], out["dpi"]) or not all(map(Path.exists, paths)):
             return None
-        inputs = [self.dir / n for n in ("metrics.jsonl", "summary.json", "config.json", "snapshots")]
+        inputs = [self.dir / n for n in ("metrics.jsonl", "summary.json", "config.json", "snapshots", "cache")]
+        inputs += [f for d in ("snapshots", "cache") for f in (self.dir / d).glob("*")]  # a file rewritten in place
         drawn = min([stamp_path.stat().st_mtime_ns] + [p.stat().st_mtime_ns for p in paths])
         return paths if all(p.stat().st_mtime_ns <= drawn for p in inputs if p.exists()) else None
 

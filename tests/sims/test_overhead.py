@@ -52,6 +52,14 @@ def test_no_figures_then_plot_draws_once(capsys, tmp_path):
     code, _, err = _run(["plot", str(run_dir), "--format", "svg"], capsys)
     assert code == 0 and "left as they are" not in err
 
+    code, _, err = _run(["plot", str(run_dir), "--format", "svg"], capsys)
+    assert code == 0 and "left as they are" in err
+    snapshot = sorted((run_dir / "snapshots").glob("step-*.pt"))[-1]  # rewritten in place: the folder's time stays
+    later = (run_dir / "figures" / ".drawn.json").stat().st_mtime + 10
+    os.utime(snapshot, (later, later))
+    code, _, err = _run(["plot", str(run_dir), "--format", "svg"], capsys)
+    assert code == 0 and "left as they are" not in err
+
 
 def test_run_imports_only_its_setting(tmp_path):
     """A run into a root that already holds runs checks the folder names against the shipped index instead of
