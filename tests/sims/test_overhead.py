@@ -52,6 +52,8 @@ def test_no_figures_then_plot_draws_once(capsys, tmp_path):
     code, _, err = _run(["plot", str(run_dir), "--format", "svg"], capsys)
     assert code == 0 and "left as they are" not in err
 
+    earlier = (run_dir / "figures" / ".drawn.json").stat().st_mtime - 100
+    os.utime(run_dir / "metrics.jsonl", (earlier, earlier))
     code, _, err = _run(["plot", str(run_dir), "--format", "svg"], capsys)
     assert code == 0 and "left as they are" in err
     snapshot = sorted((run_dir / "snapshots").glob("step-*.pt"))[-1]  # rewritten in place: the folder's time stays
