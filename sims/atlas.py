@@ -128,13 +128,13 @@ def analyse(row: Row) -> dict:
     return an.verdicts(an.members(row.view, row.records, row.entry.test, row.entry.train))
 
 
-def write_outputs(root: Path, rows: list[Row], preset: str, elapsed: float) -> dict:
+def write_outputs(root: Path, rows: list[Row], preset: str, elapsed: float, reused: int = 0) -> dict:
     """Analyse the rows and write atlas.png, atlas.md, atlas.csv and atlas.json into `root`; the atlas dict."""
     done = [r for r in rows if r.view is not None]
     results = {r.entry.sim: analyse(r) for r in done}
     table = [_table_row(r, results[r.entry.sim]) for r in done]
     fig = atlas_report.figure(rows, root / "atlas.png") if done else None
-    (root / "atlas.md").write_text(atlas_report.markdown(rows, table, results, preset, elapsed))
+    (root / "atlas.md").write_text(atlas_report.markdown(rows, table, results, preset, elapsed, reused))
     with open(root / "atlas.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(table[0]) if table else ["setting", "settled"])
         w.writeheader()
@@ -182,4 +182,4 @@ def _write_atlas(root, entries, per_entry, groups, preset, device, workers, sche
             continue
         view = api.load(res["dir"]).view([k for _, k in idx])
         rows.append(Row(entry, view, atlas_migration.fill(entry.sim, view, _records(view), root / "migration.json")))
-    return write_outputs(root, rows, preset, time.time() - t0)
+    return write_outputs(root, rows, preset, time.time() - t0, reused=sum(bool(r.get("reused")) for r in results))

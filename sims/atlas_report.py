@@ -83,10 +83,12 @@ def _columns() -> list[str]:
             "and the share of analysis choices that give the modal verdict."]
 
 
-def markdown(rows, table: list[dict], results: dict, preset: str, elapsed: float) -> str:
-    """atlas.md: the robust verdicts, the hypotheses and method, every verdict, the table, migration per member."""
+def markdown(rows, table: list[dict], results: dict, preset: str, elapsed: float, reused: int = 0) -> str:
+    """atlas.md: the robust verdicts, the hypotheses and method, every verdict, the table, migration per member.
+    `reused`: how many of the runs were reused from an earlier call (then `elapsed` is not the atlas's cost)."""
     own = sum(float(r.view.summary.get("elapsed_s") or 0.0) for r in rows if r.view is not None)
-    lines = [f"# Transitions atlas (`sims atlas --preset {preset}`, {elapsed:.0f} s; the runs' own training: "
+    wall = f"{elapsed:.0f} s" + (f", the runs of {reused} of {len(rows)} settings reused" if reused else "")
+    lines = [f"# Transitions atlas (`sims atlas --preset {preset}`, {wall}; the runs' own training: "
              f"{own:.0f} s)", ""] + ([CI_NOTE, ""] if preset == "ci" else [])
     robust = [(s, h, v) for s, res in results.items() for h, v in res["verdicts"].items()
               if v["robust"] and v["verdict"] != "n/a"]
@@ -173,8 +175,9 @@ def _draw_row(axes, row, radius) -> None:
             _draw_linear(axes[1], view, e, t, row.entry.linear)
         else:
             _draw_lc(axes[1], view, e, t, rec, radius)
-    right = "curve / its largest magnitude, no LC: linear in its input (unitless)" if row.entry.linear else (
-        "LC" + ("" if radius is None else f" at r = {radius:g}") + " (crossed units per neighbourhood)")
+    # short labels: one per row of a tall figure (the panel legend and the row title say the rest)
+    right = "curve / its max (unitless)" if row.entry.linear else (
+        "LC" + ("" if radius is None else f", r = {radius:g}") + " (crossed units)")
     left = f"{'loss' if row.entry.log else 'accuracy'} {plots.metric_unit(view.simulation.metrics, row.entry.test)}"
     for ax, ylabel, log in zip(axes, (left, right), (row.entry.log, False)):
         style.reference(ax, "generalisation step", x=1.0)

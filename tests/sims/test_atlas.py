@@ -118,6 +118,7 @@ def test_atlas_at_ci(tmp_path, capsys):
     atlas.atlas("ci", out, device="cpu")  # reuses every run
     assert {p: p.stat().st_mtime for p in out.glob("runs/*/summary.json")} == stamp
     assert json.loads((out / "atlas.json").read_text())["table"] == saved["table"]
+    assert f"the runs of {len(names)} of {len(names)} settings reused" in (out / "atlas.md").read_text().splitlines()[0]
 
 
 def test_rows_come_from_the_settings_registration():
