@@ -249,7 +249,10 @@ def figures(run) -> list:
 METRICS = IMAGE_METRICS
 
 
-ATLAS = dict(label="image MLP at alpha 8, MNIST-1D (Humayun et al. 2024; Omnigrok)", order=5)  # its atlas row
+# its atlas row: evaluations dense enough that at least ~10 fall between memorisation (~5400) and the transition
+# (~12,600), so no verdict rests on one evaluation interval; snapshots at K = 12 log- and lin-spaced steps
+ATLAS = dict(label="image MLP at alpha 8, MNIST-1D (Humayun et al. 2024; Omnigrok)", order=5,
+             overrides=(("n_evals", 140), ("snapshots", 12)))
 
 
 @register("image-grokking", ImageConfig, presets=PRESETS, cpu_runtime="~2 min per member (40k steps)",
