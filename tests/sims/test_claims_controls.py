@@ -1,4 +1,5 @@
-"""Controls: every checked claim of benign-linear, hu2020 and lyu2024 FAILS (or is n/a, never a pass) on a ci-size
+"""Controls: every checked claim of benign-linear, hu2020, lyu2024 and (the four not in test_dmf.py) arora2019
+FAILS (or is n/a, never a pass) on a ci-size
 run without its phenomenon, measured with the claim's own measure. Where the ci run with the phenomenon is on the
 paper's side at this size, the same claim is checked to pass there, so the flip is the phenomenon's."""
 
@@ -168,3 +169,34 @@ def test_lyu_modadd_claims_fail_without_weight_decay(runs_dir):
     ids = ("modadd-test-jumps", "modadd-delay")
     main, no_wd = _lyu(_members("modular-addition", [{}, dict(weight_decay=0.0)]), ids, "modadd")
     assert set(main.values()) == {"PASS"} and set(no_wd.values()) == {"FAIL"}
+
+
+# arora2019 (its other checked claims: tests/sims/test_dmf.py) --------------------------------------------------
+
+def _arora_d1(sim, **over):
+    """{"d1": a ci depth-1 run with its nuclear-norm baseline, "deep": no other depth}, as the claims see it."""
+    return {"d1": _ci(sim, seeds=2, depth=1, baseline=True, **over), "deep": SweepRuns([], [])}
+
+
+@pytest.mark.parametrize("sim, claim", [("dmf-completion", "nuclear-norm-below-depth1"),
+                                        ("dmf-sensing", "sensing-nuclear-norm-below-depth1")])
+def test_arora_nuclear_norm_claims_fail_on_a_full_rank_target(runs_dir, sim, claim):
+    assert _verdicts("arora2019", _arora_d1(sim), [claim]) == {claim: "PASS"}  # rank 2 of n = 20
+    # rank n: no low rank for the nuclear norm to find; depth 1 (minimum Frobenius norm) errs less
+    assert _verdicts("arora2019", _arora_d1(sim, rank=20), [claim]) == {claim: "FAIL"}
+
+
+def test_arora_depth2_claim_fails_from_a_large_init(runs_dir):
+    claim, runs = "depth2-not-above-nuclear-norm", _arora_d1("dmf-completion")
+    depth2 = lambda scale: dict(runs, deep=SweepRuns([{"depth": 2}], [
+        _ci("dmf-completion", seeds=2, depth=2, baseline=False, init_scale=scale)]))
+    assert _verdicts("arora2019", depth2(1e-4), [claim]) == {claim: "PASS"}
+    assert _verdicts("arora2019", depth2(1.0), [claim]) == {claim: "FAIL"}  # no pull to low rank from init 1
+
+
+def test_arora_sharper_jumps_claim_fails_from_a_large_init(runs_dir):
+    claim, depths = "sharper-jumps-with-depth", (1, 2, 3, 4)
+    dynamics = lambda **over: {"all": SweepRuns([{"depth": d} for d in depths],
+                                                [_ci("dmf-dynamics", depth=d, **over) for d in depths])}
+    assert _verdicts("arora2019", dynamics(), [claim]) == {claim: "PASS"}  # init 1e-4: one jump, sharper with depth
+    assert _verdicts("arora2019", dynamics(init_scale=1.0), [claim]) == {claim: "FAIL"}  # no incremental jumps
