@@ -1,6 +1,7 @@
 """Controls: every checked claim of benign-linear, hu2020, lyu2024 and humayun2024 FAILS (or is n/a, never a pass)
 on a ci-size run without its phenomenon, measured with the claim's own measure. Where the ci run with the
-phenomenon is on the paper's side at this size, the same claim is checked to pass there, so the flip is the phenomenon's."""
+phenomenon is on the paper's side at this size, the same claim is checked to pass there, so the flip is the
+phenomenon's."""
 
 import pytest
 
