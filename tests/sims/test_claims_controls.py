@@ -1,7 +1,7 @@
-"""Controls: every checked claim of benign-linear, hu2020, lyu2024 and (the four not in test_dmf.py) arora2019
-FAILS (or is n/a, never a pass) on a ci-size
-run without its phenomenon, measured with the claim's own measure. Where the ci run with the phenomenon is on the
-paper's side at this size, the same claim is checked to pass there, so the flip is the phenomenon's."""
+"""Controls: every checked claim of benign-linear, hu2020, lyu2024, humayun2024 and (the four not in test_dmf.py)
+arora2019 FAILS (or is n/a, never a pass) on a ci-size run without its phenomenon, measured with the claim's own
+measure. Where the ci run with the phenomenon is on the paper's side at this size, the same claim is checked to pass
+there, so the flip is the phenomenon's."""
 
 import pytest
 
@@ -200,3 +200,109 @@ def test_arora_sharper_jumps_claim_fails_from_a_large_init(runs_dir):
                                                 [_ci("dmf-dynamics", depth=d, **over) for d in depths])}
     assert _verdicts("arora2019", dynamics(), [claim]) == {claim: "PASS"}  # init 1e-4: one jump, sharper with depth
     assert _verdicts("arora2019", dynamics(init_scale=1.0), [claim]) == {claim: "FAIL"}  # no incremental jumps
+
+
+# humayun2024 --------------------------------------------------------------------------------------------------
+# Real ci-size runs (digits or MNIST-1D) in the claims' run slots. The ci preset itself shows no LC phases, so the
+# controls below are runs whose premise is absent or whose effect is reversed; where a slightly larger run is on
+# the paper's side, the same claim is checked to pass on it.
+
+def _humayun(runs, ids):
+    return _verdicts("humayun2024", runs, ids)
+
+
+def _groups(sim, groups, **over):
+    """One ci ensemble with a member per override of every group; returns one view per group (its members)."""
+    s = registry.get(sim)
+    flat = [m for g in groups for m in g]
+    run = api.run_members(s, "ci", registry.members(s, "ci", over, member_overrides=flat), device="cpu",
+                          figures=False, threads=1)
+    starts = [sum(map(len, groups[:i])) for i in range(len(groups))]
+    return [run.view(list(range(a, a + len(g)))) for a, g in zip(starts, groups)]
+
+
+@pytest.mark.parametrize("ds", ["mnist1d", "digits"])
+def test_humayun_lc_claims_fail_without_grokking(runs_dir, ds):
+    from sims.claims.humayun2024 import DIGITS
+
+    base = DIGITS if ds == "digits" else {}
+    # alpha 1 and no weight decay: the net generalises as it fits, LC keeps rising (its peak is the last evaluation)
+    plain = _ci("image-grokking", seeds=2, **{**base, "init_scale": 1.0, "weight_decay": 0.0})
+    ids = (f"lc-three-phases-{ds}", f"migration-to-boundary-{ds}", f"grokking-in-final-descent-{ds}")
+    assert _humayun({ds: plain}, ids) == {ids[0]: "FAIL", ids[1]: "FAIL", ids[2]: "n/a"}
+
+
+@pytest.mark.parametrize("ds", ["mnist1d", "digits"])
+def test_humayun_batch_norm_claims_fail_without_batch_norm(runs_dir, ds):
+    from sims.claims.humayun2024 import DIGITS
+
+    base = {**(DIGITS if ds == "digits" else {}), "snapshots": 0}
+    falls = _ci("image-grokking", **{**base, "weight_decay": 1.0, "steps": 600})  # no batch norm: LC falls by 38-61%
+    removes, raises = f"batch-norm-removes-final-descent-{ds}", f"batch-norm-raises-lc-{ds}"
+    assert _humayun({f"{ds}-bn": falls}, [removes]) == {removes: "FAIL"}
+    plain, bn = _ci("image-grokking", **base), _ci("image-grokking", **base, batch_norm=True)
+    assert _humayun({ds: plain, f"{ds}-bn": bn}, [raises]) == {raises: "PASS"}
+    assert _humayun({ds: bn, f"{ds}-bn": plain}, [raises]) == {raises: "FAIL"}  # the run without it in its slot
+
+
+@pytest.mark.parametrize("ds", ["mnist1d", "digits"])
+def test_humayun_weight_decay_claim_fails_without_weight_decay(runs_dir, ds):
+    from sims.claims.humayun2024 import DIGITS
+
+    base = {**(DIGITS if ds == "digits" else {}), "snapshots": 0}
+    none, strong = _groups("image-grokking", [[dict(weight_decay=0.0)], [dict(weight_decay=1.0)]], **base)
+    claim = f"weight-decay-lowers-peak-{ds}"
+    assert _humayun({ds: none, f"{ds}-wd": strong}, [claim]) == {claim: "PASS"}
+    assert _humayun({ds: strong, f"{ds}-wd": none}, [claim]) == {claim: "FAIL"}  # no weight decay in its slot
+
+
+def test_humayun_random_label_claims_fail_with_clean_labels(runs_dir):
+    from sims.claims.humayun2024 import DIGITS
+
+    def pair(noise):
+        return {k: _ci("image-grokking", **DIGITS, label_noise=noise, n_train=n, snapshots=0)
+                for k, n in (("random-large", 1000), ("random-small", 250))}
+
+    ids = ("random-labels-longer-ascent", "random-labels-higher-peak")
+    assert _humayun(pair(1.0), ids[:1]) == {ids[0]: "PASS"}  # the higher peak needs more than ci (1.02 at ci)
+    assert _humayun(pair(0.0), ids) == dict.fromkeys(ids, "FAIL")
+
+
+def test_humayun_fit_claims_fail_with_clean_labels(runs_dir):
+    from sims.claims import SweepRuns
+    from sims.claims.humayun2024 import NOISE
+
+    points = [{"label_noise": z} for z in NOISE]
+    views = _groups("random-labels", [[dict(label_noise=z, seed=s) for s in (0, 1)] for z in NOISE], steps=400,
+                    lr=3e-3, lc=False)
+    noisy, clean = {"fit": SweepRuns(points, views)}, {"fit": SweepRuns(points, views[:1] * len(NOISE))}
+    ids = ("fits-random-labels", "fit-time-grows-with-noise", "noisy-labels-fit-slower")
+    assert _humayun(noisy, [ids[0], ids[2]]) == {ids[0]: "PASS", ids[2]: "PASS"}  # Spearman 0.69 at this size
+    assert _humayun(clean, ids[1:]) == dict.fromkeys(ids[1:], "FAIL")  # clean labels in every slot: no slow-down
+    short = _ci("random-labels", seeds=2, steps=40, lc=False)  # stopped before the random labels are fitted
+    assert _humayun({"fit": SweepRuns([{"label_noise": 1.0}], [short])}, ids[:1]) == {ids[0]: "FAIL"}
+
+
+def test_humayun_flip_claim_fails_before_the_flips_are_fitted(runs_dir):
+    from sims.claims.humayun2024 import FLIP
+
+    flip = lambda steps: {"flip": _ci("random-labels", seeds=3, steps=steps, lr=1e-2, n_train=1000, n_test=700,
+                                      **FLIP)}
+    assert _humayun(flip(400), ["class-flip-share"]) == {"class-flip-share": "PASS"}
+    assert _humayun(flip(30), ["class-flip-share"]) == {"class-flip-share": "FAIL"}  # train acc 0.85-0.88
+
+
+def test_humayun_exact_region_claim_fails_with_one_direction(runs_dir):
+    from sims.claims.humayun2024 import DIGITS
+
+    claim = "lc-tracks-exact-regions"
+    for dirs, want in ((8, "PASS"), (1, "FAIL")):  # LC from one random direction: too coarse to rank the counts
+        run = _ci("image-grokking", lc_dirs=dirs, **DIGITS)
+        assert _humayun({"mnist1d": run, "digits": run}, [claim]) == {claim: want}, dirs
+
+
+def test_humayun_cnn_batch_norm_claim_fails_without_batch_norm(runs_dir):
+    plain, bn = _ci("image-cnn"), _ci("image-cnn", batch_norm=True)
+    claim = "cnn-batch-norm-raises-lc"
+    assert _humayun({"cnn": plain, "cnn-bn": bn}, [claim]) == {claim: "PASS"}
+    assert _humayun({"cnn": bn, "cnn-bn": plain}, [claim]) == {claim: "FAIL"}
