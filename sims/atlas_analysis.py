@@ -104,9 +104,15 @@ def members(view, records: list, test: str, train: str) -> list[Member | None]:
         rule = {**dict(start=None, fraction=0.5, window=3, min_rel_change=0.1, min_change=0.0), **rec.get("rule", {})}
         out.append(Member(np.asarray(view.steps), view.metric(test)[:, e],
                           view.metric(train)[:, e] if train in names else None,
-                          {k: v[:, e] for k, v in curves.items()}, rule, rec.get("migration"),
+                          {k: v[:, e] for k, v in curves.items()}, rule, _migration_record(rec),
                           rec.get("generalisation_step"), rec.get("memorisation_step")))
     return out
+
+
+def _migration_record(rec: dict) -> dict | None:
+    """The migration a record's (b) is read from: on a slice through training points where the setting measures
+    one ('migration_points_plane', XOR's plane through 0 and two training points), else 'migration'."""
+    return rec.get("migration_points_plane") or rec.get("migration")
 
 
 def _has(names, points: str, radius) -> bool:

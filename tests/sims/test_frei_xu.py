@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 import sims
-from sims import metrics, registry
+from sims import atlas_analysis, metrics, registry
 from sims.claims.runner import reproduce
 from sims.data import stack_per_member, xor_clusters
 from sims.engine import Env
@@ -119,6 +119,53 @@ def test_xor_snapshots_and_partition_figure(runs_dir):
     # no biases: every unit's zero set on a plane through 0 is a line through 0, so exactly 2m wedges
     assert part.count == 2 * c.width and len(part.boundary) > 0
 
+
+
+def test_xor_points_plane_contains_two_training_points(runs_dir):
+    """The second migration slice, the plane through 0 and two training points of each member: the partition's
+    piecewise-linear output at the points' plane coordinates is the net's output at the points (the plane holds
+    them), and the record carries both planes' numbers, the points' share re-measured here."""
+    from lc import exact2d
+    from lc.migration import length_within
+
+    r = sims.run("xor-cluster", preset="ci", seeds=2, device="cpu", figures=False)
+    recs, last, c = r.summary["transitions"], r.config.steps, r.config
+    model = TwoLayerNet(c.d, c.width, make_generators(r.seeds), init_scale=c.init_scale, dtype=F64)
+    model.load_state_dict({k: v.double() for k, v in r.snapshot(last)["model"].items()})
+    for e, rec in enumerate(recs):
+        plane = xor.points_plane(r, e)
+        x, y, y_clean = stack_per_member(xor_clusters, make_generators([r.seeds[e]], "data"), c.n, c.d, c.mu_norm,
+                                         c.noise_rate, dtype=F64)
+        i, j = plane["points"]
+        assert y[0, i] == y_clean[0, i] == 1 and y[0, j] == y_clean[0, j] == -1
+        torch.testing.assert_close(torch.as_tensor(plane["coords"]) @ plane["basis"], x[0, [i, j]])
+        part = exact2d.partition(model, torch.zeros(c.d, dtype=F64), plane["basis"],
+                                 bounds=((-plane["bound"], plane["bound"]),) * 2, member=e)
+        with torch.no_grad():
+            f = model(x[0, [i, j]].expand(r.n_members, 2, c.d))[e, :, 0].numpy()  # [2]
+        for k, p in enumerate(plane["coords"]):
+            inside = []  # the regions (convex, counter-clockwise) that hold the point
+            for g, poly in enumerate(part.polygons):
+                edge, to_p = np.roll(poly, -1, 0) - poly, p - poly
+                if (edge[:, 0] * to_p[:, 1] - edge[:, 1] * to_p[:, 0] >= -1e-9 * plane["bound"] ** 2).all():
+                    inside.append(g)
+            assert inside, f"training point {k} of member {e} is outside the slice"
+            g = inside[0]
+            np.testing.assert_allclose(p @ part.output_slope[g] + part.output_offset[g], [f[k]], rtol=1e-6,
+                                       atol=1e-9)
+        mig = rec["migration_points_plane"]
+        assert mig["points"] == [i, j] and np.allclose(mig["coords"], plane["coords"])
+        after = mig["after"]
+        assert after["step"] == last and mig["before"]["step"] == 1
+        near = length_within(part, mig["delta"], points=plane["coords"])
+        np.testing.assert_allclose(after["points_share"], near / after["length"], rtol=1e-9)
+        assert 0 < after["points_share"] < 1 and 0 < after["boundary_share"] < 1
+        # the (mu_1, mu_2) plane keeps its own numbers, measured as before (no points there)
+        assert rec["migration"]["after"].keys() == {"step", "boundary_share", "boundary_ratio", "length"}
+        assert rec["migration"]["after"]["length"] != after["length"]
+    # the atlas reads hypothesis (b) on XOR from the plane through the training points
+    read = atlas_analysis.members(r, recs, "test_acc", "train_acc")
+    assert [m.migration for m in read] == [rec["migration_points_plane"] for rec in recs]
 
 PASS_AT_CI = {
     "frei2023": {"one-step-stable-rank", "low-stable-rank-small-init", "rank-two-signature",

@@ -9,9 +9,27 @@ near eta (near-optimal: benign overfitting). The transition is a grokking curve.
 
 Besides accuracies and losses, the run records the KKT residual of the parameter max-margin problem
 (f is 1-homogeneous in W), the agreement of sign f with the linear classifier sign <sum_j a_j w_j, x> on
-test points (near 1 while the net is a linear classifier, near 1/2 once it solves XOR), keeps the model state at a few steps (snapshots/) and draws the
-exact linear regions (`lc.exact2d`) of member 0 on the plane spanned by mu_1 and mu_2 before, during
-and after the transition (found by `sims.transitions`).
+test points (near 1 while the net is a linear classifier, near 1/2 once it solves XOR), keeps the model state at a
+few steps (snapshots/) and draws the exact linear regions (`lc.exact2d`) of member 0 on the plane spanned by mu_1
+and mu_2 before, during and after the transition (found by `sims.transitions`).
+
+What the partition of this net can and cannot show. The net has no biases, so it is positively homogeneous: every
+unit's zero set is a hyperplane through 0 and every linear region is a cone through 0. On a plane through 0 the
+regions are wedges with their apex at 0, and distances scale with |x|: a wedge edge at angle theta from a point x
+passes at distance |x| sin theta from it. Two slices are measured per member (`transition_records`):
+
+- 'migration': the (mu_1, mu_2) plane. It shows where the wedges' edges lie relative to the cluster means and the
+  decision boundary, but it holds no training point (each point is mu + xi with |xi| ~ sqrt(d) >> ||mu||), so
+  "regions leave the training points" cannot be measured there.
+- 'migration_points_plane': the plane through 0 spanned by two training points (`points_plane`: the first
+  unflipped point of each label). It contains both points, and it meets each cone in a wedge or not at all. The
+  share of region boundary within delta of the two points measures the cone boundaries' angular distance to them
+  (delta / |x| ~ 0.1 rad), not a distance at a fixed scale; the LC probe at radius r sees the same cones, those
+  within an angle ~ r / |x| of the point. The atlas reads hypothesis (b) from this plane.
+
+What neither slice can show: anything at a scale. The partition looks the same at every |x| along a ray, so regions
+cannot crowd at a point or a finite distance from 0; "near the data" means "at a small angle to the data", and a
+2-D slice sees only the cones it cuts.
 """
 
 from __future__ import annotations
@@ -52,10 +70,10 @@ PRESETS = {
 }
 
 
-def _member_data(run):
-    """Member 0's training data and labels (regenerated from the run's seed): x [n, d], y [n], y_clean [n]."""
-    c = run.config
-    x, y, y_clean = stack_per_member(xor_clusters, make_generators(run.seeds[:1], "data"), c.n, c.d, c.mu_norm,
+def _member_data(run, member: int = 0):
+    """A member's training data and labels (regenerated from its seed and config): x [n, d], y [n], y_clean [n]."""
+    c = run.members[member]
+    x, y, y_clean = stack_per_member(xor_clusters, make_generators([c.seed], "data"), c.n, c.d, c.mu_norm,
                                      c.noise_rate, dtype=torch.float64)
     return x[0], y[0], y_clean[0]
 
@@ -70,9 +88,9 @@ def transition(run) -> transitions.Crossing | None:
                                      start=1)
 
 
-def _slice(run, step: int, member: int):
-    """The exact linear regions (`lc.exact2d`) of a member at a snapshot step, on the plane of mu_1, mu_2 through
-    0, over [-1.8 ||mu||, 1.8 ||mu||]^2 (mu_1 = ||mu|| e_1, mu_2 = ||mu|| e_2, `sims.data.xor_clusters`)."""
+def _partition(run, step: int, member: int, basis: torch.Tensor, bound: float):
+    """The exact linear regions (`lc.exact2d`) of a member at a snapshot step on the plane through 0 spanned by the
+    orthonormal rows of basis [2, d], over [-bound, bound]^2 (plane coordinates = inner products with the rows)."""
     from lc import exact2d
 
     c = run.config
@@ -80,33 +98,80 @@ def _slice(run, step: int, member: int):
                         dtype=torch.float64)
     state = run.snapshot(step)
     model.load_state_dict({k: v.double() for k, v in state["model"].items()})
-    basis = torch.zeros(2, c.d, dtype=torch.float64)
-    basis[0, 0] = basis[1, 1] = 1.0
-    B = 1.8 * c.mu_norm
-    return exact2d.partition(model, torch.zeros(c.d, dtype=torch.float64), basis, bounds=((-B, B), (-B, B)),
+    return exact2d.partition(model, torch.zeros(c.d, dtype=torch.float64), basis, bounds=((-bound, bound),) * 2,
                              member=member)
 
 
-def _migration(run, member: int) -> dict | None:
-    """`lc.region_migration` of the member's slice after step 1 (before the transition) and at the last snapshot
-    (delta = 0.1 ||mu||): the share of region boundary near the decision boundary, and its ratio to the area."""
+def _slice(run, step: int, member: int):
+    """The exact linear regions of a member at a snapshot step on the plane of mu_1, mu_2 through 0, over
+    [-1.8 ||mu||, 1.8 ||mu||]^2 (mu_1 = ||mu|| e_1, mu_2 = ||mu|| e_2, `sims.data.xor_clusters`)."""
+    basis = torch.zeros(2, run.config.d, dtype=torch.float64)
+    basis[0, 0] = basis[1, 1] = 1.0
+    return _partition(run, step, member, basis, 1.8 * run.config.mu_norm)
+
+
+def points_plane(run, member: int) -> dict | None:
+    """The plane through 0 spanned by two of the member's training points: i, the first with noisy label +1 that is
+    not flipped (a +-mu_1 point), and j, the first with label -1 not flipped (a +-mu_2 point). Once both are fitted
+    (from step 1 on, Xu et al.) the decision boundary crosses the plane between them. None without such a pair.
+
+    Returns dict(points=[i, j], basis [2, d] (x_i / |x_i|, then the unit part of x_j orthogonal to it),
+    coords [2, 2] (the two points' plane coordinates: x_k = coords[k] @ basis), bound = 1.5 max |x_k| (the
+    slice is [-bound, bound]^2), delta = 0.1 mean |x_k| (~ lc_radius: the noise norm ~ sqrt(d) dominates |x|)).
+    """
+    x, y, y_clean = _member_data(run, member)
+    kept = y == y_clean
+    pos, neg = torch.nonzero(kept & (y > 0))[:, 0], torch.nonzero(kept & (y < 0))[:, 0]
+    if len(pos) == 0 or len(neg) == 0:
+        return None
+    i, j = int(pos[0]), int(neg[0])
+    e0 = x[i] / x[i].norm()
+    rest = x[j] - (x[j] @ e0) * e0
+    basis = torch.stack([e0, rest / rest.norm()])  # [2, d]
+    norms = x[[i, j]].norm(dim=1)
+    return dict(points=[i, j], basis=basis, coords=(x[[i, j]] @ basis.T).numpy(), bound=1.5 * float(norms.max()),
+                delta=0.1 * float(norms.mean()))
+
+
+def _migration(run, member: int, slice_at=None, delta: float | None = None, points=None) -> dict | None:
+    """`lc.region_migration` of the member's slice (`slice_at(step)`, default the (mu_1, mu_2) plane with delta =
+    0.1 ||mu||) after step 1 (before the transition) and at the last snapshot: the share of region boundary near
+    the decision boundary and its ratio to the area, and near `points` [k, 2] (plane coordinates) when given."""
     from lc import region_migration
 
     snaps = run.snapshots()
     if 1 not in snaps or len(snaps) < 2:
         return None
+    if slice_at is None:
+        slice_at, delta = (lambda s: _slice(run, s, member)), 0.1 * run.config.mu_norm
     out = {}
     for phase, step in (("before", 1), ("after", snaps[-1])):
-        m = region_migration(_slice(run, step, member), 0.1 * run.config.mu_norm)
+        m = region_migration(slice_at(step), delta, points)
         out[phase] = dict(step=step, boundary_share=m.boundary_share, boundary_ratio=m.boundary_ratio,
                           length=m.length)
+        if points is not None:
+            out[phase].update(points_share=m.points_share, points_ratio=m.points_ratio)
     return out
+
+
+def points_plane_migration(run, member: int) -> dict | None:
+    """`_migration` on the plane through 0 and two training points (`points_plane`), near the decision boundary and
+    near the two points (delta = 0.1 mean |x|), with the plane: points [i, j], coords [[a, b], [a, b]], delta."""
+    plane = points_plane(run, member)
+    if plane is None:
+        return None
+    mig = _migration(run, member, lambda s: _partition(run, s, member, plane["basis"], plane["bound"]),
+                     plane["delta"], plane["coords"])
+    if mig is None:
+        return None
+    return {**mig, "points": plane["points"], "coords": plane["coords"].tolist(), "delta": plane["delta"]}
 
 
 def transition_records(run) -> list[dict]:
     """Per member: the transition record (`sims.transitions.record`) measured from step 1 (after the
     catastrophic first step), with LC turning points at train / test / random points and the migration of
-    region boundary on the (mu_1, mu_2) plane from step 1 to the end."""
+    region boundary from step 1 to the end on the (mu_1, mu_2) plane ('migration') and on the plane through 0 and
+    two training points ('migration_points_plane', also near those points)."""
     if 1 not in run.steps:
         return [None] * run.n_members
     lc = {s: run.metric(lc_name(s)) for s in plots.LC_SETS if lc_name(s) in run.metric_names}
@@ -115,6 +180,7 @@ def transition_records(run) -> list[dict]:
         rec = transitions.record(run.steps, test=run.metric("test_acc")[:, e], train=run.metric("train_acc")[:, e],
                                  lc={s: v[:, e] for s, v in lc.items()}, start=1, time_per_step=run.members[e].lr)
         rec["migration"] = _migration(run, e) if run.snapshots() else None
+        rec["migration_points_plane"] = points_plane_migration(run, e) if run.snapshots() else None
         out.append(rec)
     return out
 
