@@ -106,7 +106,8 @@ def fresh_table(report: dict) -> str:
             (f"{sp['mean']:.4g}" if sp else "n/a")
         verdict = f"{r['verdict']} (ci: mechanics only)" if ci and r["verdict"] in ("PASS", "FAIL") else \
             f"**{r['verdict']}**"
-        cells = [f"`{r['id']}`", r["expected"], per, f"{r['passed']}/{r['n']}",
-                 f"[{r['lower']:.3f}, {r['upper']:.3f}]", spread, verdict]
+        rate = ["-", "-"] if r["verdict"] == "reported" else [f"{r['passed']}/{r['n']}",
+                                                              f"[{r['lower']:.3f}, {r['upper']:.3f}]"]
+        cells = [f"`{r['id']}`", r["expected"], per, *rate, spread, verdict]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
