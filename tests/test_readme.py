@@ -12,6 +12,7 @@ import re
 import shlex
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sims.cli import main
@@ -130,3 +131,33 @@ def test_every_figure_in_papers_is_shown_by_a_page():
     assert figures, "papers/figures/ holds no figure"
     unshown = [str(f.relative_to(ROOT)) for f in figures if str(f.relative_to(ROOT / "papers")) not in text]
     assert unshown == []
+
+
+def test_adding_a_simulation_snippet_registers_and_runs(tmp_path, monkeypatch):
+    """README's "Adding a simulation" code block, written into a module of its own and imported, registers a
+    trained and a grid setting that run at ci (the block's own names, as a reader would copy it)."""
+    import importlib.util
+
+    import sims
+    from sims import registry
+
+    section = README.read_text().split("## Adding a simulation", 1)[1].split("\n## ", 1)[0]
+    [code] = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    path = tmp_path / "my_settings.py"
+    path.write_text(code)
+    names = ("my-least-squares", "my-min-norm-grid")
+    try:
+        spec = importlib.util.spec_from_file_location("my_settings", path)
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
+        run = sims.run(names[0], preset="ci", seeds=2, out=tmp_path / "runs", figures=False, threads=1)
+        loss = run.metric("train_loss")  # [n_evals, 2]: GD from zero lowers each member's loss
+        assert run.summary["status"] == "completed" and loss.shape[1] == 2 and (loss[-1] < loss[0]).all()
+        grid = sims.run(names[1], preset="ci", seeds=16, out=tmp_path / "runs", figures=False)
+        norms = grid.metric("norm")  # [2 points, 16 repetitions]
+        # E ||w||^2 = n / (d - n - 1) for Gaussian X and y (inverse Wishart): 20/19 at d = 2n, 20/59 at d = 4n
+        expected = [20 / 19, 20 / 59]
+        assert grid.summary["status"] == "completed" and norms.shape == (2, 16)
+        np.testing.assert_allclose((norms ** 2).mean(axis=1), expected, rtol=0.35)
+    finally:
+        for name in names:
+            registry._REGISTRY.pop(name, None)
