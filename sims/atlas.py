@@ -21,6 +21,7 @@ The hypotheses, the settling rule and the sensitivity grid are in `sims.atlas_an
 from __future__ import annotations
 
 import csv
+import io
 import math
 import time
 from dataclasses import dataclass, field
@@ -134,11 +135,12 @@ def write_outputs(root: Path, rows: list[Row], preset: str, elapsed: float, reus
     results = {r.entry.sim: analyse(r) for r in done}
     table = [_table_row(r, results[r.entry.sim]) for r in done]
     fig = atlas_report.figure(rows, root / "atlas.png") if done else None
-    (root / "atlas.md").write_text(atlas_report.markdown(rows, table, results, preset, elapsed, reused))
-    with open(root / "atlas.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(table[0]) if table else ["setting", "settled"])
-        w.writeheader()
-        w.writerows(table)
+    store.write_text(root / "atlas.md", atlas_report.markdown(rows, table, results, preset, elapsed, reused))
+    text = io.StringIO()
+    w = csv.DictWriter(text, fieldnames=list(table[0]) if table else ["setting", "settled"])
+    w.writeheader()
+    w.writerows(table)
+    store.write_text(root / "atlas.csv", text.getvalue())
     out = dict(preset=preset, dir=str(root), figure=str(plots.saved_path(fig)) if fig else None, table=table,
                settings=results,
                meaningful=preset != "ci", failures=[r.error for r in rows if r.error], elapsed_s=round(elapsed, 1))

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -81,13 +79,9 @@ def claim(root, command: str) -> Path:
 
 
 def _write_marker(root: Path, command: str) -> None:
-    """The marker, atomically through a temp file of its own (two processes may claim one directory at once)."""
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=MARKER + ".", suffix=".tmp")
-    os.chmod(tmp, 0o644)
-    with os.fdopen(fd, "w") as f:
-        json.dump(dict(package=PACKAGE, command=command, created=time.strftime("%Y-%m-%dT%H:%M:%S")), f)
-        f.write("\n")
-    os.replace(tmp, root / MARKER)
+    """The marker, atomically (`store.write_text`: two processes may claim one directory at once)."""
+    meta = dict(package=PACKAGE, command=command, created=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    store.write_text(root / MARKER, json.dumps(meta) + "\n")
 
 
 def check_runs_root(root, simulations) -> Path:

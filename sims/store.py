@@ -43,8 +43,8 @@ import torch
 
 from .locks import RunLock
 
-__all__ = ["RunDirError", "check_root", "new_run_dir", "as_json", "write_json", "read_json", "MetricsWriter",
-           "read_metrics", "plain", "save_checkpoint", "load_checkpoint", "environment", "RunLock"]
+__all__ = ["RunDirError", "check_root", "new_run_dir", "as_json", "write_text", "write_json", "read_json",
+           "MetricsWriter", "read_metrics", "plain", "save_checkpoint", "load_checkpoint", "environment", "RunLock"]
 
 
 class RunDirError(ValueError):
@@ -65,6 +65,23 @@ def _clean(v: Any) -> Any:
 def as_json(obj: Any) -> Any:
     """`obj` as `write_json` then `read_json` give it back (tuples as lists, non-finite floats as None)."""
     return json.loads(json.dumps(_clean(obj), default=str, allow_nan=False))
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write `text` to a temp file of its own beside `path`, then rename it over `path` (keeping its permissions):
+    a reader never sees half a file, and two writers never share a temp file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
+        with os.fdopen(fd, "w", newline="") as f:  # written as given (csv's \r\n stays)
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def write_json(path: Path, obj: Any) -> None:

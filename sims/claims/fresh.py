@@ -42,9 +42,9 @@ def reproduce_fresh(key: str, k: int | None = None, *, seeds: list[int] | None =
                   run_failures=sorted({f for r in reports for f in r["run_failures"]}),
                   reports=[r["dir"] for r in reports])
     store.write_json(out / "report.json", report)
-    (out / "report.md").write_text(f"# {paper.title}: fresh seeds\n\n**{report['meaning']}**\n\n"
-                                   f"`sims reproduce {key} --preset {preset} --fresh {len(chosen)}`: base seeds "
-                                   f"{chosen} ({report['elapsed_s']} s).\n\n{fresh_table(report)}\n")
+    store.write_text(out / "report.md", f"# {paper.title}: fresh seeds\n\n**{report['meaning']}**\n\n"
+                     f"`sims reproduce {key} --preset {preset} --fresh {len(chosen)}`: base seeds {chosen} "
+                     f"({report['elapsed_s']} s).\n\n{fresh_table(report)}\n")
     report["dir"] = str(out)
     return report
 

@@ -14,7 +14,6 @@ import math
 import os
 import re
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -119,7 +118,7 @@ def _reproduce_into(out: Path, paper, specs, points, groups, *, key, preset, see
                   run_failures=sorted(set(failures.values())), runs=[r["dir"] for r in results],
                   environment=_environment(results))
     store.write_json(out / "report.json", report)
-    (out / "report.md").write_text(markdown(report))
+    store.write_text(out / "report.md", markdown(report))
     report["dir"] = str(out)
     if papers_dir is not None:
         if report["run_failures"]:
@@ -315,21 +314,6 @@ def check_papers(papers_dir, key: str, seed: int | None) -> Path:
     return papers
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write `text` to a temp file beside `path`, then rename it over `path` (keeping its permissions)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _shown(text: str, key: str) -> set[str]:
     """Names of the figures in figures/<key>/ that a page's markdown `text` shows."""
     return set(re.findall(rf"!\[[^\]]*\]\(figures/{re.escape(key)}/([^)/\s]+)\)", text))
@@ -367,5 +351,5 @@ def update_paper(papers_dir: Path, report: dict, out: Path) -> Path:
     text = parts[0] + block + parts[1]
     if report.get("seed") is None:
         _page_figures(papers_dir / "figures" / report["key"], report, out, text)
-    _write_atomic(page, text)
+    store.write_text(page, text)
     return page
