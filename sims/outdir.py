@@ -60,13 +60,19 @@ def check(root, command: str) -> Path:
     if not root.exists():
         return root
     made_by = owner(root)
-    if made_by == command or not any(p.name != "lock" for p in root.iterdir()):
+    if made_by == command or all(_in_progress(p) for p in root.iterdir()):
         return root
     if made_by is not None:
         raise ConfigError(f"--out {root} was made by `sims {made_by}`, not `sims {command}`; choose another --out "
                           "(results are never overwritten)")
     raise ConfigError(f"--out {root} is not empty and was not made by `sims {command}`; choose a new or empty "
                       "directory (files this package did not write are never overwritten)")
+
+
+def _in_progress(entry: Path) -> bool:
+    """A file another process of this package is writing as it claims the directory: its lock, or the marker's
+    temp file (`store.write_text` names it .<name>.<random>.tmp); a directory holding only these counts as empty."""
+    return entry.name == "lock" or (entry.name.startswith(f".{MARKER}.") and entry.name.endswith(".tmp"))
 
 
 def claim(root, command: str) -> Path:

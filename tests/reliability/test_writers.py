@@ -229,3 +229,16 @@ def test_a_half_written_sweep_is_drawn_with_what_is_missing_said(swept, capsys):
     sweepfiles.write_results_csv(swept / "results.csv", [dict(r, status="pending") for r in rows], ["width"])
     assert main(["plot", str(swept), "--x", "width", "--y", "train_acc"]) == 2
     assert "no point" in _one_line(capsys)
+
+
+def test_a_directory_being_claimed_counts_as_empty(tmp_path):
+    """Another process may be between creating the lock or the marker's temp file and renaming the marker into
+    place: those files alone do not make the directory foreign; any other file does."""
+    root = tmp_path / "out"
+    root.mkdir()
+    (root / "lock").write_text("{}")
+    (root / f".{outdir.MARKER}.x1y2.tmp").write_text("")
+    assert outdir.check(root, "sweep") == root
+    (root / "notes.md").write_text("mine")
+    with pytest.raises(outdir.ConfigError, match="not made by"):
+        outdir.check(root, "sweep")
